@@ -1,0 +1,61 @@
+import Foundation
+
+/// What one backend's table says about one ONNX op.
+public struct OpSupportEntry: Codable, Sendable, Equatable {
+    /// Whether the backend runs the op.
+    public var supported: Bool
+    /// The element types the backend lists for the op (TensorRT's "FP32, FP16, ..."), if any.
+    public var types: [String]
+    /// Restrictions the backend documents, if any.
+    public var restrictions: String
+}
+
+/// The checked-in op tables: which ONNX ops TensorRT's ONNX parser runs natively, and which ops
+/// the pinned TVM's Relax ONNX frontend converts. Each table names its source; see
+/// `Resources/ops/*.json` and `scripts/regenerate-tvm-op-table.py`.
+public struct OpSupportTables: Sendable {
+    /// TensorRT's ONNX parser's ops, by op type.
+    public let tensorRT: [String: OpSupportEntry]
+    /// Where the TensorRT table comes from.
+    public let tensorRTSource: String
+    /// Op types TVM's ONNX frontend converts.
+    public let tvm: Set<String>
+    /// Where the TVM table comes from.
+    public let tvmSource: String
+
+    /// The tables that ship with TPAT.
+    public static func bundled() throws(TPATError) -> OpSupportTables {
+        let directory = try BundledResources.url("ops")
+        do {
+            return try OpSupportTables(directory: directory)
+        } catch {
+            throw .installation("TPAT's op tables in \(directory.path) cannot be read (\(error)); rebuild TPAT (make build)")
+        }
+    }
+
+    /// Loads the tables from a folder holding `tensorrt-onnx-ops.json` and `tvm-onnx-ops.json`.
+    public init(directory: URL) throws {
+        struct TensorRTTable: Decodable { var source: String; var ops: [String: OpSupportEntry] }
+        struct TVMTable: Decodable { var source: String; var ops: [String] }
+        let decoder = JSONDecoder()
+        let trt = try decoder.decode(TensorRTTable.self, from: Data(contentsOf: directory.appendingPathComponent("tensorrt-onnx-ops.json")))
+        let tvm = try decoder.decode(TVMTable.self, from: Data(contentsOf: directory.appendingPathComponent("tvm-onnx-ops.json")))
+        tensorRT = trt.ops
+        tensorRTSource = trt.source
+        self.tvm = Set(tvm.ops)
+        tvmSource = tvm.source
+    }
+
+    /// Whether TensorRT's ONNX parser runs `opType` of `domain` natively. Ops outside the default
+    /// ONNX domain are not TensorRT's (they are plugins or other runtimes' ops).
+    public func tensorRTRunsNatively(opType: String, domain: String) -> Bool {
+        guard domain.isEmpty || domain == "ai.onnx" else { return false }
+        return tensorRT[opType]?.supported ?? false
+    }
+
+    /// Whether the pinned TVM's ONNX frontend converts `opType` of `domain`.
+    public func tvmConverts(opType: String, domain: String) -> Bool {
+        guard domain.isEmpty || domain == "ai.onnx" else { return false }
+        return tvm.contains(opType)
+    }
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Writes the demo model and the test fixtures with Python's onnx package (deterministic).
+
+    models/generated/demo.onnx            the demo: 12 ops, GatherND, ScatterND, OneHot, Resize, ...
+    Tests/Fixtures/generated/*.onnx       models the Swift tests round-trip and inspect
+
+Run by scripts/setup.sh; both folders are git-ignored."""
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OPSET = [helper.make_opsetid("", 17)]
+
+
+def const(name: str, array: np.ndarray) -> TensorProto:
+    return numpy_helper.from_array(array, name)
+
+
+def finish(graph: onnx.GraphProto, path: pathlib.Path, **kwargs) -> onnx.ModelProto:
+    model = helper.make_model(graph, opset_imports=kwargs.pop("opsets", OPSET), producer_name="tpat-make-models", **kwargs)
+    model.ir_version = 8
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    onnx.checker.check_model(model, full_check=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return model
+
+
+def demo(path: pathlib.Path) -> None:
+    """A small detection-head-like graph with the ops TensorRT plugins are most often made for."""
+    rng = np.random.default_rng(7)
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 8, 16, 16])
+    labels = helper.make_tensor_value_info("labels", TensorProto.INT64, [8])
+    picks = helper.make_tensor_value_info("picks", TensorProto.INT64, [4, 2])
+    outputs = [
+        helper.make_tensor_value_info("scattered", TensorProto.FLOAT, None),
+        helper.make_tensor_value_info("top_values", TensorProto.FLOAT, None),
+        helper.make_tensor_value_info("top_indices", TensorProto.INT64, None),
+        helper.make_tensor_value_info("one_hot", TensorProto.FLOAT, None),
+        helper.make_tensor_value_info("selected", TensorProto.FLOAT, None),
+    ]
+    inits = [
+        const("conv.weight", rng.standard_normal((16, 8, 3, 3)).astype(np.float32) * 0.1),
+        const("conv.bias", rng.standard_normal(16).astype(np.float32) * 0.1),
+        const("resize.scales", np.array([1, 1, 2, 2], np.float32)),
+        const("norm.scale", rng.standard_normal(32).astype(np.float32)),
+        const("norm.bias", rng.standard_normal(32).astype(np.float32)),
+        const("topk.k", np.array([4], np.int64)),
+        const("scatter.indices", np.array([[0, 3], [0, 7], [0, 11], [0, 30]], np.int64)),
+        const("onehot.depth", np.array(16, np.int64)),
+        const("onehot.values", np.array([0, 1], np.float32)),
+        const("threshold", np.array(0.03, np.float32)),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["image", "conv.weight", "conv.bias"], ["features"], name="backbone/conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["features"], ["activated"], name="backbone/relu"),
+        helper.make_node("Resize", ["activated", "", "resize.scales"], ["upsampled"], name="neck/upsample", mode="nearest"),
+        helper.make_node("ReduceMax", ["upsampled"], ["pooled"], name="neck/channel_max", axes=[1], keepdims=0),
+        helper.make_node("Softmax", ["pooled"], ["scores"], name="head/softmax", axis=-1),
+        helper.make_node("LayerNormalization", ["pooled", "norm.scale", "norm.bias"], ["normed"], name="head/norm", axis=-1),
+        helper.make_node("TopK", ["scores", "topk.k"], ["top_values", "top_indices"], name="head/topk", axis=-1),
+        helper.make_node("GatherND", ["normed", "picks"], ["gathered"], name="head/gather"),
+        helper.make_node("ScatterND", ["normed", "scatter.indices", "gathered"], ["scattered"], name="head/scatter"),
+        helper.make_node("OneHot", ["labels", "onehot.depth", "onehot.values"], ["one_hot"], name="head/one_hot"),
+        helper.make_node("Greater", ["scores", "threshold"], ["confident"], name="head/confident"),
+        helper.make_node("Where", ["confident", "scores", "normed"], ["selected"], name="head/select"),
+    ]
+    graph = helper.make_graph(nodes, "tpat_demo", [x, labels, picks], outputs, inits)
+    finish(graph, path)
+
+
+def fixtures(folder: pathlib.Path) -> None:
+    rng = np.random.default_rng(1)
+    # Metadata, doc strings, a model-local function and a second opset domain: all must survive.
+    fn = helper.make_function(
+        "tpat.test", "Swish", ["X"], ["Y"],
+        [helper.make_node("Sigmoid", ["X"], ["S"]), helper.make_node("Mul", ["X", "S"], ["Y"])],
+        opset_imports=[helper.make_opsetid("", 17)])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])
+    graph = helper.make_graph(
+        [helper.make_node("Abs", ["x"], ["a"], name="abs", doc_string="absolute value"),
+         helper.make_node("Swish", ["a"], ["s"], name="swish", domain="tpat.test"),
+         helper.make_node("Add", ["s", "bias"], ["y"], name="add")],
+        "rich", [x], [y], [const("bias", rng.standard_normal(64).astype(np.float32))], doc_string="a graph with everything")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("tpat.test", 1)],
+                              functions=[fn], producer_name="tpat-make-models", producer_version="1.0", doc_string="model doc")
+    model.ir_version = 8
+    helper.set_model_props(model, {"author": "tpat", "purpose": "round trip"})
+    onnx.checker.check_model(model)
+    onnx.save(model, str(folder / "rich.onnx"))
+
+    # External data: two large initializers in a side file, one small one inline.
+    w1 = rng.standard_normal((256, 256)).astype(np.float32)
+    w2 = rng.standard_normal((256,)).astype(np.float32)
+    inp = helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 256])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 256])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["m"], name="matmul"), helper.make_node("Add", ["m", "w2"], ["y"], name="add")],
+        "external", [inp], [out], [const("w1", w1), const("w2", w2)])
+    model = helper.make_model(graph, opset_imports=OPSET, producer_name="tpat-make-models")
+    model.ir_version = 8
+    ext = folder / "external"
+    ext.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(ext / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="model.onnx.data", size_threshold=1024)
+    np.save(ext / "w1.npy", w1)
+
+    # Every element type as an initializer, stored in the typed fields (not raw_data).
+    inits = []
+    for name, dtype in [("f32", np.float32), ("f64", np.float64), ("i8", np.int8), ("u8", np.uint8), ("i16", np.int16),
+                        ("u16", np.uint16), ("i32", np.int32), ("i64", np.int64), ("u32", np.uint32), ("u64", np.uint64),
+                        ("f16", np.float16), ("b", np.bool_)]:
+        arr = (np.arange(6).reshape(2, 3) % 2 == 0) if dtype == np.bool_ else (np.arange(6).reshape(2, 3) - 2).astype(dtype)
+        if dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
+            arr = np.arange(6).reshape(2, 3).astype(dtype)
+        t = helper.make_tensor(name, helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape, arr.flatten().tolist(), raw=False)
+        inits.append(t)
+        inits.append(helper.make_tensor(name + "_raw", helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape, arr.tobytes(), raw=True))
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"], name="id")], "dtypes",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], inits)
+    model = helper.make_model(graph, opset_imports=OPSET, producer_name="tpat-make-models")
+    model.ir_version = 8
+    onnx.save(model, str(folder / "dtypes.onnx"))
+
+
+if __name__ == "__main__":
+    demo(ROOT / "models/generated/demo.onnx")
+    fixtures_dir = ROOT / "Tests/Fixtures/generated"
+    fixtures_dir.mkdir(parents=True, exist_ok=True)
+    fixtures(fixtures_dir)
+    print("wrote models/generated/demo.onnx and Tests/Fixtures/generated/")

@@ -1,0 +1,20 @@
+#!/usr/bin/env python3
+"""Regenerates Sources/TPATKit/Resources/ops/tvm-onnx-ops.json: the ONNX ops that the pinned TVM's
+Relax ONNX frontend converts, read from its converter map (tvm.relax.frontend.onnx). Run it with the
+project's virtual environment: .venv/bin/python scripts/regenerate-tvm-op-table.py"""
+import json
+import pathlib
+
+import tvm
+from tvm.relax.frontend.onnx import onnx_frontend
+
+ops = sorted(onnx_frontend._get_convert_map().keys())
+out = pathlib.Path(__file__).resolve().parent.parent / "Sources/TPATKit/Resources/ops/tvm-onnx-ops.json"
+out.parent.mkdir(parents=True, exist_ok=True)
+document = {
+    "source": f"apache-tvm=={tvm.__version__}: tvm.relax.frontend.onnx.onnx_frontend._get_convert_map()",
+    "regenerate": ".venv/bin/python scripts/regenerate-tvm-op-table.py",
+    "ops": ops,
+}
+out.write_text(json.dumps(document, indent=1) + "\n")
+print(f"wrote {out} ({len(ops)} ops)")
