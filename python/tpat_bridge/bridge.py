@@ -1,0 +1,117 @@
+"""``manifests``: one process compiles every requested node and writes RESULT.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import onnx
+
+from .errors import BridgeError
+
+
+@dataclass
+class NodeRequest:
+    """One entry of REQUEST.nodes."""
+
+    id: str
+    model: str
+    out_dir: str
+    kernel_prefix: str
+
+
+def tvm_version() -> str:
+    """The installed apache-tvm version (the wheel's, e.g. 0.27.0.post1)."""
+    try:
+        from importlib.metadata import version
+
+        return version("apache-tvm")
+    except Exception:  # noqa: BLE001
+        import tvm
+
+        return str(tvm.__version__)
+
+
+def generate(req: NodeRequest, arch: str, version: str, log: list[str]) -> str:
+    """Compile one node and write its manifest; returns the manifest path."""
+    from .compiler import compile_model
+    from .manifest import ManifestBuilder, node_info
+    from .plan import build_plan
+
+    try:
+        model = onnx.load(req.model)
+    except Exception as exc:  # noqa: BLE001
+        raise BridgeError("import", f"cannot read {req.model}: {exc}") from exc
+    compiled = compile_model(model, arch, log)
+    for cast in compiled.casts_added:
+        log.append(f"dtype: added a Cast to the graph's dtype for {cast}")
+    plan = build_plan(compiled)
+    name, op_type, domain = node_info(model)
+    builder = ManifestBuilder(compiled, plan, name, op_type, domain, arch, req.kernel_prefix, version)
+    return builder.write(req.out_dir)
+
+
+def op_of(path: str) -> str:
+    """The op type of a sub-model, for messages (never raises)."""
+    try:
+        model = onnx.load(path, load_external_data=False)
+        return model.graph.node[0].op_type if model.graph.node else "?"
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+def run_node(req: NodeRequest, arch: str, version: str) -> dict[str, Any]:
+    """Generate one node's manifest; never raises (per-node errors go to the result)."""
+    start = time.perf_counter()
+    os.makedirs(req.out_dir, exist_ok=True)
+    log_path = os.path.join(req.out_dir, "bridge.log")
+    log: list[str] = [f"node {req.id}: {req.model}"]
+    entry: dict[str, Any] = {"id": req.id}
+    try:
+        entry.update(status="ok", manifest=generate(req, arch, version, log))
+    except BridgeError as exc:
+        log.append(traceback.format_exc())
+        entry.update(status="error", errorClass=exc.error_class, message=f"{op_of(req.model)}: {exc.message}",
+                     log=log_path)
+    except Exception as exc:  # noqa: BLE001 - a bug in the bridge, or TVM failing unexpectedly
+        log.append(traceback.format_exc())
+        reason = " ".join(str(exc).split())[:300]
+        entry.update(status="error", errorClass="internal",
+                     message=f"{op_of(req.model)}: {type(exc).__name__}: {reason}", log=log_path)
+    entry["seconds"] = round(time.perf_counter() - start, 3)
+    with open(log_path, "w") as f:
+        f.write("\n\n".join(log))
+        f.write("\n")
+    return entry
+
+
+def run_request(request_path: str, result_path: str) -> int:
+    """The ``manifests`` subcommand. RESULT is always written; returns the exit status."""
+    result: dict[str, Any] = {"tvmVersion": "", "nodes": []}
+    status = 0
+    try:
+        with open(request_path) as f:
+            request = json.load(f)
+        arch = request.get("arch", "sm_90")
+        if request.get("tuning"):
+            result["warning"] = "tuning is not implemented by this bridge; kernels are untuned"
+        import tvm  # noqa: F401 - paid once for all nodes
+
+        version = tvm_version()
+        result["tvmVersion"] = version
+        for n in request["nodes"]:
+            req = NodeRequest(n["id"], n["model"], n["outDir"], n["kernelPrefix"])
+            result["nodes"].append(run_node(req, arch, version))
+    except Exception as exc:  # noqa: BLE001 - bad request or TVM missing: still write RESULT
+        result["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        status = 2
+    tmp = result_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, result_path)
+    return status

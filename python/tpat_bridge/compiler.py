@@ -1,0 +1,220 @@
+"""Import an ONNX sub-model into Relax and compile it for CUDA with stock TVM, keeping the
+intermediate modules the launch plan is read from.
+
+``tvm.compile`` runs TVM's default CUDA pipeline (legalize, FoldConstant, FuseOps/FuseTIR, dlight
+``Matmul, GEMV, Reduction, GeneralReduction, Fallback``, memory planning, TIR lowering). A pass
+instrument keeps
+
+* the Relax module right after ``StaticPlanBlockMemory`` (call order, memory plan, constants),
+* the TIR module right after ``tirx.SplitHostDevice`` (host stubs with ``call_ffi_kernel``),
+* the last version of every device ``PrimFunc`` (what CUDA codegen saw: the exact signatures).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import onnx
+from onnx import helper
+
+from .errors import BridgeError
+
+ONNX_DTYPES = {
+    onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16",
+    onnx.TensorProto.BFLOAT16: "bfloat16", onnx.TensorProto.DOUBLE: "float64",
+    onnx.TensorProto.INT8: "int8", onnx.TensorProto.INT16: "int16", onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.INT64: "int64", onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.UINT16: "uint16",
+    onnx.TensorProto.UINT32: "uint32", onnx.TensorProto.UINT64: "uint64", onnx.TensorProto.BOOL: "bool",
+}
+DTYPE_TO_ONNX = {v: k for k, v in ONNX_DTYPES.items()}
+
+KERNEL_CALLING_CONV = 2  # CallingConv::kDeviceKernelLaunch
+
+
+@dataclass
+class Compiled:
+    """What the launch plan is built from."""
+
+    model: onnx.ModelProto           # the (possibly cast-patched) sub-model that was compiled
+    relax_main: Any                  # relax.Function "main" after StaticPlanBlockMemory
+    host_mod: Any | None             # IRModule after tirx.SplitHostDevice (None: no TIR at all)
+    device_funcs: dict[str, Any]     # kernel name -> final device PrimFunc
+    cuda_source: str                 # inspect_source("cuda") of the device module ("" if none)
+    casts_added: list[str] = field(default_factory=list)  # outputs converted to the graph's dtype
+
+
+def graph_dtype(value_info: onnx.ValueInfoProto) -> str | None:
+    """The dtype name of an ONNX value, or None where the graph does not say."""
+    elem = value_info.type.tensor_type.elem_type
+    return ONNX_DTYPES.get(elem) if elem else None
+
+
+def is_device_func(func: Any) -> bool:
+    """True for a CUDA kernel PrimFunc (after SplitHostDevice)."""
+    from tvm import tirx
+
+    attrs = func.attrs
+    return (isinstance(func, tirx.PrimFunc) and attrs is not None and "calling_conv" in attrs
+            and int(attrs["calling_conv"]) == KERNEL_CALLING_CONV)
+
+
+def relax_output_dtypes(mod: Any) -> list[str]:
+    """dtypes of the Relax main function's outputs, flattened."""
+    import tvm
+
+    ret = mod["main"].ret_ty
+    fields = list(ret.fields) if isinstance(ret, tvm.ir.TupleType) else [ret]
+    return [str(f.dtype) for f in fields]
+
+
+def import_onnx(model: onnx.ModelProto) -> Any:
+    """TVM's Relax ONNX frontend, parameters bound as constants."""
+    from tvm.relax.frontend.onnx import from_onnx
+
+    try:
+        return from_onnx(model, keep_params_in_input=False)
+    except Exception as exc:  # noqa: BLE001 - the frontend raises anything
+        raise BridgeError("import", f"TVM's ONNX frontend refused {_node_desc(model)}: {_reason(exc)}") from exc
+
+
+def add_output_casts(model: onnx.ModelProto, outputs: list[int]) -> onnx.ModelProto:
+    """A copy of ``model`` whose given outputs pass through a Cast to the graph's dtype."""
+    patched = onnx.ModelProto()
+    patched.CopyFrom(model)
+    graph = patched.graph
+    for j in outputs:
+        name = graph.output[j].name
+        inner = f"{name}__tpat_uncast"
+        for node in graph.node:
+            for k, out in enumerate(node.output):
+                if out == name:
+                    node.output[k] = inner
+        graph.node.append(helper.make_node("Cast", [inner], [name], to=graph.output[j].type.tensor_type.elem_type,
+                                           name=f"{name}__tpat_cast"))
+    return patched
+
+
+def import_with_graph_dtypes(model: onnx.ModelProto) -> tuple[Any, onnx.ModelProto, list[str]]:
+    """Import; where TVM's output dtype differs from the graph's (OneHot gives float64), add a
+    Cast and import again. Raises BridgeError("dtype") when that does not help."""
+    mod = import_onnx(model)
+    want = [graph_dtype(o) for o in model.graph.output]
+    got = relax_output_dtypes(mod)
+    if len(got) != len(want):
+        raise BridgeError("internal", f"TVM gives {len(got)} outputs, the graph has {len(want)}")
+    bad = [j for j, (w, g) in enumerate(zip(want, got)) if w is not None and w != g]
+    if not bad:
+        return mod, model, []
+    numeric = all(got[j] in DTYPE_TO_ONNX and got[j] != "bool" and want[j] != "bool" for j in bad)
+    if not numeric:
+        j = bad[0]
+        raise BridgeError("dtype", f"output {j} is {got[j]} in TVM but {want[j]} in the graph")
+    patched = add_output_casts(model, bad)
+    mod = import_onnx(patched)
+    got2 = relax_output_dtypes(mod)
+    still = [j for j in bad if got2[j] != want[j]]
+    if still:
+        j = still[0]
+        raise BridgeError("dtype", f"output {j} is {got2[j]} in TVM but {want[j]} in the graph, even after a Cast")
+    return mod, patched, [f"{model.graph.output[j].name}: {got[j]} -> {want[j]}" for j in bad]
+
+
+class _Keeper:
+    """Pass instrument state: keeps the modules the plan needs."""
+
+    def __init__(self) -> None:
+        self.relax_after_plan: Any = None
+        self.host_mod: Any = None
+        self.device_funcs: dict[str, Any] = {}
+
+    def after(self, mod: Any, name: str) -> None:
+        if name == "StaticPlanBlockMemory":
+            self.relax_after_plan = mod
+            return
+        if self.relax_after_plan is None:  # TIR builds inside FoldConstant: not ours
+            return
+        if name == "tirx.SplitHostDevice":
+            self.host_mod = mod
+        if self.host_mod is not None and name.startswith(("tirx.", "s_tir.")):
+            for gv, func in mod.functions.items():
+                if is_device_func(func):
+                    self.device_funcs[gv.name_hint] = func
+
+
+@contextlib.contextmanager
+def captured_stderr(log: list[str]) -> Iterator[None]:
+    """Redirect file descriptor 2 (TVM's C++ log) into ``log`` for the duration."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            log.append(tmp.read().decode("utf-8", "replace"))
+
+
+def find_cuda_module(module: Any) -> Any | None:
+    """The CUDA module among a runtime module's imports (depth first)."""
+    if getattr(module, "kind", None) == "cuda":
+        return module
+    for sub in module.imports:
+        found = find_cuda_module(sub)
+        if found is not None:
+            return found
+    return None
+
+
+def compile_model(model: onnx.ModelProto, arch: str, log: list[str]) -> Compiled:
+    """Import and compile one sub-model for ``{"kind": "cuda", "arch": arch}``."""
+    import tvm
+
+    mod, model, casts = import_with_graph_dtypes(model)
+    log.append("Relax module from the ONNX frontend:\n" + mod.script(show_meta=False))
+    keeper = _Keeper()
+
+    @tvm.instrument.pass_instrument
+    class Keep:  # noqa: D401 - TVM instrument protocol
+        """Keeps the modules after the passes the plan reads."""
+
+        def run_after_pass(self, mod: Any, info: Any) -> None:
+            keeper.after(mod, info.name)
+
+    target = tvm.target.Target({"kind": "cuda", "arch": arch})
+    try:
+        with captured_stderr(log), tvm.transform.PassContext(opt_level=3, instruments=[Keep()]):
+            executable = tvm.compile(mod, target=target)
+    except Exception as exc:  # noqa: BLE001
+        raise BridgeError("build", f"TVM could not compile {_node_desc(model)}: {_reason(exc)}") from exc
+    if keeper.relax_after_plan is None:
+        raise BridgeError("internal", "StaticPlanBlockMemory did not run")
+    cuda = find_cuda_module(executable.mod)
+    source = cuda.inspect_source("cuda") if cuda is not None else ""
+    log.append("Relax main after StaticPlanBlockMemory:\n" + keeper.relax_after_plan["main"].script(show_meta=False))
+    if keeper.host_mod is not None:
+        log.append("TIR after tirx.SplitHostDevice:\n" + keeper.host_mod.script(show_meta=False))
+    return Compiled(model, keeper.relax_after_plan["main"], keeper.host_mod, keeper.device_funcs, source, casts)
+
+
+def _node_desc(model: onnx.ModelProto) -> str:
+    ops = [n.op_type for n in model.graph.node if not n.name.endswith("__tpat_cast")]
+    return "/".join(ops) or "an empty graph"
+
+
+def _reason(exc: BaseException) -> str:
+    """TVM's reason in one line: the last non-empty line of the message that says something."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if not line.startswith(("File ", "at ", "#")) and "Traceback" not in line:
+            return f"{type(exc).__name__}: {line}"[:400]
+    return type(exc).__name__
