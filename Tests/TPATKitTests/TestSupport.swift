@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+
+@testable import TPATKit
+
+/// Paths and helpers shared by the tests.
+enum TestSupport {
+    /// The package root.
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Models written by Python's onnx package during set-up (scripts/make-models.py).
+    static func fixture(_ relative: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> URL {
+        let url = root.appendingPathComponent("Tests/Fixtures/generated").appendingPathComponent(relative)
+        try #require(
+            FileManager.default.fileExists(atPath: url.path),
+            "fixture \(relative) is missing: run `make test` (scripts/setup.sh writes it)", sourceLocation: sourceLocation)
+        return url
+    }
+
+    /// The demo model.
+    static func demoModel() throws -> URL {
+        let url = root.appendingPathComponent("models/generated/demo.onnx")
+        try #require(FileManager.default.fileExists(atPath: url.path), "run `make test`: scripts/setup.sh writes the demo model")
+        return url
+    }
+
+    /// A fresh temporary folder.
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// The files in a folder, sorted.
+    static func listing(_ url: URL) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []).sorted()
+    }
+
+    /// A small model built in Swift: x[N,4] -> Relu -> Add(bias) -> y, with an unnamed node.
+    static func smallModel() -> Onnx_ModelProto {
+        var model = Onnx_ModelProto()
+        model.irVersion = 8
+        model.producerName = "tpat-tests"
+        var opset = Onnx_OperatorSetIdProto()
+        opset.version = 17
+        model.opsetImport = [opset]
+        var graph = Onnx_GraphProto()
+        graph.name = "small"
+        var relu = Onnx_NodeProto()
+        relu.opType = "Relu"
+        relu.name = "relu"
+        relu.input = ["x"]
+        relu.output = ["r"]
+        var add = Onnx_NodeProto()
+        add.opType = "Add"
+        add.input = ["r", "bias"]
+        add.output = ["y"]
+        graph.node = [relu, add]
+        var bias = TensorValue(elementType: .float32, shape: [4], bytes: Data(repeating: 0, count: 16)).proto(name: "bias")
+        bias.docString = "zeros"
+        graph.initializer = [bias]
+        var x = Onnx_ValueInfoProto()
+        x.name = "x"
+        x.type = TensorType(elementType: .float32, shape: [.symbolic("N"), .fixed(4)]).proto
+        var y = Onnx_ValueInfoProto()
+        y.name = "y"
+        y.type = TensorType(elementType: .float32, shape: [.symbolic("N"), .fixed(4)]).proto
+        graph.input = [x]
+        graph.output = [y]
+        model.graph = graph
+        return model
+    }
+
+    /// Runs the built `tpat` executable.
+    static func runTPAT(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let binary = root.appendingPathComponent(".build/debug/tpat")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build tpat first (make test does)")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+}
