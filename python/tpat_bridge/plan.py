@@ -19,7 +19,7 @@ import numpy as np
 
 from .compiler import Compiled, graph_dtype
 from .errors import BridgeError
-from .expr import Int, Node, Sym, align_up, from_tir, make
+from .expr import Int, Node, Sym, align_up, from_tir, make, symbols_of
 
 WORKSPACE_ALIGNMENT = 256
 C_KEYWORDS = frozenset(
@@ -396,9 +396,10 @@ class PlanBuilder:
             elif isinstance(s, tirx.For):
                 lo, extent = node(s.min), node(s.extent)
                 if not isinstance(lo, Int) or not isinstance(extent, Int):
-                    raise BridgeError("unsupported", f"{func_name}: host-side loop over a symbolic trip count "
-                                      f"({extent_cxx(extent)}); TPAT cannot express a launch count that depends on "
-                                      f"input shapes")
+                    syms = ", ".join(sorted(symbols_of(extent) | symbols_of(lo)))
+                    raise BridgeError("unsupported", f"{func_name}: host-side loop with a symbolic trip count "
+                                      f"(depends on {syms}); TPAT cannot express a number of launches that "
+                                      f"depends on input shapes")
                 for i in range(lo.value, lo.value + extent.value):
                     env[s.loop_var] = Int(i)
                     execute(s.body)
@@ -504,12 +505,6 @@ class PlanBuilder:
             else:
                 steps.append(CopyStep(resolve(st.src), st.dst, st.nbytes))
         return Plan(self.symbols, inputs, outputs, self.constants, regions, steps)
-
-
-def extent_cxx(node: Node) -> str:
-    from .expr import cxx
-
-    return cxx(node)
 
 
 def build_plan(compiled: Compiled) -> Plan:

@@ -1,0 +1,188 @@
+"""``reference``: random inputs that suit the op, outputs from ONNX Runtime (CPU), raw files.
+
+Writes ``OUTDIR/input_<i>.bin``, ``OUTDIR/output_<j>.bin`` (raw little-endian, C order) and
+``OUTDIR/reference.json`` listing name, dtype, shape, file and bytes of each, plus seed and dims.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+
+POSITIVE_OPS = {"Log", "Sqrt", "Reciprocal", "Rsqrt"}
+UNIT_OPS = {"Acos", "Asin", "Atanh"}
+DIVISOR_OPS = {"Div", "Mod"}
+
+
+@dataclass
+class Tensor:
+    """One reference tensor."""
+
+    name: str
+    array: np.ndarray
+
+
+def resolve_shape(vi: onnx.ValueInfoProto, dims: dict[str, int]) -> list[int]:
+    """Concrete shape of a graph input; symbolic dims come from ``dims`` (by dim_param or its
+    sanitised C name)."""
+    shape = []
+    for d in vi.type.tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            shape.append(int(d.dim_value))
+            continue
+        name = d.dim_param
+        alt = re.sub(r"[^A-Za-z0-9_]", "_", name)
+        if name in dims:
+            shape.append(dims[name])
+        elif alt in dims:
+            shape.append(dims[alt])
+        else:
+            raise SystemExit(f"input {vi.name}: no value for symbolic dim '{name}' (pass --dims {alt}=...)")
+    return shape
+
+
+def _unique_rows(rng: np.random.Generator, bounds: list[int], count: int) -> np.ndarray:
+    """``count`` distinct index tuples, component c in [0, bounds[c])."""
+    total = int(np.prod(bounds, dtype=np.int64)) if bounds else 1
+    if count > total:
+        raise SystemExit(f"cannot draw {count} distinct scatter targets from {total}")
+    if total <= 50_000_000:
+        flat = rng.choice(total, size=count, replace=False)
+    else:
+        seen: set[int] = set()
+        while len(seen) < count:
+            seen.update(int(x) for x in rng.integers(0, total, size=count - len(seen)))
+        flat = rng.permutation(np.fromiter(seen, dtype=np.int64, count=count))
+    return np.stack(np.unravel_index(flat, bounds), axis=-1) if bounds else np.zeros((count, 0), np.int64)
+
+
+def _generic(rng: np.random.Generator, shape: list[int], dtype: np.dtype, op: str, index: int) -> np.ndarray:
+    if dtype == np.bool_:
+        return rng.random(shape) < 0.5
+    if np.issubdtype(dtype, np.integer):
+        lo = 1 if (op in DIVISOR_OPS and index == 1) else 0
+        return rng.integers(lo, 8, size=shape).astype(dtype)
+    if op in POSITIVE_OPS:
+        a = rng.uniform(0.5, 2.0, size=shape)
+    elif op in UNIT_OPS:
+        a = rng.uniform(-0.9, 0.9, size=shape)
+    elif op == "Acosh":
+        a = rng.uniform(1.1, 3.0, size=shape)
+    elif op in DIVISOR_OPS and index == 1:
+        a = rng.uniform(0.5, 2.0, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+    else:
+        a = rng.standard_normal(shape)
+    a = a.astype(dtype)
+    if op in ("IsInf", "IsNaN") and a.size:
+        specials = np.array([np.inf, -np.inf, np.nan], dtype=dtype)
+        mask = rng.random(shape) < 0.05
+        a[mask] = rng.choice(specials, size=int(mask.sum()))
+    return a
+
+
+def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int]) -> list[Tensor]:
+    """Random inputs for the sub-model's graph inputs, drawn to suit its op."""
+    rng = np.random.default_rng(seed)
+    graph = model.graph
+    node = graph.node[0]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    init_names = set(inits)
+    inputs = [vi for vi in graph.input if vi.name not in init_names]
+    shapes: dict[str, list[int]] = {vi.name: resolve_shape(vi, dims) for vi in inputs}
+    shapes.update({k: list(v.shape) for k, v in inits.items()})
+    values: dict[str, np.ndarray] = dict(inits)
+
+    def shape_of(i: int) -> list[int]:
+        return shapes[node.input[i]]
+
+    out: list[Tensor] = []
+    for vi in inputs:
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+        shape = shapes[vi.name]
+        pos = list(node.input).index(vi.name) if vi.name in node.input else -1
+        op = node.op_type
+        arr: np.ndarray
+        if op == "GatherND" and pos == 1:
+            b = int(attrs.get("batch_dims", 0))
+            data = shape_of(0)
+            k = shape[-1]
+            arr = np.stack([rng.integers(0, data[b + c], size=shape[:-1]) for c in range(k)], axis=-1)
+        elif op in ("Gather", "GatherElements") and pos == 1:
+            axis = int(attrs.get("axis", 0))
+            size = shape_of(0)[axis]
+            arr = rng.integers(0, size, size=shape)
+        elif op == "ScatterND" and pos == 1:
+            data = shape_of(0)
+            k = shape[-1]
+            count = int(np.prod(shape[:-1], dtype=np.int64))
+            arr = _unique_rows(rng, data[:k], count).reshape(shape)
+        elif op == "ScatterElements" and pos == 1:
+            axis = int(attrs.get("axis", 0))
+            size = shape_of(0)[axis]
+            # distinct targets along the axis for each position of the other axes
+            arr = np.argsort(rng.random([*shape[:axis], size, *shape[axis + 1:]]), axis=axis)
+            arr = np.take(arr, np.arange(shape[axis]), axis=axis)
+        elif op == "OneHot" and pos == 0:
+            depth_name = node.input[1]
+            depth = int(np.asarray(values.get(depth_name, 2)).reshape(-1)[0])
+            arr = rng.integers(0, depth, size=shape)
+        else:
+            arr = _generic(rng, shape, dtype, op, pos)
+        arr = np.ascontiguousarray(np.asarray(arr).astype(dtype))
+        values[vi.name] = arr
+        out.append(Tensor(vi.name, arr))
+    return out
+
+
+def dtype_name(a: np.ndarray) -> str:
+    """The manifest's dtype name of an array."""
+    return "bool" if a.dtype == np.bool_ else str(a.dtype)
+
+
+def _entry(t: Tensor, file: str) -> dict[str, Any]:
+    return {"name": t.name, "dtype": dtype_name(t.array), "shape": [int(d) for d in t.array.shape],
+            "file": file, "bytes": int(t.array.nbytes)}
+
+
+def _write(path: str, a: np.ndarray) -> None:
+    if a.dtype.byteorder == ">":
+        a = a.astype(a.dtype.newbyteorder("<"))
+    with open(path, "wb") as f:
+        f.write(np.ascontiguousarray(a).tobytes())
+
+
+def write_reference(model_path: str, out_dir: str, seed: int, dims: dict[str, int]) -> str:
+    """Draw inputs, run ONNX Runtime on the CPU, write the files; returns reference.json's path."""
+    import onnxruntime as ort
+
+    model = onnx.load(model_path, load_external_data=False)
+    inputs = make_inputs(model, seed, dims)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
+    results = session.run(None, {t.name: t.array for t in inputs})
+    outputs = [Tensor(o.name, np.asarray(r)) for o, r in zip(session.get_outputs(), results)]
+    os.makedirs(out_dir, exist_ok=True)
+    doc: dict[str, Any] = {"model": os.path.abspath(model_path), "seed": seed, "dims": dims,
+                           "inputs": [], "outputs": []}
+    for i, t in enumerate(inputs):
+        _write(os.path.join(out_dir, f"input_{i}.bin"), t.array)
+        doc["inputs"].append(_entry(t, f"input_{i}.bin"))
+    for j, t in enumerate(outputs):
+        _write(os.path.join(out_dir, f"output_{j}.bin"), t.array)
+        doc["outputs"].append(_entry(t, f"output_{j}.bin"))
+    path = os.path.join(out_dir, "reference.json")
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    return path
+
