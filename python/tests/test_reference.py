@@ -1,0 +1,106 @@
+"""The ``reference`` subcommand: inputs drawn to suit the op, ONNX Runtime outputs, raw files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+
+import models
+from conftest import PYTHON_DIR
+from tpat_bridge.reference import write_reference
+
+
+def ref(tmp_path: Path, model: onnx.ModelProto, seed: int = 1, dims: dict[str, int] | None = None) -> dict[str, Any]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    out = tmp_path / "ref"
+    write_reference(str(path), str(out), seed, dims or {})
+    doc = json.loads((out / "reference.json").read_text())
+    for t in doc["inputs"] + doc["outputs"]:
+        dtype = np.bool_ if t["dtype"] == "bool" else np.dtype(t["dtype"])
+        t["array"] = np.fromfile(out / t["file"], dtype=dtype).reshape(t["shape"])
+        assert t["array"].nbytes == t["bytes"]
+    return doc
+
+
+def test_cli_symbolic_dims(tmp_path: Path) -> None:
+    path = tmp_path / "abs.onnx"
+    onnx.save(models.abs_sym(), str(path))
+    out = tmp_path / "ref"
+    subprocess.run([sys.executable, "-m", "tpat_bridge", "reference", str(path), str(out), "--seed", "3",
+                    "--dims", "N=4"], cwd=PYTHON_DIR, check=True)
+    doc = json.loads((out / "reference.json").read_text())
+    assert doc["seed"] == 3 and doc["dims"] == {"N": 4}
+    (x,), (y,) = doc["inputs"], doc["outputs"]
+    assert x["name"] == "x" and x["dtype"] == "float32" and x["shape"] == [4, 1024]
+    xa = np.fromfile(out / x["file"], np.float32)
+    ya = np.fromfile(out / y["file"], np.float32)
+    assert np.array_equal(ya, np.abs(xa)) and xa.std() > 0.5
+
+
+def test_cli_missing_dim_fails(tmp_path: Path) -> None:
+    path = tmp_path / "abs.onnx"
+    onnx.save(models.abs_sym(), str(path))
+    proc = subprocess.run([sys.executable, "-m", "tpat_bridge", "reference", str(path), str(tmp_path / "r")],
+                          cwd=PYTHON_DIR, capture_output=True, text=True)
+    assert proc.returncode != 0 and "N" in proc.stderr
+
+
+def test_same_seed_same_data(tmp_path: Path) -> None:
+    a = ref(tmp_path / "a", models.erf(), seed=7)
+    b = ref(tmp_path / "b", models.erf(), seed=7)
+    assert np.array_equal(a["inputs"][0]["array"], b["inputs"][0]["array"])
+
+
+def test_gathernd_indices_in_range(tmp_path: Path) -> None:
+    doc = ref(tmp_path, models.gathernd())
+    idx = doc["inputs"][1]["array"]
+    assert idx.dtype == np.int64 and idx.shape == (1, 600, 3)
+    assert (idx >= 0).all() and (idx[..., 0] < 1).all() and (idx[..., 1:] < 128).all()
+    assert len(np.unique(idx[..., 1])) > 50
+
+
+def test_scatternd_targets_unique(tmp_path: Path) -> None:
+    m = models.single("ScatterND", [models.vi("data", models.F32, [4, 16, 16, 32]), models.vi("indices", models.I64, [4, 60, 3]),
+                                    models.vi("updates", models.F32, [4, 60, 32])], [models.vi("y", models.F32, [4, 16, 16, 32])])
+    doc = ref(tmp_path, m)
+    idx = doc["inputs"][1]["array"].reshape(-1, 3)
+    assert len({tuple(r) for r in idx}) == len(idx)
+    assert (idx.max(axis=0) < [4, 16, 16]).all() and (idx >= 0).all()
+    data, upd, out = doc["inputs"][0]["array"], doc["inputs"][2]["array"], doc["outputs"][0]["array"]
+    want = data.copy()
+    for r, u in zip(idx, upd.reshape(-1, 32)):
+        want[tuple(r)] = u
+    assert np.array_equal(out, want)
+
+
+def test_onehot_indices_in_depth(tmp_path: Path) -> None:
+    doc = ref(tmp_path, models.onehot())
+    idx = doc["inputs"][0]["array"]
+    assert ((idx >= 0) & (idx < 16384)).all()
+    out = doc["outputs"][0]["array"]
+    assert out.dtype == np.float32 and (out.sum(axis=1) == 1).all()
+
+
+def test_isinf_sees_both_answers(tmp_path: Path) -> None:
+    doc = ref(tmp_path, models.isinf())
+    y = doc["outputs"][0]["array"]
+    assert doc["outputs"][0]["dtype"] == "bool" and y.any() and not y.all()
+
+
+def test_where_bool_input_and_topk(tmp_path: Path) -> None:
+    w = ref(tmp_path / "w", models.where())
+    c = w["inputs"][0]["array"]
+    assert w["inputs"][0]["dtype"] == "bool" and c.any() and not c.all()
+    t = ref(tmp_path / "t", models.topk())
+    assert [o["dtype"] for o in t["outputs"]] == ["float32", "int64"]
+    x = t["inputs"][0]["array"]
+    assert len(np.unique(x)) == x.size  # no ties: indices are well defined
