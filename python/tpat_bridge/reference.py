@@ -20,6 +20,7 @@ from onnx import numpy_helper
 POSITIVE_OPS = {"Log", "Sqrt", "Reciprocal", "Rsqrt"}
 UNIT_OPS = {"Acos", "Asin", "Atanh"}
 DIVISOR_OPS = {"Div", "Mod"}
+DISTINCT_OPS = {"TopK", "ArgMax", "ArgMin"}  # ties would make indices ill-defined
 
 
 @dataclass
@@ -76,6 +77,9 @@ def _generic(rng: np.random.Generator, shape: list[int], dtype: np.dtype, op: st
         a = rng.uniform(-0.9, 0.9, size=shape)
     elif op == "Acosh":
         a = rng.uniform(1.1, 3.0, size=shape)
+    elif op in DISTINCT_OPS and np.issubdtype(dtype, np.floating):
+        n = int(np.prod(shape, dtype=np.int64))
+        a = ((rng.permutation(n) + 0.5) / max(n, 1) * 6.0 - 3.0).reshape(shape)  # distinct, spread like N(0, 1)
     elif op in DIVISOR_OPS and index == 1:
         a = rng.uniform(0.5, 2.0, size=shape) * rng.choice([-1.0, 1.0], size=shape)
     else:
