@@ -88,11 +88,14 @@ _CTYPES = {"float32": "float", "float64": "double", "int64": "int64_t", "int32":
 
 
 def check_main(m: dict[str, Any], ref: dict[str, Any], manifest_dir: str, ref_dir: str) -> str:
-    """A ``main`` that runs the manifest's launches on reference data and compares outputs."""
+    """A ``main`` that runs the manifest's launches on reference data and compares outputs; file
+    paths are relative to ``argv[1]`` (default ".")."""
     p = m["kernelPrefix"]
-    lines = ["int main() {", "  std::vector<void*> in, out, cst; std::vector<std::vector<int64_t>> dims;",
-             "  auto load = [](const char* path, size_t n) { void* h = malloc(n ? n : 1); FILE* f = fopen(path, \"rb\");",
-             "    if (!f || fread(h, 1, n, f) != n) { printf(\"cannot read %s\\n\", path); exit(2); } fclose(f); return h; };"]
+    lines = ["int main(int argc, char** argv) {", "  std::vector<void*> in, out, cst; std::vector<std::vector<int64_t>> dims;",
+             "  const char* base = argc > 1 ? argv[1] : \".\";",
+             "  auto load = [base](const char* rel, size_t n) { char path[4096]; snprintf(path, sizeof path, \"%s/%s\", base, rel);",
+             "    void* h = malloc(n ? n : 1); FILE* f = fopen(path, \"rb\");",
+             "    if (n && (!f || fread(h, 1, n, f) != n)) { printf(\"cannot read %s\\n\", path); exit(2); } if (f) fclose(f); return h; };"]
     for t in ref["inputs"]:
         path = os.path.join(ref_dir, t["file"])
         lines += [f"  {{ void* h = load(\"{path}\", {t['bytes']}); void* d; cudaMalloc(&d, {max(t['bytes'], 1)});",
