@@ -160,3 +160,28 @@ MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
     "topk": topk, "cumsum": cumsum, "cumsum_sym": lambda: cumsum("L"), "argmax": argmax,
     "reshape": reshape, "identity": identity,
 }
+
+
+def flatten() -> onnx.ModelProto:
+    return single("Flatten", [vi("x", F32, ["N", 8, 128])], [vi("y", F32, ["N", 1024])], axis=1)
+
+
+def squeeze() -> onnx.ModelProto:
+    return single("Squeeze", [vi("x", F32, [8, 1, 128])], [vi("y", F32, [8, 128])], [init("axes", np.array([1], np.int64))])
+
+
+def shape_op() -> onnx.ModelProto:
+    return single("Shape", [vi("x", F32, [8, 1, 128])], [vi("y", I64, [3])])
+
+
+def reshape_sym() -> onnx.ModelProto:
+    return single("Reshape", [vi("x", F32, ["N", 8, 128])], [vi("y", F32, ["N", 1024])],
+                  [init("shape", np.array([-1, 1024], np.int64))])
+
+
+def gather() -> onnx.ModelProto:
+    return single("Gather", [vi("data", F32, [1000, 64]), vi("idx", I64, [4, 16])], [vi("y", F32, [4, 16, 64])], axis=0)
+
+
+MODELS.update({"flatten": flatten, "squeeze": squeeze, "shape_op": shape_op, "reshape_sym": reshape_sym,
+               "gather": gather})

@@ -46,6 +46,12 @@ EXPECT: dict[str, dict[str, Any]] = {
     "argmax": dict(inputs=[(F, ["8", "1024"])], outputs=[(I, ["8", "1"])], launches=1),
     "reshape": dict(inputs=[(F, ["8", "1024"])], outputs=[(F, ["8192"])], launches=None),
     "identity": dict(inputs=[(F, ["8", "1024"])], outputs=[(F, ["8", "1024"])], launches=0, copies=1),
+    "flatten": dict(inputs=[(F, ["N", "8", "128"])], outputs=[(F, ["N", "1024"])], launches=None, symbols=[("N", 0, 0)]),
+    "reshape_sym": dict(inputs=[(F, ["N", "8", "128"])], outputs=[(F, ["N", "1024"])], launches=None,
+                        symbols=[("N", 0, 0)]),
+    "squeeze": dict(inputs=[(F, ["8", "1", "128"])], outputs=[(F, ["8", "128"])], launches=None),
+    "gather": dict(inputs=[(F, ["1000", "64"]), (I, ["4", "16"])], outputs=[(F, ["4", "16", "64"])], launches=2,
+                   constants=1, workspace=True),
 }
 
 SIGNATURE = re.compile(r'extern "C" __global__ void (?:__launch_bounds__\((\d+)\) )?(\w+)\(([^)]*)\)')
@@ -184,6 +190,25 @@ def test_cumsum_symbolic_axis_is_unsupported(bridge: dict[str, Any]) -> None:
     assert entry["message"].startswith("CumSum:") and "\n" not in entry["message"]
     assert "symbolic trip count" in entry["message"]
     assert "Traceback" in Path(entry["log"]).read_text()
+
+
+def test_shape_output_is_unsupported(bridge: dict[str, Any]) -> None:
+    entry = bridge["by_id"]["shape_op"]
+    assert entry["status"] == "error" and entry["errorClass"] == "unsupported"
+    assert entry["message"].startswith("Shape:")
+
+
+def test_all_plugins_link_together(compiled: dict[str, Any], tmp_path: Path) -> None:
+    """Every object (kernels named the same by TVM in several nodes) links into one shared library:
+    the prefixes leave no two plugins sharing a symbol."""
+    import subprocess
+
+    from conftest import NVCC
+
+    objects = [p.args[p.args.index("-o") + 1] for p in compiled.values()]
+    proc = subprocess.run([str(NVCC), "-shared", "-o", str(tmp_path / "liball.so"), *objects],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def test_unknown_op_is_an_import_error(bridge: dict[str, Any]) -> None:

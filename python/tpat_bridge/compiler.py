@@ -65,9 +65,14 @@ def is_device_func(func: Any) -> bool:
 def relax_output_dtypes(mod: Any) -> list[str]:
     """dtypes of the Relax main function's outputs, flattened."""
     import tvm
+    from tvm import relax
 
     ret = mod["main"].ret_ty
     fields = list(ret.fields) if isinstance(ret, tvm.ir.TupleType) else [ret]
+    for j, f in enumerate(fields):
+        if not isinstance(f, relax.TensorType):
+            raise BridgeError("unsupported", f"output {j} is a {type(f).__name__} in TVM, not a tensor "
+                              "(the node computes shapes, not data)")
     return [str(f.dtype) for f in fields]
 
 

@@ -206,8 +206,11 @@ class PlanBuilder:
                     self.sym_of[dim] = Sym(name)
                     self.symbols.append(SymbolSpec(name, i, d))
         specs = []
-        for p, vi in zip(params, model_inputs):
-            specs.append(TensorSpec(vi.name, graph_dtype(vi) or str(p.ty.dtype), self.shape_of(p.ty)))
+        for i, (p, vi) in enumerate(zip(params, model_inputs)):
+            want, got = graph_dtype(vi), str(p.ty.dtype)
+            if want is not None and want != got:
+                raise BridgeError("dtype", f"input {i} is {got} in TVM but {want} in the graph")
+            specs.append(TensorSpec(vi.name, want or got, self.shape_of(p.ty)))
         return specs
 
     def constant(self, const: Any) -> Loc:
