@@ -36,6 +36,11 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .executableTarget(
+            name: "tpat-bench",
+            dependencies: ["TPATKit"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "TPATKitTests",
             dependencies: ["TPATKit"],

@@ -1,0 +1,159 @@
+import Foundation
+
+/// A node cut out of its model into a standalone single-node model that TVM can compile, with
+/// what the later stages need to put a plugin back in its place.
+public struct ExtractedNode: Sendable, Equatable {
+    /// The node's index in the original graph.
+    public var nodeIndex: Int
+    /// The name the node is known by.
+    public var nodeName: String
+    /// The op type.
+    public var opType: String
+    /// The standalone model: the node's non-constant inputs are graph inputs (`input0`, ...),
+    /// its constant inputs are initializers (`const0`, ...), its outputs are `output0`, ...
+    /// BOOL and UINT8 inputs and outputs are carried as INT32 with Casts inside the model.
+    public var subModel: Onnx_ModelProto
+    /// The plugin's inputs, in the order of the sub-model's graph inputs.
+    public var inputs: [PluginPort]
+    /// The plugin's outputs, in the order of the sub-model's graph outputs.
+    public var outputs: [PluginPort]
+    /// Symbolic dim names the sub-model uses.
+    public var symbols: [String]
+    /// Identical nodes (op, attributes, shapes, dtypes, constant values) have equal signatures
+    /// and share one plugin: the canonical sub-model's bytes.
+    public var signature: Data
+}
+
+/// The extraction stage: a selected node in, an ``ExtractedNode`` out.
+public struct NodeExtractor: Sendable {
+    /// Plugins cannot take these element types; they travel as INT32.
+    public static let typesCarriedAsInt32: Set<ElementType> = [.bool, .uint8]
+
+    let model: ONNXModel
+    let index: GraphIndex
+
+    /// Creates an extractor over an indexed model.
+    public init(model: ONNXModel, index: GraphIndex) {
+        self.model = model
+        self.index = index
+    }
+
+    /// Extracts `selected` into a standalone model.
+    public func extract(_ selected: SelectedNode) throws(TPATError) -> ExtractedNode {
+        let node = selected.node
+        var graph = Onnx_GraphProto()
+        graph.name = "tpat_node"
+        var inner = node
+        inner.name = "node"
+        inner.docString = ""
+        var rename: [String: String] = [:]
+        var ports: [PluginPort] = []
+        var prelude: [Onnx_NodeProto] = []
+        var symbols: [String] = []
+        for (slot, value) in node.input.enumerated() where !value.isEmpty {
+            if let known = rename[value] {
+                inner.input[slot] = known
+                continue
+            }
+            if index.isConstant(value) {
+                let tensor: TensorValue?
+                do { tensor = try index.constantValue(value, store: model.externalData) } catch {
+                    throw .node(name: selected.name, reason: "its constant input '\(value)' cannot be read: \(error.description)")
+                }
+                guard let tensor else { throw .node(name: selected.name, reason: "its constant input '\(value)' has no value") }
+                let name = "const\(graph.initializer.count)"
+                graph.initializer.append(tensor.proto(name: name))
+                rename[value] = name
+                inner.input[slot] = name
+                continue
+            }
+            let type = try knownType(of: value, node: selected.name, role: "input \(slot)")
+            symbols += type.shape?.compactMap { if case .symbolic(let s) = $0 { s } else { nil } } ?? []
+            let name = "input\(ports.count)"
+            var carried = type
+            var port = PluginPort(value: value, originalType: type.elementType!)
+            if Self.typesCarriedAsInt32.contains(type.elementType!) {
+                carried.elementType = .int32
+                port.pluginType = .int32
+                prelude.append(Self.cast(from: name, to: name + "_cast", type: type.elementType!))
+                inner.input[slot] = name + "_cast"
+            } else {
+                inner.input[slot] = name
+            }
+            rename[value] = inner.input[slot]
+            ports.append(port)
+            graph.input.append(Self.valueInfo(name, carried))
+        }
+        var outputPorts: [PluginPort] = []
+        var epilogue: [Onnx_NodeProto] = []
+        for (slot, value) in node.output.enumerated() {
+            guard !value.isEmpty else { continue }
+            let type = try knownType(of: value, node: selected.name, role: "output \(slot)")
+            let name = "output\(outputPorts.count)"
+            var port = PluginPort(value: value, originalType: type.elementType!)
+            var carried = type
+            if Self.typesCarriedAsInt32.contains(type.elementType!) {
+                carried.elementType = .int32
+                port.pluginType = .int32
+                inner.output[slot] = name + "_raw"
+                epilogue.append(Self.cast(from: name + "_raw", to: name, type: .int32))
+            } else {
+                inner.output[slot] = name
+            }
+            outputPorts.append(port)
+            graph.output.append(Self.valueInfo(name, carried))
+        }
+        guard !ports.isEmpty else {
+            throw .node(name: selected.name, reason: "all its inputs are constants, so its outputs are constants too; fold it with an ONNX optimizer instead of making a plugin")
+        }
+        graph.node = prelude + [inner] + epilogue
+        var sub = Onnx_ModelProto()
+        sub.irVersion = model.proto.irVersion
+        sub.producerName = "tpat"
+        sub.opsetImport = model.proto.opsetImport.filter { $0.domain.isEmpty || $0.domain == "ai.onnx" || $0.domain == node.domain }
+        if !node.domain.isEmpty, let function = index.functions["\(node.domain):\(node.opType)"] {
+            sub.functions = [function]
+        }
+        sub.graph = graph
+        let signature: Data
+        do { signature = try sub.serializedBytes() } catch {
+            throw .node(name: selected.name, reason: "its sub-model cannot be serialized: \(error)")
+        }
+        var orderedSymbols: [String] = []
+        for s in symbols where !orderedSymbols.contains(s) { orderedSymbols.append(s) }
+        return ExtractedNode(
+            nodeIndex: selected.index, nodeName: selected.name, opType: node.opType, subModel: sub,
+            inputs: ports, outputs: outputPorts, symbols: orderedSymbols, signature: signature)
+    }
+
+    private func knownType(of value: String, node: String, role: String) throws(TPATError) -> TensorType {
+        guard let type = index.types[value], type.elementType != nil else {
+            throw .node(name: node, reason: "the type of its \(role) '\(value)' is unknown; run ONNX shape inference on the model or give the model's inputs fixed shapes")
+        }
+        guard let shape = type.shape, let rankKnown = Optional(shape), !rankKnown.contains(.unknown) else {
+            throw .node(name: node, reason: "the shape of its \(role) '\(value)' is not fully known (\(type)); give the model's inputs fixed or named (dim_param) dims and run shape inference")
+        }
+        return type
+    }
+
+    private static func valueInfo(_ name: String, _ type: TensorType) -> Onnx_ValueInfoProto {
+        var info = Onnx_ValueInfoProto()
+        info.name = name
+        info.type = type.proto
+        return info
+    }
+
+    private static func cast(from input: String, to output: String, type: ElementType) -> Onnx_NodeProto {
+        var cast = Onnx_NodeProto()
+        cast.opType = "Cast"
+        cast.name = "cast_\(output)"
+        cast.input = [input]
+        cast.output = [output]
+        var to = Onnx_AttributeProto()
+        to.name = "to"
+        to.type = .int
+        to.i = Int64(type.onnxValue)
+        cast.attribute = [to]
+        return cast
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+
+/// Options for the kernel backend.
+public struct KernelOptions: Sendable, Equatable {
+    /// The CUDA arch, e.g. `sm_90`.
+    public var arch: String
+    /// Tuning settings; nil for TVM's default schedules.
+    public var tuning: TuningOptions?
+
+    /// Creates options.
+    public init(arch: String, tuning: TuningOptions? = nil) {
+        self.arch = arch
+        self.tuning = tuning
+    }
+}
+
+/// MetaSchedule tuning settings.
+public struct TuningOptions: Sendable, Equatable, Codable {
+    /// Total trials per node.
+    public var trials: Int
+    /// Trials per task; nil lets TVM choose.
+    public var trialsPerTask: Int?
+    /// A wall-clock budget in seconds per node; nil for none.
+    public var timeBudgetSeconds: Int?
+    /// The tuning database folder.
+    public var database: String
+    /// `HOST:PORT` of a TVM RPC tracker, for measuring on remote GPUs.
+    public var rpcTracker: String?
+    /// The device key registered with the tracker.
+    public var rpcKey: String?
+
+    /// Creates tuning options.
+    public init(trials: Int, trialsPerTask: Int? = nil, timeBudgetSeconds: Int? = nil, database: String, rpcTracker: String? = nil, rpcKey: String? = nil) {
+        self.trials = trials
+        self.trialsPerTask = trialsPerTask
+        self.timeBudgetSeconds = timeBudgetSeconds
+        self.database = database
+        self.rpcTracker = rpcTracker
+        self.rpcKey = rpcKey
+    }
+}
+
+/// One node for the kernel backend: its standalone model and where its manifest goes.
+public struct KernelJob: Sendable, Equatable {
+    /// An id unique in the run.
+    public var id: String
+    /// The standalone single-node model.
+    public var subModel: URL
+    /// The folder the bridge writes the manifest, constants and log into.
+    public var outDir: URL
+    /// The prefix for every kernel name of this node.
+    public var kernelPrefix: String
+
+    /// Creates a job.
+    public init(id: String, subModel: URL, outDir: URL, kernelPrefix: String) {
+        self.id = id
+        self.subModel = subModel
+        self.outDir = outDir
+        self.kernelPrefix = kernelPrefix
+    }
+}
+
+/// Why the kernel backend could not produce kernels for one node.
+public struct KernelFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    /// `import`, `build`, `unsupported`, `dtype` or `internal` (docs/manifest.md).
+    public var errorClass: String
+    /// One line: the op and TVM's reason.
+    public var message: String
+    /// The full log.
+    public var log: String?
+
+    public var description: String { "\(message) [\(errorClass)]" + (log.map { " (log: \($0))" } ?? "") }
+}
+
+/// The kernel backend's answer for one node.
+public struct KernelResult: Sendable {
+    /// The job's id.
+    public var id: String
+    /// The manifest and the folder it lies in, or why there is none.
+    public var outcome: Result<(manifest: KernelManifest, directory: URL), KernelFailure>
+    /// Seconds the bridge spent on the node.
+    public var seconds: Double
+}
+
+/// The kernel-backend stage: standalone node models in, kernel manifests out, through one run of
+/// the Python bridge to TVM for all nodes (TVM's import is paid once).
+public struct TVMBridge: Sendable {
+    let toolchain: Toolchain
+
+    /// Creates the stage over a toolchain.
+    public init(toolchain: Toolchain) {
+        self.toolchain = toolchain
+    }
+
+    /// Compiles every job; a failing node does not stop the others.
+    public func compile(_ jobs: [KernelJob], options: KernelOptions, workDirectory: URL) async throws(TPATError) -> [KernelResult] {
+        guard !jobs.isEmpty else { return [] }
+        struct Request: Encodable {
+            struct Node: Encodable { var id, model, outDir, kernelPrefix: String }
+            var arch: String
+            var nodes: [Node]
+            var tuning: TuningOptions?
+        }
+        struct Response: Decodable {
+            struct Node: Decodable {
+                var id: String
+                var status: String
+                var manifest: String?
+                var errorClass: String?
+                var message: String?
+                var log: String?
+                var seconds: Double?
+            }
+            var nodes: [Node]
+        }
+        let requestURL = workDirectory.appendingPathComponent("bridge-request.json")
+        let resultURL = workDirectory.appendingPathComponent("bridge-result.json")
+        let request = Request(
+            arch: options.arch,
+            nodes: jobs.map { .init(id: $0.id, model: $0.subModel.path, outDir: $0.outDir.path, kernelPrefix: $0.kernelPrefix) },
+            tuning: options.tuning)
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            try encoder.encode(request).write(to: requestURL)
+            try? FileManager.default.removeItem(at: resultURL)
+        } catch {
+            throw .tool(name: "TVM bridge", reason: "cannot write its request in \(workDirectory.path): \(error)")
+        }
+        let run = try await ToolRunner.run(
+            toolchain.python, arguments: ["-m", "tpat_bridge", "manifests", requestURL.path, resultURL.path],
+            environment: ["PYTHONPATH": toolchain.bridgePath.path, "PYTHONUNBUFFERED": "1"],
+            log: workDirectory.appendingPathComponent("bridge.log"))
+        guard let data = try? Data(contentsOf: resultURL), let response = try? JSONDecoder().decode(Response.self, from: data) else {
+            throw .tool(name: "TVM bridge", reason: "it exited (\(run.status)) without a result; log \(run.log.path):\n\(run.logTail())")
+        }
+        let byID = Dictionary(response.nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var results: [KernelResult] = []
+        for job in jobs {
+            guard let node = byID[job.id] else {
+                results.append(KernelResult(id: job.id, outcome: .failure(KernelFailure(errorClass: "internal", message: "the bridge returned nothing for this node", log: run.log.path)), seconds: 0))
+                continue
+            }
+            if node.status == "ok", let path = node.manifest {
+                let url = URL(fileURLWithPath: path)
+                do {
+                    let manifest = try KernelManifest.load(contentsOf: url)
+                    results.append(KernelResult(id: job.id, outcome: .success((manifest, url.deletingLastPathComponent())), seconds: node.seconds ?? 0))
+                } catch {
+                    results.append(KernelResult(id: job.id, outcome: .failure(KernelFailure(errorClass: "internal", message: error.description, log: node.log)), seconds: node.seconds ?? 0))
+                }
+            } else {
+                results.append(KernelResult(
+                    id: job.id,
+                    outcome: .failure(KernelFailure(errorClass: node.errorClass ?? "internal", message: node.message ?? "no reason given", log: node.log)),
+                    seconds: node.seconds ?? 0))
+            }
+        }
+        return results
+    }
+}

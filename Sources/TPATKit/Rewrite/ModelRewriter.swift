@@ -1,0 +1,150 @@
+import Foundation
+
+/// One of a plugin node's inputs or outputs: the value in the original graph, and the element
+/// type the plugin sees when it differs (TensorRT plugins cannot take BOOL or UINT8, so those
+/// values are carried as INT32 and converted by Cast nodes around the plugin).
+public struct PluginPort: Sendable, Equatable, Codable {
+    /// The value's name in the original graph.
+    public var value: String
+    /// The value's element type in the original graph.
+    public var originalType: ElementType
+    /// The type the plugin reads or writes; nil when it is `originalType`.
+    public var pluginType: ElementType?
+
+    /// Creates a port.
+    public init(value: String, originalType: ElementType, pluginType: ElementType? = nil) {
+        self.value = value
+        self.originalType = originalType
+        self.pluginType = pluginType
+    }
+}
+
+/// How one node of the model is replaced by a plugin node.
+public struct NodeReplacement: Sendable, Equatable {
+    /// The node's index in the graph.
+    public var nodeIndex: Int
+    /// The plugin's name: the new op_type.
+    public var pluginName: String
+    /// `plugin_version`.
+    public var pluginVersion: String
+    /// `plugin_namespace`.
+    public var pluginNamespace: String
+    /// The plugin's inputs in order: the node's non-constant inputs (constants are inside the plugin).
+    public var inputs: [PluginPort]
+    /// The plugin's outputs in order.
+    public var outputs: [PluginPort]
+
+    /// Creates a replacement.
+    public init(nodeIndex: Int, pluginName: String, pluginVersion: String = "1", pluginNamespace: String = "", inputs: [PluginPort], outputs: [PluginPort]) {
+        self.nodeIndex = nodeIndex
+        self.pluginName = pluginName
+        self.pluginVersion = pluginVersion
+        self.pluginNamespace = pluginNamespace
+        self.inputs = inputs
+        self.outputs = outputs
+    }
+}
+
+/// The rewrite stage: replaces chosen nodes by plugin nodes that TensorRT's ONNX parser resolves
+/// through its plugin registry (op_type = plugin name, `plugin_version`, `plugin_namespace`).
+public struct ModelRewriter: Sendable {
+    /// The domain plugin nodes are put in; an opset import for it is added.
+    public static let pluginDomain = "tpat"
+
+    /// Creates a rewriter.
+    public init() {}
+
+    /// Returns a copy of `model` with each replacement applied; the input is not modified.
+    /// Initializers that only replaced nodes used are dropped (their data lives in the plugins).
+    public func rewrite(_ model: ONNXModel, replacements: [NodeReplacement]) -> ONNXModel {
+        var result = model
+        var graph = model.graph
+        let byIndex = Dictionary(replacements.map { ($0.nodeIndex, $0) }, uniquingKeysWith: { a, _ in a })
+        var nodes: [Onnx_NodeProto] = []
+        nodes.reserveCapacity(graph.node.count + replacements.count * 2)
+        for (i, node) in graph.node.enumerated() {
+            guard let replacement = byIndex[i] else {
+                nodes.append(node)
+                continue
+            }
+            let (before, plugin, after) = pluginNodes(for: node, replacement)
+            nodes += before
+            nodes.append(plugin)
+            nodes += after
+        }
+        graph.node = nodes
+        // Initializers no remaining node reads (weights now inside plugins) would only bloat the model.
+        var used = Set(graph.output.map(\.name))
+        func collect(_ graph: Onnx_GraphProto) {
+            for node in graph.node {
+                used.formUnion(node.input)
+                for attribute in node.attribute {
+                    if attribute.hasG { collect(attribute.g) }
+                    attribute.graphs.forEach(collect)
+                }
+            }
+        }
+        collect(graph)
+        let graphInputs = Set(graph.input.map(\.name))
+        graph.initializer.removeAll { !used.contains($0.name) && !graphInputs.contains($0.name) }
+        result.graph = graph
+        if !result.proto.opsetImport.contains(where: { $0.domain == Self.pluginDomain }) {
+            var opset = Onnx_OperatorSetIdProto()
+            opset.domain = Self.pluginDomain
+            opset.version = 1
+            result.proto.opsetImport.append(opset)
+        }
+        return result
+    }
+
+    private func pluginNodes(for node: Onnx_NodeProto, _ r: NodeReplacement) -> ([Onnx_NodeProto], Onnx_NodeProto, [Onnx_NodeProto]) {
+        var before: [Onnx_NodeProto] = []
+        var after: [Onnx_NodeProto] = []
+        var plugin = Onnx_NodeProto()
+        plugin.name = node.name
+        plugin.docString = "TPAT plugin \(r.pluginName) for \(node.opType) node '\(node.name)'"
+        plugin.opType = r.pluginName
+        plugin.domain = Self.pluginDomain
+        let base = sanitizedValueSuffix(node.name.isEmpty ? r.pluginName : node.name)
+        plugin.input = r.inputs.enumerated().map { i, port in
+            guard let pluginType = port.pluginType, pluginType != port.originalType else { return port.value }
+            let cast = "\(port.value)__tpat_\(base)_in\(i)_\(pluginType.rawValue)"
+            before.append(castNode(name: "\(node.name)/tpat_cast_in\(i)", from: port.value, to: cast, type: pluginType))
+            return cast
+        }
+        plugin.output = r.outputs.enumerated().map { j, port in
+            guard let pluginType = port.pluginType, pluginType != port.originalType else { return port.value }
+            let raw = "\(port.value)__tpat_\(base)_out\(j)_\(pluginType.rawValue)"
+            after.append(castNode(name: "\(node.name)/tpat_cast_out\(j)", from: raw, to: port.value, type: port.originalType))
+            return raw
+        }
+        plugin.attribute = [stringAttribute("plugin_version", r.pluginVersion), stringAttribute("plugin_namespace", r.pluginNamespace)]
+        return (before, plugin, after)
+    }
+
+    private func castNode(name: String, from input: String, to output: String, type: ElementType) -> Onnx_NodeProto {
+        var cast = Onnx_NodeProto()
+        cast.name = name
+        cast.opType = "Cast"
+        cast.input = [input]
+        cast.output = [output]
+        var to = Onnx_AttributeProto()
+        to.name = "to"
+        to.type = .int
+        to.i = Int64(type.onnxValue)
+        cast.attribute = [to]
+        return cast
+    }
+
+    private func stringAttribute(_ name: String, _ value: String) -> Onnx_AttributeProto {
+        var attribute = Onnx_AttributeProto()
+        attribute.name = name
+        attribute.type = .string
+        attribute.s = Data(value.utf8)
+        return attribute
+    }
+
+    private func sanitizedValueSuffix(_ name: String) -> String {
+        String(name.map { $0.isLetter || $0.isNumber ? $0 : "_" })
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Subprocess
+
+#if canImport(System)
+    import System
+#else
+    import SystemPackage
+#endif
+
+/// Where TPAT finds the tools it drives: the Python interpreter with TVM (the project's .venv),
+/// the bridge package, and nvcc. Each can be overridden by an environment variable.
+public struct Toolchain: Sendable {
+    /// TPAT's installation root (the repository: python/, .venv/).
+    public var root: URL
+    /// The Python interpreter that has TVM, ONNX and ONNX Runtime (`TPAT_PYTHON`).
+    public var python: URL
+    /// The folder holding the `tpat_bridge` package.
+    public var bridgePath: URL
+    /// nvcc (`TPAT_NVCC`, else `$CUDA_HOME/bin/nvcc`, else the pip wheel's in .venv, else PATH).
+    public var nvcc: URL?
+
+    /// Finds the toolchain from the environment and the executable's location.
+    public static func discover(environment: [String: String] = ProcessInfo.processInfo.environment) throws(TPATError) -> Toolchain {
+        let fm = FileManager.default
+        var candidates: [URL] = []
+        if let home = environment["TPAT_HOME"] { candidates.append(URL(fileURLWithPath: home)) }
+        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<8 {
+            candidates.append(dir)
+            dir = dir.deletingLastPathComponent()
+        }
+        candidates.append(URL(fileURLWithPath: fm.currentDirectoryPath))
+        guard let root = candidates.first(where: { fm.fileExists(atPath: $0.appendingPathComponent("python/tpat_bridge/__init__.py").path) }) else {
+            throw .installation("cannot find TPAT's Python bridge (python/tpat_bridge); set TPAT_HOME to the TPAT checkout")
+        }
+        let python = environment["TPAT_PYTHON"].map { URL(fileURLWithPath: $0) } ?? root.appendingPathComponent(".venv/bin/python")
+        guard fm.isExecutableFile(atPath: python.path) else {
+            throw .installation("no Python with TVM at \(python.path); run `make setup` in \(root.path) (or set TPAT_PYTHON)")
+        }
+        return Toolchain(root: root, python: python, bridgePath: root.appendingPathComponent("python"), nvcc: findNVCC(root: root, environment: environment))
+    }
+
+    static func findNVCC(root: URL, environment: [String: String]) -> URL? {
+        let fm = FileManager.default
+        if let explicit = environment["TPAT_NVCC"] { return URL(fileURLWithPath: explicit) }
+        if let cuda = environment["CUDA_HOME"] ?? environment["CUDA_PATH"] {
+            let url = URL(fileURLWithPath: cuda).appendingPathComponent("bin/nvcc")
+            if fm.isExecutableFile(atPath: url.path) { return url }
+        }
+        let lib = root.appendingPathComponent(".venv/lib")
+        for entry in (try? fm.contentsOfDirectory(atPath: lib.path)) ?? [] where entry.hasPrefix("python3") {
+            let url = lib.appendingPathComponent(entry).appendingPathComponent("site-packages/nvidia/cu13/bin/nvcc")
+            if fm.isExecutableFile(atPath: url.path) { return url }
+        }
+        for dir in (environment["PATH"] ?? "").split(separator: ":") {
+            let url = URL(fileURLWithPath: String(dir)).appendingPathComponent("nvcc")
+            if fm.isExecutableFile(atPath: url.path) { return url }
+        }
+        return nil
+    }
+}
+
+/// What a finished tool run left: its exit status and its combined output, kept in a log file.
+public struct ToolRun: Sendable {
+    /// Whether the tool exited with status 0.
+    public var succeeded: Bool
+    /// The exit status (or signal) as text.
+    public var status: String
+    /// The log file with the tool's standard output and error.
+    public var log: URL
+
+    /// The last `lines` lines of the log, for error messages.
+    public func logTail(lines: Int = 20) -> String {
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+}
+
+/// Runs external tools (Python, nvcc) through swift-subprocess, output to a log file.
+public enum ToolRunner {
+    /// Runs `executable` with `arguments`, standard output and error into `log`.
+    public static func run(
+        _ executable: URL, arguments: [String], environment: [String: String] = [:],
+        workingDirectory: URL? = nil, log: URL
+    ) async throws(TPATError) -> ToolRun {
+        let name = executable.lastPathComponent
+        do {
+            try FileManager.default.createDirectory(at: log.deletingLastPathComponent(), withIntermediateDirectories: true)
+            let fd = try FileDescriptor.open(
+                FilePath(log.path), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+            var env: [Environment.Key: String?] = [:]
+            for (key, value) in environment { env[Environment.Key(stringLiteral: key)] = value }
+            let result = try await Subprocess.run(
+                .path(FilePath(executable.path)), arguments: Arguments(arguments),
+                environment: .inherit.updating(env),
+                workingDirectory: workingDirectory.map { FilePath($0.path) },
+                output: .fileDescriptor(fd, closeAfterSpawningProcess: true),
+                error: .combinedWithOutput)
+            return ToolRun(succeeded: result.terminationStatus.isSuccess, status: "\(result.terminationStatus)", log: log)
+        } catch {
+            throw .tool(name: name, reason: "cannot start \(executable.path): \(error)")
+        }
+    }
+}
