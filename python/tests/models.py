@@ -185,3 +185,12 @@ def gather() -> onnx.ModelProto:
 
 MODELS.update({"flatten": flatten, "squeeze": squeeze, "shape_op": shape_op, "reshape_sym": reshape_sym,
                "gather": gather})
+
+
+def add_odd_sym() -> onnx.ModelProto:
+    """Two inputs sharing a dim_param that is not a C identifier (TVM would parse 'batch-size')."""
+    return single("Add", [vi("a", F32, ["batch-size", 256]), vi("b", F32, ["batch-size", 256])],
+                  [vi("y", F32, ["batch-size", 256])])
+
+
+MODELS["add_odd_sym"] = add_odd_sym

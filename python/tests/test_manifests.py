@@ -49,6 +49,8 @@ EXPECT: dict[str, dict[str, Any]] = {
     "flatten": dict(inputs=[(F, ["N", "8", "128"])], outputs=[(F, ["N", "1024"])], launches=None, symbols=[("N", 0, 0)]),
     "reshape_sym": dict(inputs=[(F, ["N", "8", "128"])], outputs=[(F, ["N", "1024"])], launches=None,
                         symbols=[("N", 0, 0)]),
+    "add_odd_sym": dict(inputs=[(F, ["batch_size", "256"]), (F, ["batch_size", "256"])],
+                        outputs=[(F, ["batch_size", "256"])], launches=1, symbols=[("batch_size", 0, 0)]),
     "squeeze": dict(inputs=[(F, ["8", "1", "128"])], outputs=[(F, ["8", "128"])], launches=None),
     "gather": dict(inputs=[(F, ["1000", "64"]), (I, ["4", "16"])], outputs=[(F, ["4", "16", "64"])], launches=2,
                    constants=1, workspace=True),

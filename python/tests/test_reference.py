@@ -104,3 +104,9 @@ def test_where_bool_input_and_topk(tmp_path: Path) -> None:
     assert [o["dtype"] for o in t["outputs"]] == ["float32", "int64"]
     x = t["inputs"][0]["array"]
     assert len(np.unique(x)) == x.size  # no ties: indices are well defined
+
+
+def test_dims_by_original_or_c_name(tmp_path: Path) -> None:
+    a = ref(tmp_path / "a", models.add_odd_sym(), dims={"batch-size": 3})
+    b = ref(tmp_path / "b", models.add_odd_sym(), dims={"batch_size": 3})
+    assert a["inputs"][0]["shape"] == b["inputs"][0]["shape"] == [3, 256]

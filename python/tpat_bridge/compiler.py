@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -33,6 +34,50 @@ ONNX_DTYPES = {
 DTYPE_TO_ONNX = {v: k for k, v in ONNX_DTYPES.items()}
 
 KERNEL_CALLING_CONV = 2  # CallingConv::kDeviceKernelLaunch
+C_KEYWORDS = frozenset(
+    "auto break case char const continue default do double else enum extern float for goto if inline int "
+    "long register restrict return short signed sizeof static struct switch typedef union unsigned void "
+    "volatile while bool true false class namespace template typename this new delete operator private "
+    "public protected virtual friend using".split())
+
+
+def c_identifier(name: str) -> str:
+    """A valid C identifier for a dim_param (TVM's frontend would otherwise parse ``a-b`` or
+    ``N+1`` as expressions and drop spaces)."""
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", name) or "sym"
+    if ident[0].isdigit() or ident in C_KEYWORDS or ident.startswith("tpat_"):
+        ident = "s_" + ident
+    return ident
+
+
+def rename_dim_params(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose dim_params are distinct C identifiers; unnamed dims of graph inputs get names."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    mapping: dict[str, str] = {}
+    taken: set[str] = set()
+
+    def name_for(original: str) -> str:
+        if original not in mapping:
+            base = ident = c_identifier(original)
+            k = 1
+            while ident in taken:
+                ident, k = f"{base}_{k}", k + 1
+            taken.add(ident)
+            mapping[original] = ident
+        return mapping[original]
+
+    inits = {t.name for t in graph.initializer}
+    for i, vi in enumerate(v for v in graph.input if v.name not in inits):
+        for d, dim in enumerate(vi.type.tensor_type.shape.dim):
+            if not dim.HasField("dim_value") and not dim.dim_param:
+                dim.dim_param = f"unk_{i}_{d}"
+    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
+        for dim in vi.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param") and dim.dim_param:
+                dim.dim_param = name_for(dim.dim_param)
+    return out
 
 
 @dataclass
@@ -184,7 +229,7 @@ def compile_model(model: onnx.ModelProto, arch: str, log: list[str]) -> Compiled
     """Import and compile one sub-model for ``{"kind": "cuda", "arch": arch}``."""
     import tvm
 
-    mod, model, casts = import_with_graph_dtypes(model)
+    mod, model, casts = import_with_graph_dtypes(rename_dim_params(model))
     log.append("Relax module from the ONNX frontend:\n" + mod.script(show_meta=False))
     keeper = _Keeper()
 

@@ -17,18 +17,11 @@ from typing import Any, Union
 
 import numpy as np
 
-from .compiler import Compiled, graph_dtype
+from .compiler import Compiled, c_identifier, graph_dtype
 from .errors import BridgeError
 from .expr import Int, Node, Sym, align_up, from_tir, make, symbols_of
 
 WORKSPACE_ALIGNMENT = 256
-C_KEYWORDS = frozenset(
-    "auto break case char const continue default do double else enum extern float for goto if inline int "
-    "long register restrict return short signed sizeof static struct switch typedef union unsigned void "
-    "volatile while bool true false class namespace template typename this new delete operator private "
-    "public protected virtual friend using".split())
-
-
 # --------------------------------------------------------------------------- plan data
 
 
@@ -131,13 +124,10 @@ def dtype_bytes(dtype: str) -> int:
 
 
 def sanitize(name: str, taken: set[str]) -> str:
-    """A valid, unused C identifier for a dim_param."""
-    ident = re.sub(r"[^A-Za-z0-9_]", "_", name) or "sym"
-    if ident[0].isdigit():
-        ident = "s_" + ident
-    if ident in C_KEYWORDS or ident.startswith("tpat_"):
-        ident = "s_" + ident
-    base, k = ident, 1
+    """A valid, unused C identifier for a size variable (dim_params are already C identifiers:
+    see compiler.rename_dim_params)."""
+    base = ident = c_identifier(name)
+    k = 1
     while ident in taken:
         ident, k = f"{base}_{k}", k + 1
     taken.add(ident)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from .compiler import c_identifier
 
 
 POSITIVE_OPS = {"Log", "Sqrt", "Reciprocal", "Rsqrt"}
@@ -40,7 +41,7 @@ def resolve_shape(vi: onnx.ValueInfoProto, dims: dict[str, int]) -> list[int]:
             shape.append(int(d.dim_value))
             continue
         name = d.dim_param
-        alt = re.sub(r"[^A-Za-z0-9_]", "_", name)
+        alt = c_identifier(name)
         if name in dims:
             shape.append(dims[name])
         elif alt in dims:
