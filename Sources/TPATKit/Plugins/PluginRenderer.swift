@@ -1,0 +1,128 @@
+import Foundation
+import Mustache
+
+/// The TensorRT plugin interface the rendered plugin implements.
+public enum TensorRTAPI: String, Sendable, CaseIterable, Codable {
+    /// TensorRT 10/11: `IPluginV3` (`IPluginV3OneCore/OneBuild/OneRuntime`) + `IPluginCreatorV3One`.
+    case v3
+    /// TensorRT 8.x: `IPluginV2DynamicExt` + `IPluginCreator`.
+    case v2
+}
+
+/// How to render a plugin.
+public struct PluginOptions: Sendable, Equatable {
+    /// The TensorRT plugin interface.
+    public var tensorrtAPI: TensorRTAPI
+    /// The plugin version TensorRT's ONNX parser matches (`plugin_version` attribute).
+    public var pluginVersion: String
+    /// The plugin namespace (`plugin_namespace` attribute).
+    public var pluginNamespace: String
+
+    public init(tensorrtAPI: TensorRTAPI = .v3, pluginVersion: String = "1", pluginNamespace: String = "") {
+        self.tensorrtAPI = tensorrtAPI
+        self.pluginVersion = pluginVersion
+        self.pluginNamespace = pluginNamespace
+    }
+}
+
+/// The rendered sources of one plugin: file name (relative to the plugin's folder) -> contents.
+public struct PluginSources: Sendable, Equatable {
+    public var files: [String: String]
+
+    public init(files: [String: String]) { self.files = files }
+
+    /// File names in a stable order.
+    public var fileNames: [String] { files.keys.sorted() }
+
+    /// Writes every file into `directory` (created if needed).
+    public func write(to directory: URL) throws(TPATError) {
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            for (name, contents) in files {
+                try Data(contents.utf8).write(to: directory.appendingPathComponent(name), options: .atomic)
+            }
+        } catch {
+            throw .installation("cannot write plugin sources to \(directory.path): \(error.localizedDescription)")
+        }
+    }
+}
+
+/// One plugin as the top-level Makefile sees it.
+public struct MakefilePlugin: Sendable, Equatable {
+    /// The plugin name (its folder is `plugins/<name>`).
+    public var name: String
+    /// The CUDA architecture its kernels were generated for, e.g. `sm_90`.
+    public var arch: String
+
+    public init(name: String, arch: String) {
+        self.name = name
+        self.arch = arch
+    }
+
+    public init(name: String, manifest: KernelManifest) {
+        self.init(name: name, arch: manifest.target.arch)
+    }
+}
+
+/// Renders TensorRT plugin sources from a kernel manifest.
+///
+/// All decisions are made in Swift (``PluginModel``); the mustache templates in
+/// `Resources/templates` only substitute values and loop over the model.
+public struct PluginRenderer: Sendable {
+    private let library: MustacheLibrary
+
+    /// The templates this renderer needs, by name (file `templates/<name>.mustache`).
+    static let templateNames = ["kernels_h", "kernels_cu", "plugin_v3", "plugin_v2", "test_cu", "cmake", "makefile"]
+
+    /// Loads the bundled templates.
+    public init() throws(TPATError) {
+        var library = MustacheLibrary()
+        for name in Self.templateNames {
+            let url = try BundledResources.url("templates/\(name).mustache")
+            do {
+                let text = try String(contentsOf: url, encoding: .utf8)
+                try library.register(text, named: name)
+            } catch {
+                throw .installation("TPAT's plugin template \(url.path) cannot be loaded: \(error)")
+            }
+        }
+        self.library = library
+    }
+
+    /// The file names rendered for plugin `name`.
+    public static func fileNames(pluginName name: String) -> [String] {
+        ["\(name)_kernels.h", "\(name)_kernels.cu", "\(name)_plugin.cpp", "\(name)_test.cu", "CMakeLists.txt"].sorted()
+    }
+
+    /// Renders the sources of one plugin.
+    public func render(manifest: KernelManifest, pluginName: String, options: PluginOptions = PluginOptions()) throws(TPATError) -> PluginSources {
+        let model = try PluginModel(manifest: manifest, pluginName: pluginName, options: options)
+        return try render(model: model)
+    }
+
+    /// Renders the sources of one plugin from a prepared model.
+    func render(model: PluginModel) throws(TPATError) -> PluginSources {
+        let name = model.name
+        var files: [String: String] = [:]
+        files["\(name)_kernels.h"] = try renderTemplate("kernels_h", model)
+        files["\(name)_kernels.cu"] = try renderTemplate("kernels_cu", model)
+        files["\(name)_plugin.cpp"] = try renderTemplate(model.isV3 ? "plugin_v3" : "plugin_v2", model)
+        files["\(name)_test.cu"] = try renderTemplate("test_cu", model)
+        files["CMakeLists.txt"] = try renderTemplate("cmake", model)
+        return PluginSources(files: files)
+    }
+
+    /// Renders the top-level Makefile (`out/Makefile`) that builds and checks every plugin under
+    /// `plugins/<name>/`.
+    public func renderMakefile(plugins: [MakefilePlugin]) throws(TPATError) -> String {
+        let model = try MakefileModel(plugins: plugins)
+        return try renderTemplate("makefile", model)
+    }
+
+    private func renderTemplate(_ name: String, _ object: Any) throws(TPATError) -> String {
+        guard let text = library.render(object, withTemplate: name) else {
+            throw .installation("TPAT's plugin template '\(name)' is missing")
+        }
+        return text
+    }
+}

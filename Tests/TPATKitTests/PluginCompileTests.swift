@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+@testable import TPATKit
+
+/// Compiles rendered sources with nvcc (no GPU needed). nvcc: $TPAT_NVCC, else the pip wheel's in
+/// .venv (`make test` installs it). The TensorRT checks are opt-in: $TPAT_TENSORRT_INCLUDE (a
+/// TensorRT 10/11 include/ folder, for the v3 plugin) and $TPAT_TENSORRT8_INCLUDE (8.6, for v2).
+@Suite("Plugin compile", .serialized)
+struct PluginCompileTests {
+    static let arch = "sm_90"
+
+    func requireNvcc() throws -> URL {
+        guard let nvcc = PluginFixtures.nvcc() else {
+            Issue.record("nvcc not found: set TPAT_NVCC or install the nvidia-cuda-nvcc wheel into .venv (make test does)")
+            throw CancellationError()
+        }
+        guard FileManager.default.isExecutableFile(atPath: nvcc.path) else {
+            Issue.record("nvcc at \(nvcc.path) is not executable (TPAT_NVCC)")
+            throw CancellationError()
+        }
+        return nvcc
+    }
+
+    /// cudart from the wheel (../lib next to nvcc) when there is one; else nvcc's default.
+    func cudartArguments(_ nvcc: URL) -> [String] {
+        let lib = nvcc.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("lib")
+        if FileManager.default.fileExists(atPath: lib.appendingPathComponent("libcudart.so.13").path) {
+            return ["-L\(lib.path)", "-l:libcudart.so.13", "-Xlinker", "-rpath", "-Xlinker", lib.path, "-cudart", "none"]
+        }
+        return []
+    }
+
+    @Test("kernels and self-test compile and link with nvcc", arguments: ["abs", "scatter_nd"])
+    func kernelsAndTest(_ fixture: String) throws {
+        let nvcc = try requireNvcc()
+        let dir = try PluginFixtures.temporaryDirectory(fixture)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let plugin = "tpat_\(fixture)"
+        let pluginDir = try PluginFixtures.renderInto(dir, fixture: fixture, plugin: plugin, api: .v3)
+        let (status, log) = try PluginFixtures.run(nvcc, [
+            "-std=c++17", "-O2", "-arch=\(Self.arch)", "-Xcompiler", "-Wall", "-Xcompiler", "-fvisibility=hidden",
+            "-DTPAT_CONSTANTS_DIR=\"\(pluginDir.appendingPathComponent("constants").path)\"",
+            "\(plugin)_kernels.cu", "\(plugin)_test.cu", "-o", "\(plugin)_test",
+        ] + cudartArguments(nvcc), in: pluginDir)
+        #expect(status == 0, "nvcc failed for \(fixture):\n\(log)")
+        #expect(FileManager.default.isExecutableFile(atPath: pluginDir.appendingPathComponent("\(plugin)_test").path))
+        #expect(!log.contains("warning"), "nvcc warned:\n\(log)")
+    }
+
+    @Test("the kernel library exports only the C entry points")
+    func exports() throws {
+        let nvcc = try requireNvcc()
+        let dir = try PluginFixtures.temporaryDirectory("exports")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pluginDir = try PluginFixtures.renderInto(dir, fixture: "scatter_nd", plugin: "sc", api: .v3)
+        let (status, log) = try PluginFixtures.run(nvcc, [
+            "-std=c++17", "-arch=\(Self.arch)", "-shared", "-Xcompiler", "-fPIC", "-Xcompiler", "-fvisibility=hidden",
+            "sc_kernels.cu", "-o", "libsc_kernels.so",
+        ] + cudartArguments(nvcc), in: pluginDir)
+        #expect(status == 0, "nvcc failed:\n\(log)")
+        let (nmStatus, symbols) = try PluginFixtures.run(URL(fileURLWithPath: "/usr/bin/env"), ["nm", "-D", "--defined-only", "libsc_kernels.so"], in: pluginDir)
+        guard nmStatus == 0 else { return }  // no binutils: nothing more to check
+        for entry in ["sc_output_dims", "sc_workspace_size", "sc_constants_create", "sc_constants_destroy", "sc_enqueue"] {
+            #expect(symbols.contains(" T \(entry)\n"), "\(entry) is not exported:\n\(symbols)")
+        }
+        #expect(!symbols.contains("tpat_sc_constant_0"), "the embedded constants must stay local")
+    }
+
+    @Test("v3 plugin compiles against TensorRT 10/11 headers ($TPAT_TENSORRT_INCLUDE)", arguments: ["abs", "scatter_nd"])
+    func pluginV3(_ fixture: String) throws {
+        try compilePlugin(fixture, api: .v3, includeVariable: "TPAT_TENSORRT_INCLUDE")
+    }
+
+    @Test("v2 plugin compiles against TensorRT 8.6 headers ($TPAT_TENSORRT8_INCLUDE)")
+    func pluginV2() throws {
+        try compilePlugin("abs", api: .v2, includeVariable: "TPAT_TENSORRT8_INCLUDE")
+    }
+
+    func compilePlugin(_ fixture: String, api: TensorRTAPI, includeVariable: String) throws {
+        guard let include = ProcessInfo.processInfo.environment[includeVariable], !include.isEmpty else { return }
+        let nvcc = try requireNvcc()
+        let dir = try PluginFixtures.temporaryDirectory("\(fixture)-\(api.rawValue)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let plugin = "tpat_\(fixture)"
+        let pluginDir = try PluginFixtures.renderInto(dir, fixture: fixture, plugin: plugin, api: api)
+        for registration in ["0", "1"] {
+            let (status, log) = try PluginFixtures.run(nvcc, [
+                "-std=c++17", "-I\(include)", "-I.", "-Xcompiler", "-Wall", "-Xcompiler", "-Wno-deprecated-declarations",
+                "-DTPAT_STATIC_REGISTRATION=\(registration)", "-c", "\(plugin)_plugin.cpp", "-o", "\(plugin)_plugin_\(registration).o",
+            ], in: pluginDir)
+            #expect(status == 0, "\(api.rawValue) plugin for \(fixture) (TPAT_STATIC_REGISTRATION=\(registration)) does not compile against \(include):\n\(log)")
+            #expect(!log.contains("warning"), "warnings:\n\(log)")
+        }
+    }
+}
