@@ -8,7 +8,7 @@ struct TPATCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tpat",
         abstract: "TVM Plugin Autogen Tool: turn ONNX nodes into TensorRT plugins with TVM-generated CUDA kernels.",
-        subcommands: [Inspect.self]
+        subcommands: [Inspect.self, Generate.self]
     )
 }
 

@@ -22,6 +22,9 @@ class NodeRequest:
     model: str
     out_dir: str
     kernel_prefix: str
+    # The original node's identity (name, opType, domain); the sub-model's own node names are
+    # TPAT's, and it may hold Casts around the node.
+    node: dict[str, str] | None = None
 
 
 def tvm_version() -> str:
@@ -51,6 +54,10 @@ def generate(req: NodeRequest, arch: str, version: str, log: list[str]) -> str:
         log.append(f"dtype: added a Cast to the graph's dtype for {cast}")
     plan = build_plan(compiled)
     name, op_type, domain = node_info(model)
+    if req.node:
+        name = req.node.get("name", name)
+        op_type = req.node.get("opType", op_type)
+        domain = req.node.get("domain", domain)
     builder = ManifestBuilder(compiled, plan, name, op_type, domain, arch, req.kernel_prefix, version)
     return builder.write(req.out_dir)
 
@@ -104,7 +111,7 @@ def run_request(request_path: str, result_path: str) -> int:
         version = tvm_version()
         result["tvmVersion"] = version
         for n in request["nodes"]:
-            req = NodeRequest(n["id"], n["model"], n["outDir"], n["kernelPrefix"])
+            req = NodeRequest(n["id"], n["model"], n["outDir"], n["kernelPrefix"], n.get("node"))
             result["nodes"].append(run_node(req, arch, version))
     except Exception as exc:  # noqa: BLE001 - bad request or TVM missing: still write RESULT
         result["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"

@@ -37,6 +37,13 @@ public struct KernelManifest: Codable, Sendable, Equatable {
         public var name: String
         public var opType: String
         public var domain: String
+
+        /// Creates a node identity.
+        public init(name: String, opType: String, domain: String) {
+            self.name = name
+            self.opType = opType
+            self.domain = domain
+        }
     }
 
     /// The CUDA target the kernels were compiled for.

@@ -50,13 +50,16 @@ public struct KernelJob: Sendable, Equatable {
     public var outDir: URL
     /// The prefix for every kernel name of this node.
     public var kernelPrefix: String
+    /// The original node: name, op type, domain (recorded in the manifest).
+    public var node: KernelManifest.NodeInfo
 
     /// Creates a job.
-    public init(id: String, subModel: URL, outDir: URL, kernelPrefix: String) {
+    public init(id: String, subModel: URL, outDir: URL, kernelPrefix: String, node: KernelManifest.NodeInfo) {
         self.id = id
         self.subModel = subModel
         self.outDir = outDir
         self.kernelPrefix = kernelPrefix
+        self.node = node
     }
 }
 
@@ -96,7 +99,10 @@ public struct TVMBridge: Sendable {
     public func compile(_ jobs: [KernelJob], options: KernelOptions, workDirectory: URL) async throws(TPATError) -> [KernelResult] {
         guard !jobs.isEmpty else { return [] }
         struct Request: Encodable {
-            struct Node: Encodable { var id, model, outDir, kernelPrefix: String }
+            struct Node: Encodable {
+                var id, model, outDir, kernelPrefix: String
+                var node: KernelManifest.NodeInfo
+            }
             var arch: String
             var nodes: [Node]
             var tuning: TuningOptions?
@@ -117,7 +123,7 @@ public struct TVMBridge: Sendable {
         let resultURL = workDirectory.appendingPathComponent("bridge-result.json")
         let request = Request(
             arch: options.arch,
-            nodes: jobs.map { .init(id: $0.id, model: $0.subModel.path, outDir: $0.outDir.path, kernelPrefix: $0.kernelPrefix) },
+            nodes: jobs.map { .init(id: $0.id, model: $0.subModel.path, outDir: $0.outDir.path, kernelPrefix: $0.kernelPrefix, node: $0.node) },
             tuning: options.tuning)
         do {
             let encoder = JSONEncoder()

@@ -102,3 +102,33 @@ public enum ToolRunner {
         }
     }
 }
+
+extension Toolchain {
+    /// The CUDA arch of the first GPU on this machine (`sm_90` for compute capability 9.0), read
+    /// with nvidia-smi; nil when there is no GPU.
+    public static func detectArch() async -> String? {
+        for candidate in ["/usr/bin/nvidia-smi", "/usr/local/bin/nvidia-smi"] where FileManager.default.isExecutableFile(atPath: candidate) {
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-nvidia-smi-\(UUID().uuidString).txt")
+            defer { try? FileManager.default.removeItem(at: log) }
+            guard let run = try? await ToolRunner.run(
+                URL(fileURLWithPath: candidate), arguments: ["--query-gpu=compute_cap", "--format=csv,noheader"], log: log),
+                run.succeeded,
+                let text = try? String(contentsOf: log, encoding: .utf8),
+                let line = text.split(separator: "\n").first
+            else { continue }
+            let digits = line.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: ".", with: "")
+            if !digits.isEmpty, digits.allSatisfy(\.isNumber) { return "sm_\(digits)" }
+        }
+        return nil
+    }
+
+    /// Checks that `arch` names a CUDA arch TPAT can target (`sm_XY`, optionally with `a`).
+    public static func validateArch(_ arch: String) throws(TPATError) {
+        let body = arch.dropFirst(3)
+        guard arch.hasPrefix("sm_"), body.count >= 2, body.first!.isNumber,
+            body.allSatisfy({ $0.isNumber || $0 == "a" || $0 == "f" })
+        else {
+            throw .usage("'\(arch)' is not a CUDA arch; pass e.g. --arch sm_90 (H100/H200), sm_89 (L4/L40), sm_80 (A100), sm_86 (RTX 30xx)")
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TPATKit
+
+struct Generate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Turn chosen nodes into TensorRT plugins and write a rewritten model.",
+        discussion: """
+            Writes OUT/model.tpat.onnx, OUT/plugins/<name>/ (sources, manifest.json, CMakeLists.txt, \
+            build/, test/), OUT/Makefile (`make -C OUT check` runs every plugin's self-test on a GPU) \
+            and OUT/report.json.
+            """)
+
+    @Argument(help: "The ONNX model (never modified).")
+    var model: String
+
+    @Option(name: .shortAndLong, help: "The output folder.")
+    var output: String
+
+    @Option(help: "Nodes to replace, by the names `tpat inspect` shows (comma-separated).")
+    var nodes: String?
+
+    @Option(name: .customLong("op-types"), help: "Replace every node of these op types (comma-separated).")
+    var opTypes: String?
+
+    @Flag(help: "Replace every node TensorRT's ONNX parser cannot run natively and TVM can.")
+    var auto = false
+
+    @Option(help: "CUDA arch, e.g. sm_90; default: the GPU on this machine.")
+    var arch: String?
+
+    @Option(name: .customLong("tensorrt-api"), help: "v3 (IPluginV3, TensorRT 10/11) or v2 (IPluginV2DynamicExt, TensorRT 8.x).")
+    var tensorRTAPI: String = "v3"
+
+    @Option(name: .customLong("tensorrt"), help: "TensorRT folder (include/, lib/) to build the plugin libraries; default $TENSORRT_DIR.")
+    var tensorRT: String?
+
+    @Flag(name: .customLong("no-build"), help: "Render sources only; do not run nvcc.")
+    var noBuild = false
+
+    @Flag(help: "Replace the output folder if it exists.")
+    var force = false
+
+    @Flag(help: "Tune each node with TVM MetaSchedule on the local GPU.")
+    var tune = false
+
+    @Option(help: "Tuning: total trials per node.")
+    var trials: Int = 2000
+
+    @Option(name: .customLong("trials-per-task"), help: "Tuning: trials per task.")
+    var trialsPerTask: Int?
+
+    @Option(name: .customLong("time-budget"), help: "Tuning: seconds per node at most.")
+    var timeBudget: Int?
+
+    @Option(name: .customLong("tuning-db"), help: "Tuning database folder; default ~/.cache/tpat/tuning.")
+    var tuningDB: String?
+
+    @Option(name: .customLong("rpc-tracker"), help: "Tuning: HOST:PORT of a TVM RPC tracker.")
+    var rpcTracker: String?
+
+    @Option(name: .customLong("rpc-key"), help: "Tuning: device key at the RPC tracker.")
+    var rpcKey: String?
+
+    @Flag(name: .shortAndLong, help: "Only warnings and errors on the terminal.")
+    var quiet = false
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = quiet ? .warning : .info
+            return handler
+        }
+        let logger = Logger(label: "tpat")
+        do {
+            let report = try await Pipeline(toolchain: try Toolchain.discover(), logger: logger).run(try request())
+            print(Summary(report: report).text, terminator: "")
+            if report.outputModel == nil || !report.failures.isEmpty { throw ExitCode(report.outputModel == nil ? 1 : 3) }
+        } catch let error as TPATError {
+            fail(error.description)
+        }
+    }
+
+    private func request() async throws(TPATError) -> PipelineRequest {
+        let criteria: NodeCriteria
+        switch (nodes, opTypes, auto) {
+        case (let names?, nil, false): criteria = .names(split(names))
+        case (nil, let types?, false): criteria = .opTypes(split(types))
+        case (nil, nil, true): criteria = .auto
+        default: throw .usage("choose the nodes with exactly one of --nodes, --op-types or --auto")
+        }
+        guard let api = TensorRTAPI(rawValue: tensorRTAPI) else {
+            throw .usage("--tensorrt-api must be v3 (TensorRT 10/11) or v2 (TensorRT 8.x), not '\(tensorRTAPI)'")
+        }
+        let chosenArch: String
+        if let arch {
+            chosenArch = arch
+        } else if let detected = await Toolchain.detectArch() {
+            chosenArch = detected
+        } else {
+            throw .usage("no GPU found on this machine to read the CUDA arch from; pass --arch (e.g. --arch sm_90 for H100/H200)")
+        }
+        try Toolchain.validateArch(chosenArch)
+        var tuning: TuningOptions?
+        if tune {
+            let db = tuningDB ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/tpat/tuning").path
+            tuning = TuningOptions(trials: trials, trialsPerTask: trialsPerTask, timeBudgetSeconds: timeBudget, database: db, rpcTracker: rpcTracker, rpcKey: rpcKey)
+        }
+        let trt = (tensorRT ?? ProcessInfo.processInfo.environment["TENSORRT_DIR"]).map { URL(fileURLWithPath: $0) }
+        return PipelineRequest(
+            model: URL(fileURLWithPath: model), criteria: criteria, outputDirectory: URL(fileURLWithPath: output),
+            kernels: KernelOptions(arch: chosenArch, tuning: tuning), tensorRTAPI: api, tensorRTDirectory: trt,
+            build: !noBuild, force: force)
+    }
+
+    private func split(_ list: String) -> [String] {
+        list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+}
+
+/// The closing summary of `tpat generate`.
+struct Summary {
+    let report: PipelineReport
+
+    var text: String {
+        var lines: [String] = []
+        for p in report.plugins {
+            let nodes = p.nodes.count == 1 ? p.nodes[0] : "\(p.nodes.count) nodes: \(p.nodes.joined(separator: ", "))"
+            lines.append("  \(p.name)  \(p.opType) (\(nodes))  \(p.kernels) kernel(s), \(p.launches) step(s), \(String(format: "%.2f", p.generationSeconds)) s, build: \(p.kernelBuild)")
+        }
+        for f in report.failures {
+            lines.append("  FAILED \(f.node) (\(f.opType)): \(f.message) [\(f.errorClass)]" + (f.log.map { " log: \($0)" } ?? ""))
+        }
+        var text = "tpat: \(report.plugins.count) plugin(s) for \(report.plugins.reduce(0) { $0 + $1.nodes.count }) node(s), \(report.failures.count) node(s) failed, \(String(format: "%.1f", report.totalSeconds)) s\n"
+        text += lines.joined(separator: "\n") + "\n"
+        if let model = report.outputModel { text += "model: \(model)\n" }
+        if let reason = report.pluginLibrariesSkipped { text += "plugin libraries skipped: \(reason)\n" }
+        if let trtexec = report.trtexecCommand { text += "TensorRT: \(trtexec)\n" }
+        if let first = report.plugins.first {
+            let out = URL(fileURLWithPath: first.directory).deletingLastPathComponent().deletingLastPathComponent().path
+            text += "check on a GPU: make -C \(out) check\n"
+        }
+        return text
+    }
+}
