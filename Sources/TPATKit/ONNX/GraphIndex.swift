@@ -1,7 +1,7 @@
 import Foundation
 
 /// One dimension of a tensor shape as the model declares it.
-public enum Dimension: Hashable, Sendable, CustomStringConvertible, Codable {
+public enum TensorDim: Hashable, Sendable, CustomStringConvertible, Codable {
     /// A fixed size.
     case fixed(Int64)
     /// A named symbolic size (`dim_param`).
@@ -30,10 +30,10 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
     /// The element type; nil when the model does not say.
     public var elementType: ElementType?
     /// The dims; nil when not even the rank is known.
-    public var shape: [Dimension]?
+    public var shape: [TensorDim]?
 
     /// Creates a tensor type.
-    public init(elementType: ElementType?, shape: [Dimension]?) {
+    public init(elementType: ElementType?, shape: [TensorDim]?) {
         self.elementType = elementType
         self.shape = shape
     }

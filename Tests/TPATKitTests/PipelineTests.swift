@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+
+@testable import TPATKit
+
+/// End-to-end runs of `tpat generate`: real TVM, real nvcc (no GPU needed to build).
+@Suite("tpat generate end to end", .serialized)
+struct PipelineTests {
+    /// Hostile node names, a BOOL input (Casts), two identical nodes (one shared plugin), a
+    /// symbolic batch dim.
+    static func hostileModel() -> ModelBuilder {
+        var b = ModelBuilder()
+        b.input("x", .float32, [.symbolic("batch size"), .fixed(64)])
+        b.input("mask", .bool, [.symbolic("batch size"), .fixed(64)])
+        b.value("a", .float32, [.symbolic("batch size"), .fixed(64)])
+        b.value("n", .float32, [.symbolic("batch size"), .fixed(64)])
+        b.value("b", .float32, [.symbolic("batch size"), .fixed(64)])
+        b.output("y", .float32, [.symbolic("batch size"), .fixed(64)])
+        b.output("z", .float32, [.symbolic("batch size"), .fixed(64)])
+        b.node("Abs", ["x"], ["a"], name: "../../etc/passwd")
+        b.node("Neg", ["x"], ["n"], name: "a b\"c;rm -rf $HOME")
+        b.node("Abs", ["n"], ["b"], name: "节点/🙂")
+        b.node("Where", ["mask", "a", "b"], ["y"], name: "select")
+        b.node("Add", ["a", "b"], ["z"], name: "add")
+        return b
+    }
+
+    @Test("hostile names, Casts for BOOL, shared plugins, symbolic dims; the input is untouched")
+    func generatesPlugins() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let input = dir.appendingPathComponent("model.onnx")
+        try Self.hostileModel().write(to: input)
+        let before = try Data(contentsOf: input)
+        let out = dir.appendingPathComponent("out")
+        let result = try TestSupport.runTPAT([
+            "generate", input.path, "-o", out.path, "--arch", "sm_90", "-q",
+            "--nodes", "../../etc/passwd,节点/🙂,select",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try Data(contentsOf: input) == before)
+
+        let report = try JSONDecoder().decode(PipelineReport.self, from: Data(contentsOf: out.appendingPathComponent("report.json")))
+        #expect(report.failures.isEmpty)
+        // The two Abs nodes are identical: one plugin serves both.
+        #expect(report.plugins.count == 2)
+        let abs = try #require(report.plugins.first { $0.opType == "Abs" })
+        #expect(abs.nodes == ["../../etc/passwd", "节点/🙂"])
+        for plugin in report.plugins {
+            #expect(plugin.name.hasPrefix("tpat_"))
+            #expect(plugin.name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") })
+            #expect(!plugin.name.contains("__"))
+            #expect(plugin.directory.hasPrefix(out.path + "/plugins/"))
+            #expect(plugin.kernelBuild == "built")
+            let folder = URL(fileURLWithPath: plugin.directory)
+            for file in ["manifest.json", "\(plugin.name)_kernels.cu", "\(plugin.name)_plugin.cpp", "\(plugin.name)_test.cu", "CMakeLists.txt", "test/reference.json", "build/\(plugin.name)_test"] {
+                #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(file).path), "\(plugin.name): \(file)")
+            }
+            // Symbolic batch: two self-test cases at two sizes.
+            let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("test/reference.json"))) as? [String: Any]
+            #expect((reference?["cases"] as? [Any])?.count == 2)
+        }
+        #expect(report.trtexecCommand?.hasPrefix("trtexec --onnx=\(out.path)/model.tpat.onnx --dynamicPlugins=") == true)
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("Makefile").path))
+
+        // The rewritten model: plugin nodes, a Cast pair around the BOOL input, the tpat opset.
+        let rewritten = try ONNXModel.load(contentsOf: out.appendingPathComponent("model.tpat.onnx"))
+        let ops = rewritten.graph.node.map(\.opType)
+        #expect(ops.filter { $0 == abs.name }.count == 2)
+        #expect(ops.contains("Neg") && ops.contains("Add"))
+        #expect(!ops.contains("Abs") && !ops.contains("Where"))
+        let select = try #require(rewritten.graph.node.first { $0.name == "select" })
+        #expect(select.domain == ModelRewriter.pluginDomain)
+        #expect(select.attribute(named: "plugin_version") == .string("1"))
+        #expect(select.attribute(named: "plugin_namespace") == .string(""))
+        let cast = try #require(rewritten.graph.node.first { $0.opType == "Cast" })
+        #expect(cast.input == ["mask"])
+        #expect(cast.attribute(named: "to") == .int(Int64(ElementType.int32.onnxValue)))
+        #expect(select.input[0] == cast.output[0])
+        #expect(rewritten.proto.opsetImport.contains { $0.domain == "tpat" && $0.version == 1 })
+        // Topological order holds: every input is produced before it is read.
+        var known = Set(rewritten.graph.input.map(\.name))
+        for node in rewritten.graph.node {
+            for value in node.input where !value.isEmpty { #expect(known.contains(value), "\(node.name) reads \(value) before it exists") }
+            known.formUnion(node.output)
+        }
+    }
+
+    @Test("a node TVM cannot express fails alone; the others become plugins")
+    func perNodeFailure() async throws {
+        var b = ModelBuilder()
+        b.input("x", .float32, [.fixed(4), .symbolic("L")])
+        b.initializer("axis", int64: [1], shape: [])
+        b.value("a", .float32, [.fixed(4), .symbolic("L")])
+        b.output("c", .float32, [.fixed(4), .symbolic("L")])
+        b.node("Abs", ["x"], ["a"], name: "abs")
+        b.node("CumSum", ["a", "axis"], ["c"], name: "cumsum")
+        let dir = try TestSupport.temporaryDirectory()
+        let input = dir.appendingPathComponent("model.onnx")
+        try b.write(to: input)
+        let out = dir.appendingPathComponent("out")
+        let result = try TestSupport.runTPAT(["generate", input.path, "-o", out.path, "--arch", "sm_90", "-q", "--no-build", "--op-types", "Abs,CumSum"])
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stdout.contains("FAILED cumsum (CumSum)"))
+        let report = try JSONDecoder().decode(PipelineReport.self, from: Data(contentsOf: out.appendingPathComponent("report.json")))
+        #expect(report.plugins.map(\.opType) == ["Abs"])
+        #expect(report.failures.map(\.errorClass) == ["unsupported"])
+        let log = try #require(report.failures.first?.log)
+        #expect(FileManager.default.fileExists(atPath: log))
+        let rewritten = try ONNXModel.load(contentsOf: out.appendingPathComponent("model.tpat.onnx"))
+        #expect(rewritten.graph.node.map(\.opType) == ["tpat_abs", "CumSum"])
+    }
+
+    @Test("bad requests give one clear message, a non-zero exit and no output")
+    func badRequests() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let input = dir.appendingPathComponent("model.onnx")
+        var b = Self.hostileModel()
+        b.node("Relu", ["z"], ["r"], name: "custom", domain: "com.example")
+        try b.write(to: input)
+        let out = dir.appendingPathComponent("out")
+        let cases: [([String], String)] = [
+            (["--nodes", "nope"], "no node named 'nope'"),
+            (["--op-types", "Conv"], "the model has no node of op type 'Conv'"),
+            (["--nodes", "custom"], "not supported by TVM's ONNX frontend"),
+            (["--nodes", "add", "--op-types", "Abs"], "exactly one of --nodes, --op-types or --auto"),
+            (["--nodes", "add", "--arch", "gpu9000"], "is not a CUDA arch"),
+            (["--nodes", "add", "--tensorrt-api", "v9"], "--tensorrt-api must be v3"),
+        ]
+        for (arguments, message) in cases {
+            var args = ["generate", input.path, "-o", out.path] + arguments
+            if !arguments.contains("--arch") { args += ["--arch", "sm_90"] }
+            let result = try TestSupport.runTPAT(args)
+            #expect(result.status != 0, "\(arguments)")
+            #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+            #expect(result.stderr.hasPrefix("tpat: error: "), "\(arguments)")
+            #expect(!FileManager.default.fileExists(atPath: out.path), "\(arguments) left output behind")
+        }
+        #expect(TestSupport.listing(dir) == ["model.onnx"])
+
+        // An existing, non-empty output folder is kept unless --force.
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try Data("keep".utf8).write(to: out.appendingPathComponent("mine.txt"))
+        let refused = try TestSupport.runTPAT(["generate", input.path, "-o", out.path, "--nodes", "add", "--arch", "sm_90"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("--force"))
+        #expect(TestSupport.listing(out) == ["mine.txt"])
+        // The output folder may not be the input's folder.
+        let inPlace = try TestSupport.runTPAT(["generate", input.path, "-o", dir.path, "--nodes", "add", "--arch", "sm_90", "--force"])
+        #expect(inPlace.status != 0)
+        #expect(inPlace.stderr.contains("holds the input model"))
+        #expect(FileManager.default.fileExists(atPath: input.path))
+    }
+
+    @Test("plugin names are C++ identifiers, unique, and never an op name")
+    func naming() {
+        var naming = PluginNaming()
+        #expect(naming.name(for: "Conv") == "tpat_Conv")
+        #expect(naming.name(for: "conv") == "tpat_conv_2")
+        #expect(naming.name(for: "../../etc/passwd") == "tpat_etc_passwd")
+        #expect(naming.name(for: "🙂") == "tpat_node")
+        #expect(naming.name(for: "") == "tpat_node_2")
+        #expect(naming.name(for: "a__b--c") == "tpat_a_b_c")
+        #expect(naming.name(for: String(repeating: "x", count: 300)).count <= PluginNaming.maximumLength)
+    }
+}
