@@ -93,4 +93,56 @@ struct PluginCompileTests {
             #expect(!log.contains("warning"), "warnings:\n\(log)")
         }
     }
+
+    /// Opt-in: every `*/manifest.json` under $TPAT_REAL_MANIFESTS (written by the bridge's
+    /// `manifests` command) renders, and its kernels + self-test compile and link; with
+    /// $TPAT_TENSORRT_INCLUDE its v3 plugin compiles too, with $TPAT_TENSORRT8_INCLUDE its v2 plugin
+    /// (where TensorRT 8 can take its dtypes).
+    @Test("real bridge manifests render and compile ($TPAT_REAL_MANIFESTS)")
+    func realManifests() throws {
+        guard let root = ProcessInfo.processInfo.environment["TPAT_REAL_MANIFESTS"], !root.isEmpty else { return }
+        let nvcc = try requireNvcc()
+        let environment = ProcessInfo.processInfo.environment
+        let rootURL = URL(fileURLWithPath: root)
+        let entries = try FileManager.default.contentsOfDirectory(atPath: root).sorted()
+        let renderer = try PluginRenderer()
+        var count = 0
+        for entry in entries {
+            let source = rootURL.appendingPathComponent(entry)
+            let manifestURL = source.appendingPathComponent("manifest.json")
+            guard FileManager.default.fileExists(atPath: manifestURL.path) else { continue }
+            count += 1
+            let manifest = try KernelManifest.load(contentsOf: manifestURL)
+            let dir = try PluginFixtures.temporaryDirectory("real-\(entry)")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let plugin = "tpat_real_\(entry)"
+            let constants = source.appendingPathComponent("constants")
+            if FileManager.default.fileExists(atPath: constants.path) {
+                try FileManager.default.copyItem(at: constants, to: dir.appendingPathComponent("constants"))
+            }
+            try renderer.render(manifest: manifest, pluginName: plugin, options: PluginOptions(tensorrtAPI: .v3)).write(to: dir)
+            let (status, log) = try PluginFixtures.run(nvcc, [
+                "-std=c++17", "-O2", "-arch=\(manifest.target.arch)", "-Xcompiler", "-fvisibility=hidden",
+                "-DTPAT_CONSTANTS_DIR=\"\(dir.appendingPathComponent("constants").path)\"",
+                "\(plugin)_kernels.cu", "\(plugin)_test.cu", "-o", "\(plugin)_test",
+            ] + cudartArguments(nvcc), in: dir)
+            #expect(status == 0, "\(entry): kernels + self-test do not compile:\n\(log)")
+            if let include = environment["TPAT_TENSORRT_INCLUDE"], !include.isEmpty {
+                let (status, log) = try PluginFixtures.run(nvcc, [
+                    "-std=c++17", "-I\(include)", "-I.", "-Xcompiler", "-Wno-deprecated-declarations", "-c", "\(plugin)_plugin.cpp", "-o", "p3.o",
+                ], in: dir)
+                #expect(status == 0, "\(entry): v3 plugin does not compile against \(include):\n\(log)")
+            }
+            if let include = environment["TPAT_TENSORRT8_INCLUDE"], !include.isEmpty,
+                let v2 = try? renderer.render(manifest: manifest, pluginName: plugin, options: PluginOptions(tensorrtAPI: .v2))
+            {
+                try v2.write(to: dir)
+                let (status, log) = try PluginFixtures.run(nvcc, [
+                    "-std=c++17", "-I\(include)", "-I.", "-Xcompiler", "-Wno-deprecated-declarations", "-c", "\(plugin)_plugin.cpp", "-o", "p2.o",
+                ], in: dir)
+                #expect(status == 0, "\(entry): v2 plugin does not compile against \(include):\n\(log)")
+            }
+        }
+        #expect(count > 0, "no */manifest.json under \(root)")
+    }
 }
