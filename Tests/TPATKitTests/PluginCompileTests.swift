@@ -144,5 +144,21 @@ struct PluginCompileTests {
             }
         }
         #expect(count > 0, "no */manifest.json under \(root)")
+
+        // $TPAT_REAL_RENDER_OUT: also lay out every plugin folder there has (plugins/<name>/) as
+        // the pipeline does, plus the top-level Makefile, for `make -C <out> check` on a GPU.
+        if let out = environment["TPAT_REAL_RENDER_OUT"], !out.isEmpty {
+            let outURL = URL(fileURLWithPath: out)
+            var made: [MakefilePlugin] = []
+            for entry in try FileManager.default.contentsOfDirectory(atPath: outURL.appendingPathComponent("plugins").path).sorted() {
+                let dir = outURL.appendingPathComponent("plugins/\(entry)")
+                let manifestURL = dir.appendingPathComponent("manifest.json")
+                guard FileManager.default.fileExists(atPath: manifestURL.path) else { continue }
+                let manifest = try KernelManifest.load(contentsOf: manifestURL)
+                try renderer.render(manifest: manifest, pluginName: entry).write(to: dir)
+                made.append(MakefilePlugin(name: entry, manifest: manifest))
+            }
+            try Data(try renderer.renderMakefile(plugins: made).utf8).write(to: outURL.appendingPathComponent("Makefile"))
+        }
     }
 }
