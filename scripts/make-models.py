@@ -2,6 +2,7 @@
 """Writes the demo model and the test fixtures with Python's onnx package (deterministic).
 
     models/generated/demo.onnx            the demo: 12 ops, GatherND, ScatterND, OneHot, Resize, ...
+    models/generated/ops.onnx             one branch per op of the kernel-manifest issue's list
     Tests/Fixtures/generated/*.onnx       models the Swift tests round-trip and inspect
 
 Run by scripts/setup.sh; both folders are git-ignored."""
@@ -74,6 +75,71 @@ def demo(path: pathlib.Path) -> None:
     finish(graph, path)
 
 
+def ops(path: pathlib.Path) -> None:
+    """The kernel-manifest issue's op list, one branch per op, sized so that the self-test data of
+    every plugin fits in one transfer to a GPU machine (about 30 MB); the full sizes are in
+    python/tests. Four ops also run with a symbolic batch dim N."""
+    rng = np.random.default_rng(3)
+    inputs, outputs, inits, nodes = [], [], [], []
+
+    def inp(name, dtype, shape):
+        inputs.append(helper.make_tensor_value_info(name, dtype, shape))
+
+    def node(op, ins, outs, name, **attrs):
+        nodes.append(helper.make_node(op, ins, outs, name=name, **attrs))
+        for o in outs:
+            outputs.append(helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None))
+
+    F, I64 = TensorProto.FLOAT, TensorProto.INT64
+    inp("abs.x", F, [4, 1024]); node("Abs", ["abs.x"], ["abs.y"], "abs")
+    inp("add.a", F, [8, 256]); inp("add.b", F, [256]); node("Add", ["add.a", "add.b"], ["add.y"], "add_broadcast")
+    inp("softmax.x", F, [1024, 1024]); node("Softmax", ["softmax.x"], ["softmax.y"], "softmax", axis=-1)
+    inp("reducemax.x", F, [256, 82, 128]); node("ReduceMax", ["reducemax.x"], ["reducemax.y"], "reducemax", axes=[1], keepdims=1)
+    inp("layernorm.x", F, [1024, 1024])
+    inits += [const("layernorm.scale", rng.standard_normal(1024).astype(np.float32)), const("layernorm.bias", rng.standard_normal(1024).astype(np.float32))]
+    node("LayerNormalization", ["layernorm.x", "layernorm.scale", "layernorm.bias"], ["layernorm.y"], "layernorm", axis=-1)
+    inp("gathernd.data", F, [1, 64, 64, 224]); inp("gathernd.indices", I64, [1, 600, 2])
+    node("GatherND", ["gathernd.data", "gathernd.indices"], ["gathernd.y"], "gathernd", batch_dims=1)
+    inp("scatternd.data", F, [4, 64, 64, 16]); inp("scatternd.indices", I64, [4, 600, 3]); inp("scatternd.updates", F, [4, 600, 16])
+    node("ScatterND", ["scatternd.data", "scatternd.indices", "scatternd.updates"], ["scatternd.y"], "scatternd")
+    inp("onehot.indices", I64, [16])
+    inits += [const("onehot.depth", np.array(16384, np.int64)), const("onehot.values", np.array([0, 1], np.float32))]
+    node("OneHot", ["onehot.indices", "onehot.depth", "onehot.values"], ["onehot.y"], "onehot")
+    inits += [const("resize.scales", np.array([1, 1, 4, 4], np.float32))]
+    inp("resize_nearest.x", F, [2, 8, 44, 50]); node("Resize", ["resize_nearest.x", "", "resize.scales"], ["resize_nearest.y"], "resize_nearest", mode="nearest")
+    inp("resize_linear.x", F, [2, 8, 44, 50]); node("Resize", ["resize_linear.x", "", "resize.scales"], ["resize_linear.y"], "resize_linear", mode="linear")
+    inp("matmul.a", F, [512, 512]); inp("matmul.b", F, [512, 512]); node("MatMul", ["matmul.a", "matmul.b"], ["matmul.y"], "matmul")
+    inp("conv.x", F, [1, 64, 56, 56])
+    inits += [const("conv.w", (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)), const("conv.b", rng.standard_normal(64).astype(np.float32))]
+    node("Conv", ["conv.x", "conv.w", "conv.b"], ["conv.y"], "conv", pads=[1, 1, 1, 1])
+    inp("erf.x", F, [64, 1024]); node("Erf", ["erf.x"], ["erf.y"], "erf")
+    inp("isinf.x", F, [64, 1024]); node("IsInf", ["isinf.x"], ["isinf.y"], "isinf")
+    inp("where.c", TensorProto.BOOL, [64, 1024]); inp("where.a", F, [64, 1024]); inp("where.b", F, [64, 1024])
+    node("Where", ["where.c", "where.a", "where.b"], ["where.y"], "where")
+    inits += [const("topk.k", np.array([8], np.int64)), const("cumsum.axis", np.array(1, np.int64))]
+    inp("topk.x", F, [64, 1024]); node("TopK", ["topk.x", "topk.k"], ["topk.values", "topk.indices"], "topk", axis=-1)
+    inp("cumsum.x", F, [8, 1024]); node("CumSum", ["cumsum.x", "cumsum.axis"], ["cumsum.y"], "cumsum")
+    inp("argmax.x", F, [64, 1024]); node("ArgMax", ["argmax.x"], ["argmax.y"], "argmax", axis=1, keepdims=1)
+    inp("abs_n.x", F, ["N", 1024]); node("Abs", ["abs_n.x"], ["abs_n.y"], "abs_symbolic")
+    inp("softmax_n.x", F, ["N", 1024]); node("Softmax", ["softmax_n.x"], ["softmax_n.y"], "softmax_symbolic", axis=-1)
+    inp("layernorm_n.x", F, ["N", 1024])
+    node("LayerNormalization", ["layernorm_n.x", "layernorm.scale", "layernorm.bias"], ["layernorm_n.y"], "layernorm_symbolic", axis=-1)
+    inp("matmul_n.a", F, ["N", 256]); inits.append(const("matmul_n.b", rng.standard_normal((256, 256)).astype(np.float32)))
+    node("MatMul", ["matmul_n.a", "matmul_n.b"], ["matmul_n.y"], "matmul_symbolic")
+    graph = helper.make_graph(nodes, "tpat_ops", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=OPSET, producer_name="tpat-make-models")
+    model.ir_version = 8
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    # Declare the inferred output types on the graph outputs too.
+    inferred = {vi.name: vi for vi in model.graph.value_info}
+    for o in model.graph.output:
+        if o.name in inferred:
+            o.type.CopyFrom(inferred[o.name].type)
+    onnx.checker.check_model(model, full_check=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+
+
 def fixtures(folder: pathlib.Path) -> None:
     rng = np.random.default_rng(1)
     # Metadata, doc strings, a model-local function and a second opset domain: all must survive.
@@ -132,6 +198,7 @@ def fixtures(folder: pathlib.Path) -> None:
 
 if __name__ == "__main__":
     demo(ROOT / "models/generated/demo.onnx")
+    ops(ROOT / "models/generated/ops.onnx")
     fixtures_dir = ROOT / "Tests/Fixtures/generated"
     fixtures_dir.mkdir(parents=True, exist_ok=True)
     fixtures(fixtures_dir)
