@@ -39,6 +39,9 @@ struct Generate: AsyncParsableCommand {
     @Flag(name: .customLong("no-build"), help: "Render sources only; do not run nvcc.")
     var noBuild = false
 
+    @Flag(name: .customLong("no-reference"), help: "Skip the self-test data (ONNX Runtime on the CPU); `make check` then has nothing to compare with.")
+    var noReference = false
+
     @Flag(help: "Replace the output folder if it exists.")
     var force = false
 
@@ -111,7 +114,7 @@ struct Generate: AsyncParsableCommand {
         return PipelineRequest(
             model: URL(fileURLWithPath: model), criteria: criteria, outputDirectory: URL(fileURLWithPath: output),
             kernels: KernelOptions(arch: chosenArch, tuning: tuning), tensorRTAPI: api, tensorRTDirectory: trt,
-            build: !noBuild, force: force)
+            build: !noBuild, force: force, referenceData: !noReference)
     }
 
     private func split(_ list: String) -> [String] {

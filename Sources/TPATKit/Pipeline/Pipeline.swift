@@ -23,13 +23,17 @@ public struct PipelineRequest: Sendable {
     public var force: Bool
     /// Values each symbolic dim takes in the self-test cases (two cases by default).
     public var symbolicTestValues: [Int64]
+    /// Whether to compute self-test data with ONNX Runtime (off for huge nodes whose data would
+    /// not travel, or when the caller supplies its own, as the conformance runner does).
+    public var referenceData: Bool
 
     /// Creates a request.
     public init(
         model: URL, criteria: NodeCriteria, outputDirectory: URL, outputModelName: String = "model.tpat.onnx",
         kernels: KernelOptions, tensorRTAPI: TensorRTAPI = .v3, tensorRTDirectory: URL? = nil, build: Bool = true,
-        force: Bool = false, symbolicTestValues: [Int64] = [3, 8]
+        force: Bool = false, symbolicTestValues: [Int64] = [3, 8], referenceData: Bool = true
     ) {
+        self.referenceData = referenceData
         self.model = model
         self.criteria = criteria
         self.outputDirectory = outputDirectory
@@ -185,7 +189,9 @@ public struct Pipeline: Sendable {
         // Self-test data (ONNX Runtime on the CPU), plugin sources, Makefile.
         let renderer = try PluginRenderer()
         let options = PluginOptions(tensorrtAPI: request.tensorRTAPI)
-        try await writeReferences(for: made.map { ($0.name, $0.directory, $0.nodes[0].symbols) }, values: request.symbolicTestValues)
+        if request.referenceData {
+            try await writeReferences(for: made.map { ($0.name, $0.directory, $0.nodes[0].symbols) }, values: request.symbolicTestValues)
+        }
         for plugin in made {
             try renderer.render(manifest: plugin.manifest, pluginName: plugin.name, options: options).write(to: plugin.directory)
         }
