@@ -117,18 +117,25 @@ public struct Pipeline: Sendable {
         if fm.fileExists(atPath: out.path), !request.force, !((try? fm.contentsOfDirectory(atPath: out.path))?.isEmpty ?? true) {
             throw .usage("the output folder \(out.path) exists and is not empty; pass --force to replace it")
         }
-        let model: ONNXModel
+        var model: ONNXModel
         do { model = try ONNXModel.load(contentsOf: request.model) } catch { throw .usage(error.description) }
         if out.path == model.baseDirectory.standardizedFileURL.path || model.baseDirectory.path.hasPrefix(out.path + "/") {
             throw .usage("the output folder \(out.path) holds the input model; choose another (TPAT never modifies its input)")
         }
         let tables = try OpSupportTables.bundled()
-        let index = GraphIndex(model: model)
-        let selected = try NodeSelector(tables: tables).select(request.criteria, in: index)
+        var index = GraphIndex(model: model)
+        var selected = try NodeSelector(tables: tables).select(request.criteria, in: index)
         guard !selected.isEmpty else {
             throw .usage("no node to replace: TensorRT runs every node of this model natively; name nodes with --nodes or --op-types")
         }
         logger.info("selected \(selected.count) node(s): \(selected.map(\.name).joined(separator: ", "))")
+        let values = Set(selected.flatMap { $0.node.input + $0.node.output }.filter { !$0.isEmpty })
+        if values.contains(where: { !index.isConstant($0) && !(index.types[$0]?.isFullyKnown ?? false) }) {
+            logger.info("some shapes are not declared: running ONNX shape inference")
+            model = try await ShapeInference(toolchain: toolchain).fillMissingTypes(of: model)
+            index = GraphIndex(model: model)
+            selected = selected.map { SelectedNode(index: $0.index, name: $0.name, node: index.graph.node[$0.index]) }
+        }
 
         let work = out.deletingLastPathComponent().appendingPathComponent(".\(out.lastPathComponent).tpat-\(UUID().uuidString.prefix(8))")
         do { try fm.createDirectory(at: work.appendingPathComponent("plugins"), withIntermediateDirectories: true) } catch {

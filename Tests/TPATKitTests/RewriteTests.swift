@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+
+@testable import TPATKit
+
+@Suite("Model rewrite")
+struct RewriteTests {
+    @Test("BOOL outputs come back through a Cast; weights only plugins used are dropped")
+    func boolOutputAndUnusedWeights() throws {
+        var b = ModelBuilder()
+        b.input("x", .float32, [.fixed(4)])
+        b.initializer("k", int64: [2], shape: [1])
+        b.output("inf", .bool, [.fixed(4)])
+        b.output("t", .float32, [.fixed(2)])
+        b.node("IsInf", ["x"], ["inf"], name: "isinf")
+        b.node("TopK", ["x", "k"], ["t", "i"], name: "topk")
+        let model = ONNXModel(proto: b.model())
+        let rewritten = ModelRewriter().rewrite(model, replacements: [
+            NodeReplacement(nodeIndex: 0, pluginName: "tpat_isinf", inputs: [PluginPort(value: "x", originalType: .float32)],
+                            outputs: [PluginPort(value: "inf", originalType: .bool, pluginType: .int32)]),
+            NodeReplacement(nodeIndex: 1, pluginName: "tpat_topk", inputs: [PluginPort(value: "x", originalType: .float32)],
+                            outputs: [PluginPort(value: "t", originalType: .float32), PluginPort(value: "i", originalType: .int64)]),
+        ])
+        let nodes = rewritten.graph.node
+        #expect(nodes.map(\.opType) == ["tpat_isinf", "Cast", "tpat_topk"])
+        #expect(nodes[1].output == ["inf"])
+        #expect(nodes[1].input == nodes[0].output)
+        #expect(nodes[1].attribute(named: "to") == .int(Int64(ElementType.bool.onnxValue)))
+        // TopK's k is inside the plugin now: the plugin node reads only x, and k is gone.
+        #expect(nodes[2].input == ["x"])
+        #expect(rewritten.graph.initializer.isEmpty)
+        // The input model is a value: unchanged.
+        #expect(model.graph.node.map(\.opType) == ["IsInf", "TopK"])
+        #expect(model.graph.initializer.count == 1)
+    }
+
+    @Test("the rewritten model keeps the original's other nodes, metadata and opsets")
+    func keepsTheRest() throws {
+        let model = try ONNXModel.load(contentsOf: try TestSupport.fixture("rich.onnx"))
+        let rewritten = ModelRewriter().rewrite(model, replacements: [
+            NodeReplacement(nodeIndex: 0, pluginName: "tpat_abs", inputs: [PluginPort(value: "x", originalType: .float32)],
+                            outputs: [PluginPort(value: "a", originalType: .float32)])
+        ])
+        #expect(rewritten.proto.metadataProps == model.proto.metadataProps)
+        #expect(rewritten.proto.functions == model.proto.functions)
+        #expect(rewritten.graph.node[1] == model.graph.node[1])
+        #expect(rewritten.graph.node[2] == model.graph.node[2])
+        #expect(rewritten.proto.opsetImport.map(\.domain) == ["", "tpat.test", "tpat"])
+        #expect(rewritten.graph.initializer.map(\.name) == ["bias"])
+    }
+}
+
+@Suite("Extraction")
+struct ExtractionTests {
+    @Test("constants (external data too) become initializers; missing shapes come from ONNX shape inference")
+    func constantsBecomeInitializers() async throws {
+        let loaded = try ONNXModel.load(contentsOf: try TestSupport.fixture("external/model.onnx"))
+        #expect(GraphIndex(model: loaded).types["m"] == nil)
+        let model = try await ShapeInference(toolchain: try Toolchain.discover(environment: ["TPAT_HOME": TestSupport.root.path])).fillMissingTypes(of: loaded)
+        #expect(GraphIndex(model: model).types["m"] == TensorType(elementType: .float32, shape: [.fixed(8), .fixed(256)]))
+        #expect(model.graph.initializer == loaded.graph.initializer)
+        let index = GraphIndex(model: model)
+        let extractor = NodeExtractor(model: model, index: index)
+        let (i, node) = try index.node(named: "matmul")
+        let extracted = try extractor.extract(SelectedNode(index: i, name: "matmul", node: node))
+        #expect(extracted.subModel.graph.input.map(\.name) == ["input0"])
+        #expect(extracted.subModel.graph.initializer.map(\.name) == ["const0"])
+        let w1 = try TensorValue(extracted.subModel.graph.initializer[0])
+        #expect(w1.shape == [256, 256])
+        #expect(w1 == (try TensorValue(model.graph.initializer.first { $0.name == "w1" }!, store: model.externalData)).withoutName)
+        #expect(extracted.inputs == [PluginPort(value: "x", originalType: .float32)])
+        #expect(extracted.outputs == [PluginPort(value: "m", originalType: .float32)])
+    }
+
+    @Test("a value whose shape is unknown is named, with what to do")
+    func unknownShape() throws {
+        var b = ModelBuilder()
+        b.input("x", .float32, [.fixed(4)])
+        b.output("y", .float32, [.fixed(4)])
+        b.node("Abs", ["x"], ["a"], name: "abs")
+        b.node("Neg", ["a"], ["y"], name: "neg")
+        let model = ONNXModel(proto: b.model())
+        let index = GraphIndex(model: model)
+        let (i, node) = try index.node(named: "abs")
+        #expect(throws: TPATError.node(name: "abs", reason: "the type of its output 0 'a' is unknown; run ONNX shape inference on the model or give the model's inputs fixed shapes")) {
+            try NodeExtractor(model: model, index: index).extract(SelectedNode(index: i, name: "abs", node: node))
+        }
+    }
+}
+
+extension TensorValue {
+    /// The value itself (TensorValue carries no name); reads better in expectations.
+    var withoutName: TensorValue { self }
+}
