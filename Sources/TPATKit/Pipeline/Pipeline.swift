@@ -89,6 +89,9 @@ public struct PipelineReport: Codable, Sendable, Equatable {
     public var pluginLibrariesSkipped: String?
     /// The trtexec command that builds an engine from the new model with the plugins.
     public var trtexecCommand: String?
+    /// Wall-clock seconds of each phase: `kernels` (the TVM bridge, its import included),
+    /// `reference` (ONNX Runtime self-test data), `render`, `build` (nvcc), `rewrite`.
+    public var phaseSeconds: [String: Double]
     public var totalSeconds: Double
 
     /// The plugins' folders.
@@ -176,6 +179,12 @@ public struct Pipeline: Sendable {
                 node: KernelManifest.NodeInfo(name: first.nodeName, opType: first.opType, domain: index.graph.node[first.nodeIndex].domain)))
         }
         logger.info("generating kernels with TVM for \(jobs.count) plugin(s), arch \(request.kernels.arch)")
+        var phases: [String: Double] = [:]
+        var phaseStart = Date()
+        func endPhase(_ name: String) {
+            phases[name] = Date().timeIntervalSince(phaseStart)
+            phaseStart = Date()
+        }
         let results = try await TVMBridge(toolchain: toolchain).compile(jobs, options: request.kernels, workDirectory: work)
 
         var made: [(name: String, nodes: [ExtractedNode], manifest: KernelManifest, directory: URL, seconds: Double)] = []
@@ -193,12 +202,14 @@ public struct Pipeline: Sendable {
             }
         }
 
+        endPhase("kernels")
         // Self-test data (ONNX Runtime on the CPU), plugin sources, Makefile.
         let renderer = try PluginRenderer()
         let options = PluginOptions(tensorrtAPI: request.tensorRTAPI)
         if request.referenceData {
             try await writeReferences(for: made.map { ($0.name, $0.directory, $0.nodes[0].symbols) }, values: request.symbolicTestValues)
         }
+        endPhase("reference")
         for plugin in made {
             try renderer.render(manifest: plugin.manifest, pluginName: plugin.name, options: options).write(to: plugin.directory)
         }
@@ -209,6 +220,7 @@ public struct Pipeline: Sendable {
             }
         }
 
+        endPhase("render")
         // Build.
         var builds: [String: PluginBuildResult] = [:]
         var librariesSkipped: String?
@@ -223,6 +235,7 @@ public struct Pipeline: Sendable {
             librariesSkipped = "the build was turned off (--no-build)"
         }
 
+        endPhase("build")
         // Rewrite the model: every node of a successfully generated plugin (and built, when building).
         var replacements: [NodeReplacement] = []
         var plugins: [PluginReport] = []
@@ -258,6 +271,7 @@ public struct Pipeline: Sendable {
             do { try rewritten.write(to: target) } catch { throw .tool(name: "rewrite", reason: error.description) }
             outputModel = out.appendingPathComponent(request.outputModelName)
         }
+        endPhase("rewrite")
         let libraries = plugins.compactMap(\.library)
         let trtexec = outputModel.map { model in
             Self.trtexecCommand(model: model.path, libraries: libraries, api: request.tensorRTAPI, pluginNames: plugins.map(\.name))
@@ -265,7 +279,7 @@ public struct Pipeline: Sendable {
         var report = PipelineReport(
             inputModel: request.model.path, outputModel: outputModel?.path, arch: request.kernels.arch,
             tensorRTAPI: request.tensorRTAPI.rawValue, plugins: plugins, failures: failures,
-            pluginLibrariesSkipped: librariesSkipped, trtexecCommand: trtexec, totalSeconds: 0)
+            pluginLibrariesSkipped: librariesSkipped, trtexecCommand: trtexec, phaseSeconds: phases, totalSeconds: 0)
         report.totalSeconds = Date().timeIntervalSince(start)
         do {
             let encoder = JSONEncoder()
