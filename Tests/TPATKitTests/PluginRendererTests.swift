@@ -6,6 +6,11 @@ import Testing
 /// Fixtures and golden files live next to this file (not in the bundle) so that
 /// `TPAT_RECORD_GOLDEN=1 swift test --filter Plugin` can re-record them.
 enum PluginFixtures {
+    /// Whether an opt-in environment variable is set (and not empty).
+    static func isSet(_ variable: String) -> Bool {
+        !(ProcessInfo.processInfo.environment[variable] ?? "").isEmpty
+    }
+
     static let goldenDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
