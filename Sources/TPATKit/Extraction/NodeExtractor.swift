@@ -11,7 +11,8 @@ public struct ExtractedNode: Sendable, Equatable {
     public var opType: String
     /// The standalone model: the node's non-constant inputs are graph inputs (`input0`, ...),
     /// its constant inputs are initializers (`const0`, ...), its outputs are `output0`, ...
-    /// BOOL and UINT8 inputs and outputs are carried as INT32 with Casts inside the model.
+    /// BOOL and UINT8 inputs and outputs (and INT64 for TensorRT 8) are carried as INT32 with
+    /// Casts inside the model.
     public var subModel: Onnx_ModelProto
     /// The plugin's inputs, in the order of the sub-model's graph inputs.
     public var inputs: [PluginPort]
@@ -26,16 +27,21 @@ public struct ExtractedNode: Sendable, Equatable {
 
 /// The extraction stage: a selected node in, an ``ExtractedNode`` out.
 public struct NodeExtractor: Sendable {
-    /// Plugins cannot take these element types; they travel as INT32.
+    /// TensorRT plugins cannot take these element types; they travel as INT32.
     public static let typesCarriedAsInt32: Set<ElementType> = [.bool, .uint8]
+    /// TensorRT 8 has no INT64 tensors either.
+    public static let typesCarriedAsInt32ForTensorRT8: Set<ElementType> = [.bool, .uint8, .int64]
 
     let model: ONNXModel
     let index: GraphIndex
+    let carriedAsInt32: Set<ElementType>
 
-    /// Creates an extractor over an indexed model.
-    public init(model: ONNXModel, index: GraphIndex) {
+    /// Creates an extractor over an indexed model; inputs and outputs of the types in
+    /// `carriedAsInt32` are converted to INT32 at the plugin's boundary.
+    public init(model: ONNXModel, index: GraphIndex, carriedAsInt32: Set<ElementType> = NodeExtractor.typesCarriedAsInt32) {
         self.model = model
         self.index = index
+        self.carriedAsInt32 = carriedAsInt32
     }
 
     /// Extracts `selected` into a standalone model.
@@ -72,7 +78,7 @@ public struct NodeExtractor: Sendable {
             let name = "input\(ports.count)"
             var carried = type
             var port = PluginPort(value: value, originalType: type.elementType!)
-            if Self.typesCarriedAsInt32.contains(type.elementType!) {
+            if carriedAsInt32.contains(type.elementType!) {
                 carried.elementType = .int32
                 port.pluginType = .int32
                 prelude.append(Self.cast(from: name, to: name + "_cast", type: type.elementType!))
@@ -92,7 +98,7 @@ public struct NodeExtractor: Sendable {
             let name = "output\(outputPorts.count)"
             var port = PluginPort(value: value, originalType: type.elementType!)
             var carried = type
-            if Self.typesCarriedAsInt32.contains(type.elementType!) {
+            if carriedAsInt32.contains(type.elementType!) {
                 carried.elementType = .int32
                 port.pluginType = .int32
                 inner.output[slot] = name + "_raw"
