@@ -97,13 +97,17 @@ def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int]) -> list
     """Random inputs for the sub-model's graph inputs, drawn to suit its op."""
     rng = np.random.default_rng(seed)
     graph = model.graph
-    node = graph.node[0]
+    # TPAT may wrap the node in Casts (BOOL/UINT8, and INT64 for TensorRT 8, travel as INT32);
+    # the node that decides what inputs suit is the one that is not such a Cast.
+    node = next((n for n in graph.node if not n.name.endswith("__tpat_cast")), graph.node[0])
+    feeds = {n.input[0]: n.output[0] for n in graph.node if n.name.endswith("__tpat_cast") and n.input}
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     init_names = set(inits)
     inputs = [vi for vi in graph.input if vi.name not in init_names]
     shapes: dict[str, list[int]] = {vi.name: resolve_shape(vi, dims) for vi in inputs}
     shapes.update({k: list(v.shape) for k, v in inits.items()})
+    shapes.update({dst: shapes[src] for src, dst in feeds.items() if src in shapes})
     values: dict[str, np.ndarray] = dict(inits)
 
     def shape_of(i: int) -> list[int]:
@@ -113,7 +117,8 @@ def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int]) -> list
     for vi in inputs:
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
         shape = shapes[vi.name]
-        pos = list(node.input).index(vi.name) if vi.name in node.input else -1
+        fed = feeds.get(vi.name, vi.name)
+        pos = list(node.input).index(fed) if fed in node.input else -1
         op = node.op_type
         arr: np.ndarray
         if op == "GatherND" and pos == 1:

@@ -152,7 +152,8 @@ public struct NodeExtractor: Sendable {
     private static func cast(from input: String, to output: String, type: ElementType) -> Onnx_NodeProto {
         var cast = Onnx_NodeProto()
         cast.opType = "Cast"
-        cast.name = "cast_\(output)"
+        // The bridge recognises its own and TPAT's Casts by this suffix.
+        cast.name = "\(output)__tpat_cast"
         cast.input = [input]
         cast.output = [output]
         var to = Onnx_AttributeProto()
