@@ -119,8 +119,12 @@ def dtype_bytes(dtype: str) -> int:
     """Bytes per element (bool is one byte, as TVM stores it)."""
     if dtype == "bool":
         return 1
-    bits = int(re.sub(r"^[a-z]+", "", dtype.split("x")[0]))
-    return max(1, bits // 8)
+    # "float32", "int8x4" (lanes ignored, as before), and the narrow floats "float8_e4m3fn",
+    # "float4_e2m1fn" (their bits come before the "_").
+    m = re.match(r"^[a-z]+(\d+)", dtype)
+    if m is None:
+        raise ValueError(f"unknown dtype {dtype!r}")
+    return max(1, int(m.group(1)) // 8)
 
 
 def sanitize(name: str, taken: set[str]) -> str:

@@ -1,0 +1,152 @@
+"""Run ``tpat generate`` over the batch models and give each plugin the tests' own data.
+
+For each batch: ``tpat generate batches/bNNN/model.onnx -o gen/bNNN --nodes <its tests>
+--no-reference [--no-build]``; then, mapping plugins to tests through report.json (a plugin
+lists the nodes it replaces, and a node is named after its test), replace each plugin's
+``test/reference.json`` by one case per test: the test's own inputs and expected outputs, in the
+plugin's input and output order, in the manifest's dtypes (BOOL and UINT8 travel as INT32).
+A batch whose ``tpat generate`` fails as a whole is run again one test at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+CARRIED_AS_INT32 = {"bool", "uint8"}
+
+
+def run_tpat(tpat: str, model: str, out: str, nodes: list[str], arch: str, build: bool, log: str) -> tuple[int, float]:
+    """One ``tpat generate``; returns its exit status and seconds."""
+    cmd = [tpat, "generate", model, "-o", out, "--nodes", ",".join(nodes), "--arch", arch, "--no-reference",
+           "--force", "-q"]
+    if not build:
+        cmd.append("--no-build")
+    start = time.perf_counter()
+    with open(log, "w") as f:
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+    return rc, time.perf_counter() - start
+
+
+def generate_batch(root: str, batch: dict[str, Any], tpat: str, arch: str, build: bool) -> dict[str, Any]:
+    """Generate one batch (falling back to one run per test); returns what happened."""
+    bid = batch["id"]
+    model = os.path.join(root, "batches", bid, "model.onnx")
+    out = os.path.join(root, "gen", bid)
+    os.makedirs(os.path.join(root, "gen"), exist_ok=True)
+    log = os.path.join(root, "gen", f"{bid}.log")
+    rc, seconds = run_tpat(tpat, model, out, batch["tests"], arch, build, log)
+    result: dict[str, Any] = {"id": bid, "tests": len(batch["tests"]), "seconds": round(seconds, 1), "runs": [out]}
+    if rc == 0 or os.path.exists(os.path.join(out, "report.json")):
+        return result
+    # The whole run failed (bad input for one node aborts it): one run per test.
+    result["wholeBatchFailed"] = tail(log)
+    result["runs"] = []
+    for k, test in enumerate(batch["tests"]):
+        single = os.path.join(root, "gen", f"{bid}-{k:02d}")
+        slog = single + ".log"
+        rc, s = run_tpat(tpat, model, single, [test], arch, build, slog)
+        result["seconds"] = round(result["seconds"] + s, 1)
+        if rc == 0 or os.path.exists(os.path.join(single, "report.json")):
+            result["runs"].append(single)
+        else:
+            result.setdefault("runFailures", {})[test] = tail(slog)
+    return result
+
+
+def tail(path: str, lines: int = 3) -> str:
+    """The last lines of a log, as one line."""
+    try:
+        with open(path, errors="replace") as f:
+            text = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])[:600]
+
+
+def write_references(run: str, tests: dict[str, dict[str, Any]]) -> tuple[dict[str, str], dict[str, str]]:
+    """Replace each plugin's test/reference.json with its tests' own data; returns
+    ({test name: plugin name}, {test name: why its data could not be written})."""
+    with open(os.path.join(run, "report.json")) as f:
+        report = json.load(f)
+    mapping: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for plugin in report["plugins"]:
+        try:
+            mapping.update(write_plugin_reference(run, plugin, tests))
+        except (ValueError, OSError, KeyError) as exc:
+            for node in plugin["nodes"]:
+                errors[node] = f"{type(exc).__name__}: {exc}"
+    return mapping, errors
+
+
+def write_plugin_reference(run: str, plugin: dict[str, Any], tests: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """One plugin's test/reference.json: one case per test it serves."""
+    mapping: dict[str, str] = {}
+    directory = os.path.join(run, "plugins", plugin["name"])
+    with open(os.path.join(directory, "manifest.json")) as f:
+        manifest = json.load(f)
+    test_dir = os.path.join(directory, "test")
+    if os.path.isdir(test_dir):
+        shutil.rmtree(test_dir)
+    os.makedirs(test_dir)
+    cases = []
+    for k, node in enumerate(plugin["nodes"]):
+        test = tests[node]
+        case_dir = f"t{k}"
+        os.makedirs(os.path.join(test_dir, case_dir))
+        case: dict[str, Any] = {"name": test["name"], "inputs": [], "outputs": []}
+        for role, ports, specs in (("inputs", test["inputs"], manifest["inputs"]),
+                                   ("outputs", test["outputs"], manifest["outputs"])):
+            if len(ports) != len(specs):
+                raise ValueError(f"{plugin['name']}: {len(specs)} {role} in the manifest, the test has {len(ports)}")
+            for j, (port, spec) in enumerate(zip(ports, specs)):
+                a = np.load(port["file"], allow_pickle=False)
+                dtype = spec["dtype"]
+                if dtype != port["dtype"]:
+                    if dtype == "int32" and port["dtype"] in CARRIED_AS_INT32:
+                        a = a.astype(np.int32)
+                    else:
+                        raise ValueError(f"{plugin['name']}: {role} {j} is {spec['dtype']} in the manifest, "
+                                         f"{port['dtype']} in the test")
+                file = f"{case_dir}/{role[:-1]}{j}.bin"
+                with open(os.path.join(test_dir, file), "wb") as f:
+                    f.write(np.ascontiguousarray(a).tobytes())
+                case[role].append({"name": spec["name"], "dtype": dtype, "shape": list(a.shape), "file": file})
+        cases.append(case)
+        mapping[node] = plugin["name"]
+    with open(os.path.join(test_dir, "reference.json"), "w") as f:
+        json.dump({"cases": cases}, f, indent=1)
+    return mapping
+
+
+def generate(root: str, tpat: str, arch: str, build: bool, jobs: int, only: set[str] | None = None) -> dict[str, Any]:
+    """Every batch (in parallel, ``jobs`` at a time), then the reference data; writes
+    root/generation.json."""
+    with open(os.path.join(root, "tests.json")) as f:
+        doc = json.load(f)
+    tests = {t["name"]: t for t in doc["tests"]}
+    batches = [b for b in doc["batches"] if only is None or b["id"] in only]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(lambda b: generate_batch(root, b, tpat, arch, build), batches))
+    plugin_of: dict[str, dict[str, str]] = {}
+    reference_errors: dict[str, str] = {}
+    for result in results:
+        for run in result["runs"]:
+            mapping, errors = write_references(run, tests)
+            for test, plugin in mapping.items():
+                plugin_of[test] = {"run": os.path.relpath(run, root), "plugin": plugin}
+            reference_errors.update(errors)
+    summary = {"seconds": round(time.perf_counter() - start, 1), "jobs": jobs, "build": build, "arch": arch,
+               "batches": results, "pluginOf": plugin_of, "referenceErrors": reference_errors}
+    with open(os.path.join(root, "generation.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return summary

@@ -1,0 +1,247 @@
+"""Device bundles, per-test results and docs/conformance.md."""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import json
+import os
+import re
+import shutil
+from typing import Any
+
+# What a device needs of a generated run: its Makefile, and per plugin the kernels, the self-test
+# and its data (not the plugin library's sources, the manifest, the sub-model or the logs).
+KEEP = re.compile(r"^(Makefile|plugins/[^/]+/([^/]+_kernels\.(cu|h)|[^/]+_test\.cu|constants/.*|test/.*))$")
+
+CLASSES = [
+    ("passed", "passed on the GPU"),
+    ("wrong", "wrong numbers"),
+    ("tpat", "TPAT pipeline failed"),
+    ("import", "TVM cannot import"),
+    ("build", "TVM cannot build"),
+    ("nokernel", "no kernel"),
+    ("notrun", "not run on the GPU"),
+]
+CLASS_TITLE = dict(CLASSES)
+
+
+def bundle(root: str, max_mb: float, dest: str | None = None) -> list[str]:
+    """Copy what the GPU needs into root/device<k>/ folders of at most ``max_mb`` each."""
+    with open(os.path.join(root, "generation.json")) as f:
+        gen = json.load(f)
+    runs = sorted({os.path.join(root, v["run"]) for v in gen["pluginOf"].values()})
+    base = dest or os.path.join(root, "device")
+    for old in [d for d in os.listdir(root) if d.startswith("device")]:
+        shutil.rmtree(os.path.join(root, old))
+    folders: list[str] = []
+    size, k = float("inf"), -1
+    for run in runs:
+        files = []
+        for dirpath, _, names in os.walk(run):
+            for n in names:
+                rel = os.path.relpath(os.path.join(dirpath, n), run)
+                if KEEP.match(rel):
+                    files.append(rel)
+        run_size = sum(os.path.getsize(os.path.join(run, r)) for r in files) / 2**20
+        if size + run_size > max_mb:
+            k += 1
+            folders.append(f"{base}{k}")
+            size = 0.0
+        size += run_size
+        for rel in files:
+            target = os.path.join(folders[-1], os.path.basename(run), rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(os.path.join(run, rel), target)
+    return folders
+
+
+def parse_check(paths: list[str]) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """check.log lines -> {(run, plugin): [(PASS|FAIL, rest)]}; rest starts with the case name,
+    or with 'build failed'/'crashed' for the whole plugin."""
+    lines: dict[tuple[str, str], list[tuple[str, str]]] = collections.defaultdict(list)
+    for path in paths:
+        with open(path, errors="replace") as f:
+            for ln in f:
+                parts = ln.rstrip("\n").split(" ", 3)
+                if len(parts) >= 3 and parts[1] in ("PASS", "FAIL"):
+                    lines[(parts[0], parts[2])].append((parts[1], parts[3] if len(parts) > 3 else ""))
+    return lines
+
+
+def classify_gpu(test: str, entries: list[tuple[str, str]]) -> tuple[str, str, dict[str, Any]]:
+    """(class, reason, numbers) of one test from its plugin's check lines."""
+    for verdict, rest in entries:
+        if rest == test or rest.startswith(test + " "):
+            detail = rest[len(test):].strip()
+            if verdict == "PASS":
+                m = re.search(r"max_abs_err (\S+) max_rel_err (\S+) time_us (\S+)", detail)
+                nums = {"maxAbsErr": float(m.group(1)), "maxRelErr": float(m.group(2)),
+                        "timeUs": float(m.group(3))} if m else {}
+                return "passed", "", nums
+            why = re.sub(r"^(\[[^\]]*\],?)+\s*", "", detail)
+            if "elements differ" in why:
+                return "wrong", why, {}
+            return "tpat", f"self-test: {why}", {}
+    for verdict, rest in entries:
+        if verdict == "FAIL" and not rest.startswith("test_"):
+            return "tpat", f"self-test: {rest}"[:300], {}
+    return "notrun", "no result line for this test", {}
+
+
+def results(root: str, checks: list[str], gpu: str, command: str, doc_path: str) -> dict[str, Any]:
+    """Classify every test; write root/results.json and the doc."""
+    with open(os.path.join(root, "tests.json")) as f:
+        tests_doc = json.load(f)
+    with open(os.path.join(root, "generation.json")) as f:
+        gen = json.load(f)
+    check = parse_check(checks) if checks else {}
+    failures: dict[str, dict[str, Any]] = {}
+    kernels: dict[str, int] = {}
+    for result in gen["batches"]:
+        for run in result["runs"]:
+            with open(os.path.join(run, "report.json")) as f:
+                report = json.load(f)
+            for fail in report["failures"]:
+                failures[fail["node"]] = fail
+            for p in report["plugins"]:
+                for n in p["nodes"]:
+                    kernels[n] = p["kernels"]
+        for test, why in result.get("runFailures", {}).items():
+            failures[test] = {"errorClass": "run", "message": f"tpat generate failed: {why}"}
+    rows = []
+    for t in tests_doc["tests"]:
+        row = {"test": t["name"], "op": t["op"], "domain": t["domain"], "opset": t["opset"],
+               "category": t["category"], "status": t["status"]}
+        if t["status"] == "excluded":
+            row.update(cls="excluded", reason=t["reason"])
+        elif t["status"] == "noKernel":
+            row.update(cls="nokernel", reason=t["reason"])
+        elif t["status"] == "tvmUnsupported":
+            row.update(cls="import", reason=t["reason"])
+        elif t["name"] in failures:
+            fail = failures[t["name"]]
+            ec, msg = fail["errorClass"], fail["message"]
+            if ec in ("import", "build"):
+                row.update(cls=ec, reason=msg)
+            elif ec == "unsupported" and "computes shapes, not data" in msg:
+                row.update(cls="nokernel", reason="TVM computes its output as a shape, not a tensor: TPAT "
+                           "reports it unsupported and leaves the node to TensorRT (" + msg + ")")
+            else:
+                row.update(cls="tpat", reason=f"{ec}: {msg}")
+        elif t["name"] in gen["referenceErrors"]:
+            row.update(cls="tpat", reason="reference data: " + gen["referenceErrors"][t["name"]])
+        elif t["name"] not in gen["pluginOf"]:
+            row.update(cls="tpat", reason="no plugin and no failure reported")
+        else:
+            where = gen["pluginOf"][t["name"]]
+            row["plugin"] = where["plugin"]
+            row["kernels"] = kernels.get(t["name"])
+            if not check:
+                row.update(cls="notrun", reason="no GPU check given")
+            else:
+                run_tag = os.path.basename(where["run"])
+                cls, reason, nums = classify_gpu(t["name"], check.get((run_tag, where["plugin"]), []))
+                row.update(cls=cls, reason=reason, **nums)
+        rows.append(row)
+    out = {"onnxVersion": tests_doc["onnxVersion"], "gpu": gpu, "command": command,
+           "date": datetime.date.today().isoformat(), "tests": rows}
+    with open(os.path.join(root, "results.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    if doc_path:
+        with open(doc_path, "w") as f:
+            f.write(render_doc(out, gen))
+    return out
+
+
+def render_doc(res: dict[str, Any], gen: dict[str, Any]) -> str:
+    """docs/conformance.md."""
+    rows = [r for r in res["tests"] if r["cls"] != "excluded"]
+    excluded = [r for r in res["tests"] if r["cls"] == "excluded"]
+    cats = ["float32", "int/bool", "float16", "float64", "other"]
+    order = [c for c, _ in CLASSES]
+    out = ["# Conformance: the ONNX backend node tests through TPAT", ""]
+    out.append(f"onnx {res['onnxVersion']} (its node tests, generated by `onnx.backend.test.loader."
+               f"load_model_tests(kind=\"node\")`), apache-tvm 0.27.0.post1, arch sm_90; "
+               f"checked on {res['gpu'] or 'no GPU'} on {res['date']}.")
+    out += ["", "How it was run:", "", "```", res["command"] or "(see scripts/conformance/run.py)", "```", ""]
+    out += ["Each usable test (one node, tensor inputs and outputs; no string, sequence, optional, training "
+            "or random test) becomes one node of a combined model per opset, named after the test; its "
+            "attribute-like inputs (Reshape's shape, Resize's scales, TopK's k, Slice's starts...) become "
+            "initializers holding the test's own values, its other inputs stay inputs. `tpat generate` makes "
+            "the plugins; each plugin's `test/reference.json` then holds the test's own inputs and expected "
+            "outputs (one case per test; identical nodes share one plugin), and the plugin's own self-test "
+            "(`<plugin>_test.cu`, default tolerances: float32 atol 1e-4 + rtol 1e-3, integers exact) "
+            "checks it on the GPU.", ""]
+    # Totals.
+    count = collections.Counter((r["category"], r["cls"]) for r in rows)
+    out += ["## Totals", "", "| dtype category | tests | " + " | ".join(CLASS_TITLE[c] for c in order) + " |",
+            "| --- | ---: | " + " | ".join("---:" for _ in order) + " |"]
+    for cat in cats + ["all"]:
+        sel = [r for r in rows if cat == "all" or r["category"] == cat]
+        if not sel:
+            continue
+        cells = [str(sum(1 for r in sel if r["cls"] == c)) for c in order]
+        label = f"**{cat}**" if cat == "all" else cat
+        out.append(f"| {label} | {len(sel)} | " + " | ".join(cells) + " |")
+    f32 = [r for r in rows if r["category"] == "float32" and r["cls"] not in ("import", "build", "nokernel")]
+    f32_pass = sum(1 for r in f32 if r["cls"] == "passed")
+    out += ["", f"**Target (issue 5)**: of the {len(f32)} single-node float32 tests that TVM can import and build "
+            f"(every test has static shapes), **{f32_pass} pass on the GPU**.", ""]
+    out += [f"Categories: by the dtypes of the plugin's inputs and outputs (float32: every float tensor is "
+            "float32, integer and bool tensors may appear, e.g. ArgMax, Less, Gather; int/bool: no float "
+            "tensor, BOOL and UINT8 carried as INT32 through Casts; float16: a float16 or bfloat16 tensor; "
+            "other: float8, int4, uint4, int2, uint2, float4 tensors). "
+            f"{len(excluded)} of the {len(res['tests'])} generated node tests are not usable:", ""]
+    for reason, n in collections.Counter(r["reason"] for r in excluded).most_common():
+        out.append(f"- {n}: {reason}")
+    out += ["", "Plugins with no kernel: where TVM turns a node into a plain copy (Identity, Reshape, "
+            "Squeeze, Flatten, Dropout in inference, Clip with infinite bounds...), TPAT's plugin holds one "
+            "`cudaMemcpyAsync` step and no kernel; those are counted under *passed* when the copy is right "
+            "(column *kernels* = 0 in the op table). *No kernel* is for nodes TPAT makes no plugin of: "
+            "nodes whose inputs are all constants once attribute-like inputs are initializers "
+            "(ConstantOfShape, Range, the window functions...: they fold to constants, TPAT refuses them with "
+            "a message) and nodes TVM computes as shapes (Shape, Size: TPAT reports them unsupported, "
+            "TensorRT runs them natively).", ""]
+    # Failures by class.
+    out += ["## Failures by class", ""]
+    for c in ("tpat", "wrong", "build", "import", "nokernel", "notrun"):
+        sel = [r for r in rows if r["cls"] == c]
+        if not sel:
+            continue
+        out += [f"### {CLASS_TITLE[c]} ({len(sel)})", ""]
+        by_reason: dict[str, list[str]] = collections.defaultdict(list)
+        for r in sel:
+            key = short_reason(r["reason"])
+            by_reason[key].append(r["test"])
+        for key, names in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            shown = ", ".join(f"`{n}`" for n in names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+            out.append(f"- {len(names)} × {key}: {shown}")
+        out.append("")
+    # Per op.
+    out += ["## Per op", "", "| op | tests | passed | wrong | TPAT failed | TVM import | TVM build | no kernel | "
+            "not run | kernels |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    by_op: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for r in rows:
+        by_op[r["op"]].append(r)
+    for op in sorted(by_op, key=str.lower):
+        sel = by_op[op]
+        ks = sorted({r["kernels"] for r in sel if r.get("kernels") is not None})
+        kcell = "" if not ks else (str(ks[0]) if len(ks) == 1 else f"{ks[0]}-{ks[-1]}")
+        cells = [str(sum(1 for r in sel if r["cls"] == c) or "") for c in
+                 ("passed", "wrong", "tpat", "import", "build", "nokernel", "notrun")]
+        out.append(f"| {op} | {len(sel)} | " + " | ".join(cells) + f" | {kcell} |")
+    out += ["", "Per-test results: `conformance-out/results.json` (regenerated by the runner; not committed).", ""]
+    return "\n".join(out)
+
+
+def short_reason(reason: str) -> str:
+    """A reason without per-test details, so that equal causes group."""
+    r = reason.replace("\n", " ")
+    r = re.sub(r"/?\S*conformance-out\S*", "", r)
+    r = re.sub(r"first at \d+: got \S+ want \S+", "", r)
+    r = re.sub(r"\d+ of \d+ elements differ", "elements differ", r)
+    r = re.sub(r"\btest_\w+", "", r)
+    r = re.sub(r"tpat_\w+", "<plugin>", r)
+    r = re.sub(r"\s+", " ", r).strip()
+    return r[:260]
