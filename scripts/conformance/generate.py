@@ -147,6 +147,16 @@ def generate(root: str, tpat: str, arch: str, build: bool, jobs: int, only: set[
             reference_errors.update(errors)
     summary = {"seconds": round(time.perf_counter() - start, 1), "jobs": jobs, "build": build, "arch": arch,
                "batches": results, "pluginOf": plugin_of, "referenceErrors": reference_errors}
+    previous = os.path.join(root, "generation.json")
+    if only is not None and os.path.exists(previous):
+        # Some batches again: keep what the others gave.
+        with open(previous) as f:
+            old = json.load(f)
+        again = {t for b in batches for t in b["tests"]}
+        summary["batches"] = [b for b in old["batches"] if b["id"] not in only] + results
+        summary["batches"].sort(key=lambda b: b["id"])
+        summary["pluginOf"] = {k: v for k, v in old["pluginOf"].items() if k not in again} | plugin_of
+        summary["referenceErrors"] = {k: v for k, v in old["referenceErrors"].items() if k not in again} | reference_errors
     with open(os.path.join(root, "generation.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary

@@ -25,6 +25,36 @@ CLASSES = [
 ]
 CLASS_TITLE = dict(CLASSES)
 
+# Why TPAT refuses what it refuses: (pattern over the reason, explanation) for the doc.
+EXPLANATIONS = [
+    (r"which a TensorRT 10 plugin cannot take",
+     "TensorRT plugin inputs and outputs have no such type in TPAT's plugin templates (int16, uint16, uint32, "
+     "uint64, float64, int4, uint4): TPAT refuses the node when rendering, with this message. BOOL and UINT8 "
+     "travel as INT32 through Casts; these do not (int16/uint16 could, losslessly: a possible extension)."),
+    (r"external function relax\.run\.(nonzero|unique)",
+     "data-dependent output shape: TVM computes NonZero/Unique (and Compress, through NonZero) with a host "
+     "library call; a plugin's output shapes must follow from its input shapes, so TPAT reports it "
+     "unsupported."),
+    (r"host allocation in scope local",
+     "TVM's CumSum for this case (exclusive, or along a non-innermost axis, or int32) allocates scratch on "
+     "the host inside the host function; a TPAT launch plan has no host-side allocation, so TPAT reports it "
+     "unsupported."),
+    (r"relax\.tensor_to_shape",
+     "Reshape with allowzero=1: TVM keeps the shape as a runtime tensor-to-shape conversion (host-side shape "
+     "arithmetic); TPAT cannot put that in a plugin and reports it unsupported."),
+    (r"invalid literal for int\(\) with base 10",
+     "a crash of the bridge on float8/float4 dtypes (its byte-size helper parsed 'float8_e4m3fn' as a "
+     "number); fixed in python/tpat_bridge/plan.py (dtype_bytes), this run predates the fix."),
+]
+
+
+def explain(reason: str) -> str:
+    """The written explanation of a TPAT failure, or ''."""
+    for pattern, text in EXPLANATIONS:
+        if re.search(pattern, reason):
+            return text
+    return ""
+
 
 def bundle(root: str, max_mb: float, dest: str | None = None) -> list[str]:
     """Copy what the GPU needs into root/device<k>/ folders of at most ``max_mb`` each."""
@@ -216,7 +246,8 @@ def render_doc(res: dict[str, Any], gen: dict[str, Any]) -> str:
             by_reason[key].append(r["test"])
         for key, names in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
             shown = ", ".join(f"`{n}`" for n in names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-            out.append(f"- {len(names)} × {key}: {shown}")
+            why = explain(key) if c == "tpat" else ""
+            out.append(f"- {len(names)} × {key}: {shown}" + (f"\n  - *Why*: {why}" if why else ""))
         out.append("")
     # Per op.
     out += ["## Per op", "", "| op | tests | passed | wrong | TPAT failed | TVM import | TVM build | no kernel | "

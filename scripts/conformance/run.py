@@ -5,6 +5,7 @@
     run.py generate  [--root conformance-out] [--jobs 2] [--build] [--tpat .build/debug/tpat]
     run.py bundle    [--root conformance-out] [--max-mb 55]       device folders to carry
     run.py results   [--root conformance-out] --check LOG... [--gpu NAME] [--doc docs/conformance.md]
+    run.py sample    [--root conformance-sample]   CI: a fixed sample, generation and nvcc only (no GPU)
 
 ``collect`` generates the node tests (onnx.backend.test.loader, as onnx's own runner does) and
 writes one combined model per batch; ``generate`` runs ``tpat generate`` on each and writes each
@@ -27,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("collect", "generate", "bundle", "results"):
+    for name in ("collect", "generate", "bundle", "results", "sample"):
         p = sub.add_parser(name)
         p.add_argument("--root", default=os.path.join(ROOT, "conformance-out"))
         if name == "collect":
@@ -42,6 +43,10 @@ def main() -> int:
         if name == "bundle":
             p.add_argument("--max-mb", type=float, default=55)
             p.add_argument("--dest", default=None)
+        if name == "sample":
+            p.set_defaults(root=os.path.join(ROOT, "conformance-sample"))
+            p.add_argument("--tpat", default=os.path.join(ROOT, ".build/debug/tpat"))
+            p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
         if name == "results":
             p.add_argument("--check", nargs="*", default=[], help="check.log files from the GPU")
             p.add_argument("--gpu", default="")
@@ -64,6 +69,10 @@ def main() -> int:
         print(f"generated {len(s['pluginOf'])} tests' plugins in {s['seconds']} s; "
               f"{len(s['referenceErrors'])} reference errors")
         return 0
+    if args.cmd == "sample":
+        import sample
+
+        return sample.run(args.root, args.tpat, args.jobs)
     if args.cmd == "bundle":
         import report
 
