@@ -20,3 +20,14 @@ def test_dtype_bytes(dtype: str, size: int) -> None:
 def test_dtype_bytes_rejects_unknown() -> None:
     with pytest.raises(ValueError):
         dtype_bytes("handle")
+
+
+def test_manifest_dtypes() -> None:
+    from tpat_bridge.errors import BridgeError
+    from tpat_bridge.plan import check_manifest_dtype
+
+    check_manifest_dtype("input", 0, "float32")
+    check_manifest_dtype("output", 1, "bool")
+    with pytest.raises(BridgeError) as info:
+        check_manifest_dtype("output", 0, "float8_e4m3fn")
+    assert info.value.error_class == "dtype" and "float8_e4m3fn" in info.value.message

@@ -127,6 +127,18 @@ def dtype_bytes(dtype: str) -> int:
     return max(1, int(m.group(1)) // 8)
 
 
+# The dtypes a kernel manifest may give inputs and outputs (docs/manifest.md).
+MANIFEST_DTYPES = frozenset("float16 bfloat16 float32 float64 int8 int16 int32 int64 uint8 uint16 uint32 uint64 "
+                            "bool".split())
+
+
+def check_manifest_dtype(role: str, index: int, dtype: str) -> None:
+    """A clean refusal for dtypes the manifest cannot carry (float8, float4...), instead of a
+    manifest that Swift rejects."""
+    if dtype not in MANIFEST_DTYPES:
+        raise BridgeError("dtype", f"{role} {index} is {dtype}, which TPAT's kernel manifest cannot carry")
+
+
 def sanitize(name: str, taken: set[str]) -> str:
     """A valid, unused C identifier for a size variable (dim_params are already C identifiers:
     see compiler.rename_dim_params)."""
@@ -204,6 +216,7 @@ class PlanBuilder:
             want, got = graph_dtype(vi), str(p.ty.dtype)
             if want is not None and want != got:
                 raise BridgeError("dtype", f"input {i} is {got} in TVM but {want} in the graph")
+            check_manifest_dtype("input", i, want or got)
             specs.append(TensorSpec(vi.name, want or got, self.shape_of(p.ty)))
         return specs
 
@@ -467,6 +480,7 @@ class PlanBuilder:
         for j, (r, ty) in enumerate(zip(refs, tys)):
             shape = self.shape_of(ty)
             dtype = str(ty.dtype)
+            check_manifest_dtype("output", j, dtype)
             name = model_outputs[j].name
             outputs.append(TensorSpec(name, dtype, shape))
             nbytes = make("mul", _product(shape), Int(dtype_bytes(dtype)))

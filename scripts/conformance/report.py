@@ -42,9 +42,10 @@ EXPLANATIONS = [
     (r"relax\.tensor_to_shape",
      "Reshape with allowzero=1: TVM keeps the shape as a runtime tensor-to-shape conversion (host-side shape "
      "arithmetic); TPAT cannot put that in a plugin and reports it unsupported."),
-    (r"invalid literal for int\(\) with base 10",
-     "a crash of the bridge on float8/float4 dtypes (its byte-size helper parsed 'float8_e4m3fn' as a "
-     "number); fixed in python/tpat_bridge/plan.py (dtype_bytes), this run predates the fix."),
+    (r"kernel manifest cannot carry",
+     "float8, float4, int4 and uint4 tensors: TPAT's kernel manifest and plugin templates carry no such "
+     "dtype, so the bridge refuses the node with this message (before, it crashed on them: fixed in "
+     "python/tpat_bridge/plan.py)."),
 ]
 
 
