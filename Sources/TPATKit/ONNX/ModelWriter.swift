@@ -47,17 +47,22 @@ extension ONNXModel {
             try? FileManager.default.removeItem(at: modelTemp)
             try? FileManager.default.removeItem(at: dataTemp)
         }
+        // Touching every tensor of a large model costs time; only do it when data moves.
+        let externalTensors = try store.references()
+        let dataMoves = threshold != nil || !externalTensors.isEmpty
         do {
-            try TensorWalk.transform(&output) { tensor in
-                let isExternal = tensor.dataLocation == .external
-                let moveOut = !isExternal && threshold.map { tensor.rawData.count >= $0 && !tensor.rawData.isEmpty } == true
-                guard isExternal || moveOut else { return }
-                let bytes = isExternal ? try store.bytes(of: tensor) : tensor.rawData
-                if dataWriter == nil { dataWriter = try AlignedFileWriter(url: dataTemp, alignment: options.alignment) }
-                let offset = try dataWriter!.append(bytes)
-                tensor.rawData = Data()
-                tensor.dataLocation = .external
-                tensor.externalData = ExternalDataReference(location: dataName, offset: offset, length: bytes.count).entries
+            if dataMoves {
+                try TensorWalk.transform(&output) { tensor in
+                    let isExternal = tensor.dataLocation == .external
+                    let moveOut = !isExternal && threshold.map { tensor.rawData.count >= $0 && !tensor.rawData.isEmpty } == true
+                    guard isExternal || moveOut else { return }
+                    let bytes = isExternal ? try store.bytes(of: tensor) : tensor.rawData
+                    if dataWriter == nil { dataWriter = try AlignedFileWriter(url: dataTemp, alignment: options.alignment) }
+                    let offset = try dataWriter!.append(bytes)
+                    tensor.rawData = Data()
+                    tensor.dataLocation = .external
+                    tensor.externalData = ExternalDataReference(location: dataName, offset: offset, length: bytes.count).entries
+                }
             }
             try dataWriter?.close()
             let serialized: Data = try output.serializedBytes()
