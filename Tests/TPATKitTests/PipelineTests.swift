@@ -163,3 +163,24 @@ struct PipelineTests {
         #expect(naming.name(for: String(repeating: "x", count: 300)).count <= PluginNaming.maximumLength)
     }
 }
+
+@Suite("Library API")
+struct LibraryAPITests {
+    @Test("TPAT.pipeline returns the rewritten model and the plugin folders")
+    func pipelineFunction() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let input = dir.appendingPathComponent("model.onnx")
+        try PipelineTests.hostileModel().write(to: input)
+        setenv("TPAT_HOME", TestSupport.root.path, 1)
+        let out = dir.appendingPathComponent("out/model.plugins.onnx")
+        let (model, plugins) = try await TPAT.pipeline(onnxFile: input.path, nodeNames: ["add"], outputONNX: out.path, arch: "sm_90")
+        #expect(model == out.path)
+        #expect(plugins == [dir.appendingPathComponent("out/plugins/tpat_add").path])
+        let rewritten = try ONNXModel.load(contentsOf: out)
+        #expect(rewritten.graph.node.contains { $0.opType == "tpat_add" })
+        // The folder is not empty any more: a second run refuses instead of replacing it.
+        await #expect(throws: TPATError.self) {
+            _ = try await TPAT.pipeline(onnxFile: input.path, nodeNames: ["add"], outputONNX: out.path, arch: "sm_90")
+        }
+    }
+}
