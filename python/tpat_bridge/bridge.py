@@ -39,9 +39,12 @@ def tvm_version() -> str:
         return str(tvm.__version__)
 
 
-def generate(req: NodeRequest, arch: str, version: str, log: list[str]) -> str:
-    """Compile one node and write its manifest; returns the manifest path."""
-    from .compiler import compile_model
+def generate(req: NodeRequest, arch: str, version: str, log: list[str], tuning: Any = None,
+             progress: Any = None, stats: dict[str, Any] | None = None) -> str:
+    """Compile one node and write its manifest; returns the manifest path. With ``tuning``
+    (tuning.TuningOptions), MetaSchedule tunes the node's tasks first (or reuses its database)
+    and ``stats`` receives the tuned and untuned times."""
+    from .compiler import compile_model, import_model
     from .manifest import ManifestBuilder, node_info
     from .plan import build_plan
 
@@ -49,7 +52,30 @@ def generate(req: NodeRequest, arch: str, version: str, log: list[str]) -> str:
         model = onnx.load(req.model)
     except Exception as exc:  # noqa: BLE001
         raise BridgeError("import", f"cannot read {req.model}: {exc}") from exc
-    compiled = compile_model(model, arch, log)
+    tuned = False
+    if tuning is None:
+        compiled = compile_model(model, arch, log)
+    else:
+        from .tuning import tune_node
+
+        imported = import_model(model, log)
+        label = (req.node or {}).get("name") or req.id
+        try:
+            outcome = tune_node(imported[0], arch, tuning, version, label, progress, log)
+        except Exception as exc:  # noqa: BLE001 - MetaSchedule raises anything: build untuned
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            log.append("tuning failed, building with the default schedules:\n" + traceback.format_exc())
+            if progress is not None:
+                progress.write(f"tpat-tune: {label}: tuning failed ({reason}); default schedules\n")
+            if stats is not None:
+                stats.update(error=reason)
+            compiled = compile_model(model, arch, log, imported=imported)
+        else:
+            if stats is not None:
+                stats.update(outcome.stats)
+            tuned = outcome.database is not None
+            compiled = compile_model(model, arch, log, imported=imported, target=outcome.target,
+                                     database=outcome.database)
     for cast in compiled.casts_added:
         log.append(f"dtype: added a Cast to the graph's dtype for {cast}")
     plan = build_plan(compiled)
@@ -58,7 +84,7 @@ def generate(req: NodeRequest, arch: str, version: str, log: list[str]) -> str:
         name = req.node.get("name", name)
         op_type = req.node.get("opType", op_type)
         domain = req.node.get("domain", domain)
-    builder = ManifestBuilder(compiled, plan, name, op_type, domain, arch, req.kernel_prefix, version)
+    builder = ManifestBuilder(compiled, plan, name, op_type, domain, arch, req.kernel_prefix, version, tuned)
     return builder.write(req.out_dir)
 
 
@@ -71,7 +97,7 @@ def op_of(path: str) -> str:
         return "?"
 
 
-def run_node(req: NodeRequest, arch: str, version: str) -> dict[str, Any]:
+def run_node(req: NodeRequest, arch: str, version: str, tuning: Any = None, progress: Any = None) -> dict[str, Any]:
     """Generate one node's manifest; never raises (per-node errors go to the result)."""
     start = time.perf_counter()
     os.makedirs(req.out_dir, exist_ok=True)
@@ -79,7 +105,12 @@ def run_node(req: NodeRequest, arch: str, version: str) -> dict[str, Any]:
     log: list[str] = [f"node {req.id}: {req.model}"]
     entry: dict[str, Any] = {"id": req.id}
     try:
-        entry.update(status="ok", manifest=generate(req, arch, version, log))
+        stats: dict[str, Any] = {}
+        try:
+            entry.update(status="ok", manifest=generate(req, arch, version, log, tuning, progress, stats))
+        finally:
+            if stats:
+                entry["tuning"] = stats
     except BridgeError as exc:
         log.append(traceback.format_exc())
         entry.update(status="error", errorClass=exc.error_class, message=f"{op_of(req.model)}: {exc.message}",
@@ -104,15 +135,17 @@ def run_request(request_path: str, result_path: str) -> int:
         with open(request_path) as f:
             request = json.load(f)
         arch = request.get("arch", "sm_90")
-        if request.get("tuning"):
-            result["warning"] = "tuning is not implemented by this bridge; kernels are untuned"
+        from .tuning import TuningOptions, progress_stream
+
+        tuning = TuningOptions.parse(request.get("tuning"))
+        progress = progress_stream() if tuning else None
         import tvm  # noqa: F401 - paid once for all nodes
 
         version = tvm_version()
         result["tvmVersion"] = version
         for n in request["nodes"]:
             req = NodeRequest(n["id"], n["model"], n["outDir"], n["kernelPrefix"], n.get("node"))
-            result["nodes"].append(run_node(req, arch, version))
+            result["nodes"].append(run_node(req, arch, version, tuning, progress))
     except Exception as exc:  # noqa: BLE001 - bad request or TVM missing: still write RESULT
         result["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         status = 2

@@ -225,12 +225,66 @@ def find_cuda_module(module: Any) -> Any | None:
     return None
 
 
-def compile_model(model: onnx.ModelProto, arch: str, log: list[str]) -> Compiled:
-    """Import and compile one sub-model for ``{"kind": "cuda", "arch": arch}``."""
-    import tvm
+def fuse_passes() -> list[Any]:
+    """Library dispatch, legalize (with TPAT's own legalizations), fold constants, fuse: what runs
+    before schedules are chosen. Tuning tasks are extracted after exactly these passes, so that
+    their workloads match what the build later looks up."""
+    from tvm import relax
+    from tvm.relax.backend.cuda import pipeline as cuda_pipeline
 
+    from .legalize import legalize_map
+
+    return [
+        *cuda_pipeline.library_dispatch_passes(None),
+        relax.transform.LegalizeOps(customize_legalize_map=legalize_map()),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ]
+
+
+def relax_pipeline(target: Any, database: Any = None) -> Any:
+    """TVM's default CUDA pipeline (relax/backend/cuda/pipeline.py) with TPAT's legalizations and,
+    when ``database`` is given, MetaSchedule's tuned schedules applied before dlight schedules the
+    rest (what ``meta_schedule.relax_integration.compile_relax`` does)."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.backend.cuda import pipeline as cuda_pipeline
+    from tvm.s_tir import dlight as dl
+
+    @tvm.transform.module_pass(opt_level=0)
+    def _pipeline(mod: Any, _ctx: Any) -> Any:
+        with target:
+            mod = tvm.transform.Sequential(fuse_passes())(mod)
+            if database is not None:
+                with database:
+                    mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+            mod = dl.ApplyDefaultSchedule(
+                dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback(),
+            )(mod)
+            mod = tvm.transform.Sequential(
+                cuda_pipeline.dataflow_lower_passes(target) + cuda_pipeline.finalize_passes(target))(mod)
+        return mod
+
+    return _pipeline
+
+
+def import_model(model: onnx.ModelProto, log: list[str]) -> tuple[Any, onnx.ModelProto, list[str]]:
+    """The Relax module of a sub-model (dim_params renamed, outputs cast to the graph's dtypes)."""
     mod, model, casts = import_with_graph_dtypes(rename_dim_params(model))
     log.append("Relax module from the ONNX frontend:\n" + mod.script(show_meta=False))
+    return mod, model, casts
+
+
+def compile_model(model: onnx.ModelProto, arch: str, log: list[str], *, imported: Any = None,
+                  target: Any = None, database: Any = None) -> Compiled:
+    """Import and compile one sub-model for ``{"kind": "cuda", "arch": arch}`` (or ``target``),
+    with the tuned schedules of ``database`` where given. ``imported``: what ``import_model``
+    returned, to import once."""
+    import tvm
+
+    mod, model, casts = imported if imported is not None else import_model(model, log)
     keeper = _Keeper()
 
     @tvm.instrument.pass_instrument
@@ -240,10 +294,11 @@ def compile_model(model: onnx.ModelProto, arch: str, log: list[str]) -> Compiled
         def run_after_pass(self, mod: Any, info: Any) -> None:
             keeper.after(mod, info.name)
 
-    target = tvm.target.Target({"kind": "cuda", "arch": arch})
+    if target is None:
+        target = tvm.target.Target({"kind": "cuda", "arch": arch})
     try:
         with captured_stderr(log), tvm.transform.PassContext(opt_level=3, instruments=[Keep()]):
-            executable = tvm.compile(mod, target=target)
+            executable = tvm.compile(mod, target=target, relax_pipeline=relax_pipeline(target, database))
     except Exception as exc:  # noqa: BLE001
         raise BridgeError("build", f"TVM could not compile {_node_desc(model)}: {_reason(exc)}") from exc
     if keeper.relax_after_plan is None:

@@ -135,6 +135,7 @@ class ManifestBuilder:
     arch: str
     prefix: str
     tvm_version: str
+    tuned: bool = False  # built with MetaSchedule's schedules for at least one task
 
     def kernels(self) -> list[Kernel]:
         used: list[str] = []
@@ -234,7 +235,7 @@ class ManifestBuilder:
         return {
             "version": MANIFEST_VERSION,
             "node": {"name": self.node_name, "opType": self.op_type, "domain": self.domain},
-            "target": {"kind": "cuda", "arch": self.arch, "tvmVersion": self.tvm_version, "tuned": False},
+            "target": {"kind": "cuda", "arch": self.arch, "tvmVersion": self.tvm_version, "tuned": self.tuned},
             "kernelPrefix": self.prefix,
             "symbols": [{"name": s.name, "input": s.input, "dim": s.dim} for s in self.plan.symbols],
             "inputs": [{"name": t.name, "dtype": t.dtype, "shape": _dims(t.shape)} for t in self.plan.inputs],

@@ -75,6 +75,32 @@ public struct KernelFailure: Error, Sendable, Equatable, CustomStringConvertible
     public var description: String { "\(message) [\(errorClass)]" + (log.map { " (log: \($0))" } ?? "") }
 }
 
+/// What tuning did for one node (the bridge's RESULT `tuning` object; times in microseconds,
+/// measured by MetaSchedule's runner: `untunedUs` with TVM's default schedules, `tunedUs` with
+/// the schedules the plugin uses).
+public struct TuningReport: Codable, Sendable, Equatable {
+    /// One tuning task (a fused TVM function).
+    public struct Task: Codable, Sendable, Equatable {
+        public var task: String
+        public var trials: Int
+        public var reused: Bool
+        public var untunedUs: Double?
+        public var tunedUs: Double?
+        /// `tuned` or `default`: the schedule the plugin was built with.
+        public var schedule: String
+    }
+    public var tasks: [Task]?
+    /// True when every task came from the database (nothing was measured).
+    public var reused: Bool?
+    public var trials: Int?
+    public var untunedUs: Double?
+    public var tunedUs: Double?
+    public var database: String?
+    public var seconds: Double?
+    /// Why tuning failed (the plugin then uses the default schedules).
+    public var error: String?
+}
+
 /// The kernel backend's answer for one node.
 public struct KernelResult: Sendable {
     /// The job's id.
@@ -83,6 +109,8 @@ public struct KernelResult: Sendable {
     public var outcome: Result<(manifest: KernelManifest, directory: URL), KernelFailure>
     /// Seconds the bridge spent on the node.
     public var seconds: Double
+    /// Tuning figures, when tuning was asked for.
+    public var tuning: TuningReport? = nil
 }
 
 /// The kernel-backend stage: standalone node models in, kernel manifests out, through one run of
@@ -116,6 +144,7 @@ public struct TVMBridge: Sendable {
                 var message: String?
                 var log: String?
                 var seconds: Double?
+                var tuning: TuningReport?
             }
             var nodes: [Node]
         }
@@ -133,10 +162,21 @@ public struct TVMBridge: Sendable {
         } catch {
             throw .tool(name: "TVM bridge", reason: "cannot write its request in \(workDirectory.path): \(error)")
         }
-        let run = try await ToolRunner.run(
-            toolchain.python, arguments: ["-m", "tpat_bridge", "manifests", requestURL.path, resultURL.path],
-            environment: ["PYTHONPATH": toolchain.bridgePath.path, "PYTHONUNBUFFERED": "1"],
-            log: workDirectory.appendingPathComponent("bridge.log"))
+        let logURL = workDirectory.appendingPathComponent("bridge.log")
+        // Tuning takes minutes: show the bridge's progress lines ("tpat-tune: ...") as they come.
+        let follower = options.tuning == nil ? nil : Task.detached { await Self.follow(logURL) }
+        let run: ToolRun
+        do {
+            run = try await ToolRunner.run(
+                toolchain.python, arguments: ["-m", "tpat_bridge", "manifests", requestURL.path, resultURL.path],
+                environment: ["PYTHONPATH": toolchain.bridgePath.path, "PYTHONUNBUFFERED": "1"],
+                log: logURL)
+        } catch {
+            follower?.cancel()
+            throw error
+        }
+        follower?.cancel()
+        _ = await follower?.value
         guard let data = try? Data(contentsOf: resultURL), let response = try? JSONDecoder().decode(Response.self, from: data) else {
             throw .tool(name: "TVM bridge", reason: "it exited (\(run.status)) without a result; log \(run.log.path):\n\(run.logTail())")
         }
@@ -151,7 +191,7 @@ public struct TVMBridge: Sendable {
                 let url = URL(fileURLWithPath: path)
                 do {
                     let manifest = try KernelManifest.load(contentsOf: url)
-                    results.append(KernelResult(id: job.id, outcome: .success((manifest, url.deletingLastPathComponent())), seconds: node.seconds ?? 0))
+                    results.append(KernelResult(id: job.id, outcome: .success((manifest, url.deletingLastPathComponent())), seconds: node.seconds ?? 0, tuning: node.tuning))
                 } catch {
                     results.append(KernelResult(id: job.id, outcome: .failure(KernelFailure(errorClass: "internal", message: error.description, log: node.log)), seconds: node.seconds ?? 0))
                 }
@@ -163,5 +203,31 @@ public struct TVMBridge: Sendable {
             }
         }
         return results
+    }
+
+    /// Prints the `tpat-tune:` lines the bridge appends to `log` to standard error until cancelled
+    /// (then once more, for the last lines).
+    static func follow(_ log: URL) async {
+        var offset: UInt64 = 0
+        var pending = Data()
+        func drain() {
+            guard let handle = try? FileHandle(forReadingFrom: log) else { return }
+            defer { try? handle.close() }
+            guard (try? handle.seek(toOffset: offset)) != nil, let data = try? handle.readToEnd(), !data.isEmpty else { return }
+            offset += UInt64(data.count)
+            pending.append(data)
+            while let newline = pending.firstIndex(of: 0x0A) {
+                let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                pending.removeSubrange(pending.startIndex...newline)
+                if line.hasPrefix("tpat-tune: ") {
+                    FileHandle.standardError.write(Data((line + "\n").utf8))
+                }
+            }
+        }
+        while !Task.isCancelled {
+            drain()
+            try? await Task.sleep(nanoseconds: 500_000_000)
+        }
+        drain()
     }
 }

@@ -65,6 +65,8 @@ public struct PluginReport: Codable, Sendable, Equatable {
     /// The self-test program, when built.
     public var selfTest: String?
     public var buildLog: String?
+    /// Tuning figures (tuned and untuned kernel times), with `--tune`.
+    public var tuning: TuningReport? = nil
 }
 
 /// A node that did not become a plugin, and why.
@@ -187,12 +189,12 @@ public struct Pipeline: Sendable {
         }
         let results = try await TVMBridge(toolchain: toolchain).compile(jobs, options: request.kernels, workDirectory: work)
 
-        var made: [(name: String, nodes: [ExtractedNode], manifest: KernelManifest, directory: URL, seconds: Double)] = []
+        var made: [(name: String, nodes: [ExtractedNode], manifest: KernelManifest, directory: URL, seconds: Double, tuning: TuningReport?)] = []
         var failures: [NodeFailureReport] = []
         for (group, result) in zip(groups, results) {
             switch result.outcome {
             case .success(let (manifest, directory)):
-                made.append((group.name, group.nodes, manifest, directory, result.seconds))
+                made.append((group.name, group.nodes, manifest, directory, result.seconds, result.tuning))
             case .failure(let failure):
                 let log = failure.log.map { relocate($0, from: work, to: out) }
                 for node in group.nodes {
@@ -262,7 +264,7 @@ public struct Pipeline: Sendable {
                 kernelBuild: build.map { $0.succeeded ? "built" : "failed" } ?? "skipped",
                 library: build?.library.map { relocate($0.path, from: work, to: out) },
                 selfTest: build?.selfTest.map { relocate($0.path, from: work, to: out) },
-                buildLog: build.map { relocate($0.log.path, from: work, to: out) }))
+                buildLog: build.map { relocate($0.log.path, from: work, to: out) }, tuning: plugin.tuning))
         }
         var outputModel: URL?
         if !replacements.isEmpty {

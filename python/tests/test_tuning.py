@@ -1,0 +1,91 @@
+"""CPU-checkable parts of tuning: request parsing, database keying, reuse and resume logic."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tpat_bridge.tuning import TaskIndex, TuningOptions, database_dir, target_dict, target_key
+
+
+def test_parse_none_and_empty():
+    assert TuningOptions.parse(None) is None
+    assert TuningOptions.parse({}) is None
+
+
+def test_parse_full(tmp_path):
+    opts = TuningOptions.parse({"trials": 128, "trialsPerTask": 64, "timeBudgetSeconds": 30,
+                                "database": str(tmp_path), "rpcTracker": "host:9190", "rpcKey": "h100"})
+    assert (opts.trials, opts.trials_per_task, opts.time_budget_seconds) == (128, 64, 30.0)
+    assert opts.per_task == 64 and opts.rpc_tracker == "host:9190" and opts.rpc_key == "h100"
+    assert TuningOptions.parse({"trials": 8, "trialsPerTask": 64, "database": "d"}).per_task == 8
+    assert os.path.isabs(TuningOptions.parse({"trials": 8, "database": "rel/db"}).database)
+
+
+@pytest.mark.parametrize("bad", [
+    {"database": "d"}, {"trials": 0, "database": "d"}, {"trials": True, "database": "d"},
+    {"trials": 8}, {"trials": 8, "database": ""}, {"trials": 8, "database": "d", "timeBudgetSeconds": -1},
+    {"trials": 8, "database": "d", "rpcTracker": "nohost"}, {"trials": 8, "database": "d", "rpcTracker": "h:1"},
+    [1, 2],
+])
+def test_parse_rejects(bad):
+    with pytest.raises(ValueError):
+        TuningOptions.parse(bad)
+
+
+def test_database_dir_keys_version_and_target(tmp_path):
+    a = database_dir(str(tmp_path), "0.27.0.post1", target_dict("sm_90"))
+    assert a == database_dir(str(tmp_path), "0.27.0.post1", target_dict("sm_90"))
+    assert a != database_dir(str(tmp_path), "0.28.0", target_dict("sm_90"))
+    assert a != database_dir(str(tmp_path), "0.27.0.post1", target_dict("sm_80"))
+    assert target_key(target_dict("sm_90")).startswith("cuda-sm_90-")
+
+
+def test_index_reuse_and_resume(tmp_path):
+    index = TaskIndex(str(tmp_path))
+    assert not index.is_done("k", 64)
+    entry = index.get("k")
+    entry.update(trials=20, untunedUs=10.0, tunedUs=8.0)  # an interrupted run: not complete
+    index.save()
+    again = TaskIndex(str(tmp_path))
+    assert not again.is_done("k", 64) and again.get("k")["trials"] == 20
+    again.get("k").update(complete=True, requested=64, trials=40)  # search space ran out at 40
+    again.save()
+    third = TaskIndex(str(tmp_path))
+    assert third.is_done("k", 64) and third.is_done("k", 32) and not third.is_done("k", 128)
+    third.get("k").update(requested=16, stoppedBy="budget")
+    assert third.is_done("k", 1000)  # a time budget counts as complete
+
+
+def test_index_survives_garbage(tmp_path):
+    (tmp_path / "tpat-tasks.json").write_text("{not json")
+    assert TaskIndex(str(tmp_path)).entries == {}
+
+
+def test_request_with_bad_tuning_writes_result(tmp_path):
+    from tpat_bridge.bridge import run_request
+
+    req = tmp_path / "req.json"
+    req.write_text(json.dumps({"arch": "sm_90", "nodes": [], "tuning": {"trials": -1, "database": "d"}}))
+    res = tmp_path / "res.json"
+    assert run_request(str(req), str(res)) == 2
+    assert "trials" in json.loads(res.read_text())["error"]
+
+
+def test_extraction_keys_are_stable():
+    """Tasks come after legalize/fold/fuse; the key is the workload's structural hash."""
+    import onnx
+    import tvm
+    from onnx import TensorProto, helper
+
+    from tpat_bridge.compiler import import_model
+    from tpat_bridge.tuning import extract
+
+    g = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 128])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 128])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    target = tvm.target.Target(target_dict("sm_90"))
+    keys = [[t.key for t in extract(import_model(model, [])[0], target)] for _ in range(2)]
+    assert keys[0] == keys[1] and len(keys[0]) == 1

@@ -1,0 +1,405 @@
+"""MetaSchedule tuning for the bridge, with a persistent database.
+
+REQUEST's ``tuning`` object (Swift's ``TuningOptions``)::
+
+    {"trials": 2000, "trialsPerTask": 64, "timeBudgetSeconds": 600, "database": "/abs/dir",
+     "rpcTracker": "host:9190", "rpcKey": "h100"}
+
+Database layout (everything under ``database``)::
+
+    tvm-<TVM version>/<target key>/database_workload.json        MetaSchedule's JSONDatabase
+    tvm-<TVM version>/<target key>/database_tuning_record.json   (records appended as measured)
+    tvm-<TVM version>/<target key>/tpat-tasks.json              TPAT's index: one entry per workload
+    tvm-<TVM version>/<target key>/logs/                         MetaSchedule's logs
+
+The TVM version and the full target pick the folder; inside it a task is keyed by the structural
+hash of its workload (the fused PrimFunc MetaSchedule tunes). A task whose index entry says
+``complete`` is reused without measuring anything: its tuned and untuned times are in the index.
+An interrupted run leaves its measured records in the JSON database and ``complete: false`` with
+the trials done, so the next run tunes only the rest. Per task, the build uses the tuned schedule
+only where it measured faster than TVM's default (dlight) schedule, measured the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TextIO
+
+from .errors import BridgeError
+
+INDEX_NAME = "tpat-tasks.json"
+
+
+@dataclass
+class TuningOptions:
+    """The request's ``tuning`` object."""
+
+    trials: int
+    database: str
+    trials_per_task: int | None = None
+    time_budget_seconds: float | None = None
+    rpc_tracker: str | None = None
+    rpc_key: str | None = None
+
+    @staticmethod
+    def parse(obj: Any) -> "TuningOptions | None":
+        """From the request's JSON (None or {} -> no tuning). Raises ValueError on bad values."""
+        if not obj:
+            return None
+        if not isinstance(obj, dict):
+            raise ValueError("tuning must be an object")
+
+        def positive_int(key: str, required: bool = False) -> int | None:
+            value = obj.get(key)
+            if value is None:
+                if required:
+                    raise ValueError(f"tuning.{key} is required")
+                return None
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"tuning.{key} must be a positive integer, not {value!r}")
+            return value
+
+        trials = positive_int("trials", required=True)
+        per_task = positive_int("trialsPerTask")
+        budget = obj.get("timeBudgetSeconds")
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+            raise ValueError(f"tuning.timeBudgetSeconds must be a positive number, not {budget!r}")
+        database = obj.get("database")
+        if not isinstance(database, str) or not database:
+            raise ValueError("tuning.database must be a folder path")
+        tracker, key = obj.get("rpcTracker"), obj.get("rpcKey")
+        if tracker is not None:
+            host, _, port = str(tracker).rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"tuning.rpcTracker must be HOST:PORT, not {tracker!r}")
+            if not key:
+                raise ValueError("tuning.rpcKey is required with tuning.rpcTracker")
+        return TuningOptions(trials, os.path.abspath(os.path.expanduser(database)), per_task,
+                             float(budget) if budget is not None else None, tracker, key)
+
+    @property
+    def per_task(self) -> int:
+        """Trials one task gets at most."""
+        return min(self.trials_per_task or self.trials, self.trials)
+
+
+def target_dict(arch: str) -> dict[str, Any]:
+    """A full CUDA target for ``arch`` (MetaSchedule needs the thread and shared-memory limits)."""
+    return {"kind": "cuda", "arch": arch, "max_num_threads": 1024, "max_threads_per_block": 1024,
+            "max_shared_memory_per_block": 49152, "thread_warp_size": 32, "registers_per_block": 65536}
+
+
+def target_key(target: dict[str, Any]) -> str:
+    """Folder name of a target: readable arch plus a hash of the whole target."""
+    digest = hashlib.sha256(json.dumps(target, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{target['kind']}-{target.get('arch', 'any')}-{digest}"
+
+
+def database_dir(root: str, tvm_version: str, target: dict[str, Any]) -> str:
+    """Where the records of one TVM version and target live."""
+    return os.path.join(root, f"tvm-{tvm_version}", target_key(target))
+
+
+class TaskIndex:
+    """TPAT's index of tuned workloads in one database folder (``tpat-tasks.json``), written
+    atomically after every measured batch."""
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, INDEX_NAME)
+        self.entries: dict[str, dict[str, Any]] = {}
+        if os.path.exists(self.path):
+            try:
+                with open(self.path) as f:
+                    data = json.load(f)
+                self.entries = dict(data.get("tasks", {}))
+            except (OSError, ValueError):
+                self.entries = {}  # unreadable: retune (the JSON database keeps its records)
+
+    def get(self, key: str) -> dict[str, Any]:
+        return self.entries.setdefault(key, {"trials": 0, "complete": False})
+
+    def is_done(self, key: str, wanted_trials: int) -> bool:
+        """True when a task needs no more measuring: tuned to the end (MetaSchedule may stop before
+        the trials asked for when its search space runs out) with at least ``wanted_trials`` asked
+        for, or stopped by a time budget (which counts as complete)."""
+        entry = self.entries.get(key)
+        if not entry or not entry.get("complete"):
+            return False
+        return entry.get("requested", 0) >= wanted_trials or entry.get("stoppedBy") == "budget"
+
+    def save(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"version": 1, "tasks": self.entries}, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, self.path)
+
+
+def workload_key(task_mod: Any) -> str:
+    """Stable key of a task's workload (MetaSchedule's structural hash, as hex)."""
+    from tvm_ffi import structural_hash
+
+    return f"{structural_hash(task_mod) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def is_prescheduled(func: Any) -> bool:
+    """True for PrimFuncs that already carry thread bindings (TE extern kernels such as scatter):
+    MetaSchedule has nothing to choose there."""
+    if func.attrs is not None and "tirx.is_scheduled" in func.attrs and bool(func.attrs["tirx.is_scheduled"]):
+        return True
+    text = func.script()
+    return "thread_extent" in text or "T.launch_thread" in text or "thread_binding" in text
+
+
+@dataclass
+class TaskInfo:
+    """One tuning task of a node."""
+
+    name: str
+    key: str
+    mod: Any            # IRModule {"main": PrimFunc}, as MetaSchedule extracted it
+    weight: float
+    reused: bool = False
+    entry: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TuneOutcome:
+    """What tuning a node yields: the schedules to build with, and figures for RESULT."""
+
+    database: Any                      # MemoryDatabase with the chosen records (None: none chosen)
+    target: Any                        # the full tvm Target tuned for
+    stats: dict[str, Any]
+
+
+def alloc_argument_valid(device: Any, args_info: Any, alloc_repeat: int) -> list[Any]:
+    """MetaSchedule argument allocation with valid indices: floats random, integers zero (random
+    integers index out of bounds in gathers and scatters and kill the runner's CUDA context)."""
+    import numpy as np
+    import tvm
+    from tvm_ffi import get_global_func
+
+    fill = get_global_func("tvm.contrib.random.random_fill_for_measure", allow_missing=True)
+    repeated = []
+    for _ in range(alloc_repeat):
+        args = []
+        for info in args_info:
+            _, dtype, shape = info
+            arr = tvm.runtime.empty(shape=shape, dtype=dtype, device=device)
+            if dtype.startswith(("int", "uint", "bool")) or fill is None:
+                arr.copyfrom(np.zeros(shape, dtype=dtype if dtype != "bool" else "bool"))
+            else:
+                fill(arr)
+            args.append(arr)
+        repeated.append(args)
+    return repeated
+
+
+def _runner(opts: TuningOptions) -> Any:
+    from tvm.s_tir.meta_schedule.runner import EvaluatorConfig, LocalRunner, RPCConfig, RPCRunner
+
+    config = EvaluatorConfig(number=5, repeat=1, min_repeat_ms=20, enable_cpu_cache_flush=False)
+    if opts.rpc_tracker:
+        host, _, port = opts.rpc_tracker.rpartition(":")
+        return RPCRunner(RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=opts.rpc_key,
+                                   session_timeout_sec=120), evaluator_config=config)
+    return LocalRunner(timeout_sec=60, evaluator_config=config, f_alloc_argument=alloc_argument_valid)
+
+
+def cost_model() -> Any:
+    """MetaSchedule's XGBoost cost model when xgboost is installed, else random sampling (TVM's
+    default, "xgb", also needs psutil, which TPAT does not require)."""
+    from tvm.s_tir.meta_schedule.cost_model import XGBModel
+    from tvm.s_tir.meta_schedule.cost_model.xgb_model import XGBConfig
+
+    try:
+        import xgboost  # noqa: F401
+    except ImportError:
+        return "random"
+    return XGBModel(config=XGBConfig(nthread=os.cpu_count() or 1), adaptive_training=True)
+
+
+def _seconds(runner_result: Any) -> float | None:
+    if runner_result.error_msg or not runner_result.run_secs:
+        return None
+    values = [float(v) for v in runner_result.run_secs]
+    return sum(values) / len(values)
+
+
+def measure_default_schedule(task_mod: Any, target: Any, runner: Any) -> float | None:
+    """Seconds of the task under TVM's default (dlight) schedule, measured like the candidates."""
+    from tvm.s_tir import dlight as dl
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+    from tvm.s_tir.meta_schedule.builder import BuilderInput, LocalBuilder
+    from tvm.s_tir.meta_schedule.runner import RunnerInput
+
+    with target:
+        scheduled = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
+                                            dl.gpu.GeneralReduction(), dl.gpu.Fallback())(task_mod)
+    built = LocalBuilder(max_workers=1).build([BuilderInput(scheduled, target)])[0]
+    if built.error_msg:
+        return None
+    args = ArgInfo.from_prim_func(scheduled["main"])
+    result = runner.run([RunnerInput(built.artifact_path, "cuda", args)])[0].result()
+    return _seconds(result)
+
+
+def _fused(mod: Any, target: Any) -> Any:
+    import tvm
+
+    from .compiler import fuse_passes
+
+    with target, tvm.transform.PassContext(opt_level=3):
+        return tvm.transform.Sequential(fuse_passes())(mod)
+
+
+def extract(mod: Any, target: Any) -> list[TaskInfo]:
+    """The node's tuning tasks (after legalize / fold constants / fuse), pre-scheduled ones left out."""
+    from tvm.s_tir import meta_schedule as ms
+
+    tasks = []
+    for t in ms.relax_integration.extract_tasks(_fused(mod, target), target):
+        task_mod = t.dispatched[0]
+        if is_prescheduled(task_mod["main"]):
+            continue
+        tasks.append(TaskInfo(t.task_name, workload_key(task_mod), task_mod, float(t.weight)))
+    return tasks
+
+
+class Progress:
+    """Writes one progress line per measured batch to ``stream`` (the bridge's stderr)."""
+
+    def __init__(self, stream: TextIO | None, node: str) -> None:
+        self.stream, self.node = stream, node
+
+    def line(self, text: str) -> None:
+        if self.stream is not None:
+            self.stream.write(f"tpat-tune: {self.node}: {text}\n")
+            self.stream.flush()
+
+
+def _us(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1e6, 3)
+
+
+def tune_node(mod: Any, arch: str, opts: TuningOptions, tvm_version: str, node_name: str,
+              progress_stream: TextIO | None, log: list[str],
+              clock: Callable[[], float] = time.monotonic) -> TuneOutcome:
+    """Tune (or reuse) every task of one node's Relax module; returns the schedules to build with."""
+    import tvm
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.database import JSONDatabase, MemoryDatabase, TuningRecord
+
+    start = clock()
+    tdict = target_dict(arch)
+    target = tvm.target.Target(tdict)
+    directory = database_dir(opts.database, tvm_version, tdict)
+    os.makedirs(directory, exist_ok=True)
+    index = TaskIndex(directory)
+    progress = Progress(progress_stream, node_name)
+    tasks = extract(mod, target)
+    pending = [t for t in tasks if not index.is_done(t.key, opts.per_task)]
+    for t in tasks:
+        t.reused = t not in pending
+        t.entry = index.get(t.key)
+        t.entry["task"] = t.name
+    log.append(f"tuning: {len(tasks)} task(s), {len(pending)} to tune, database {directory}")
+    db = JSONDatabase(work_dir=directory)
+    if pending:
+        runner = _runner(opts)
+        for t in pending:
+            if t.entry.get("untunedUs") is None:
+                t.entry["untunedUs"] = _us(measure_default_schedule(t.mod, target, runner))
+        index.save()
+        progress.line(f"tuning {len(pending)} task(s), {opts.per_task} trials each"
+                      + (f", {opts.time_budget_seconds:g} s budget" if opts.time_budget_seconds else ""))
+        deadline = start + opts.time_budget_seconds if opts.time_budget_seconds else None
+        budget_hit = {"hit": False}
+
+        @derived_object
+        class Record(ms.measure_callback.PyMeasureCallback):  # noqa: D401 - TVM callback protocol
+            """Counts trials, keeps the best time, saves the index, enforces the time budget."""
+
+            def apply(self, task_scheduler: Any, task_id: int, measure_candidates: Any, builder_results: Any,
+                      runner_results: Any) -> None:
+                t = pending[task_id]
+                t.entry["trials"] = int(t.entry.get("trials", 0)) + len(runner_results)
+                times = [s for s in (_seconds(r) for r in runner_results) if s is not None]
+                if times:
+                    best = min(times) * 1e6
+                    if t.entry.get("tunedUs") is None or best < t.entry["tunedUs"]:
+                        t.entry["tunedUs"] = round(best, 3)
+                index.save()
+                done = sum(int(p.entry.get("trials", 0)) for p in pending)
+                progress.line(f"task {task_id + 1}/{len(pending)} {t.name}: {t.entry['trials']} trials, "
+                              f"best {t.entry.get('tunedUs')} us (default {t.entry.get('untunedUs')} us); "
+                              f"{done} trials in {clock() - start:.0f} s")
+                if deadline is not None and clock() > deadline and not budget_hit["hit"]:
+                    budget_hit["hit"] = True
+                    progress.line("time budget reached: stopping")
+                    for k in range(len(pending)):
+                        task_scheduler.terminate_task(k)
+
+        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            [ms.ExtractedTask(t.name, t.mod, target, [t.mod], int(t.weight)) for t in pending],
+            work_dir=os.path.join(directory, "logs"), num_threads=os.cpu_count() or 1)
+        # Trials already measured (an interrupted run) count toward each task's share.
+        remaining = [max(opts.per_task - int(t.entry.get("trials", 0)), 1) for t in pending]
+        ms.tune_tasks(
+            tasks=contexts, task_weights=weights, work_dir=os.path.join(directory, "logs"),
+            max_trials_global=min(opts.trials, sum(remaining)), max_trials_per_task=max(remaining),
+            num_trials_per_iter=min(64, max(remaining)),
+            builder=ms.builder.LocalBuilder(max_workers=os.cpu_count() or 1), runner=runner,
+            database=db, cost_model=cost_model(), measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), Record()],
+            task_scheduler="gradient")
+        for t in pending:
+            t.entry["complete"] = True
+            t.entry["requested"] = opts.per_task
+            if budget_hit["hit"]:
+                t.entry["stoppedBy"] = "budget"
+        index.save()
+    chosen = MemoryDatabase()
+    n_chosen = 0
+    task_stats = []
+    for t in tasks:
+        top = db.get_top_k(db.commit_workload(t.mod), 1) if db.has_workload(t.mod) else []
+        tuned = t.entry.get("tunedUs")
+        untuned = t.entry.get("untunedUs")
+        if top and top[0].run_secs:
+            tuned = round(min(float(v) for v in top[0].run_secs) * 1e6, 3) if tuned is None else tuned
+        use = bool(top) and tuned is not None and (untuned is None or tuned < untuned)
+        if use:
+            wl = chosen.commit_workload(t.mod)
+            rec = top[0]
+            chosen.commit_tuning_record(TuningRecord(rec.trace, wl, rec.run_secs, target, rec.args_info))
+            n_chosen += 1
+        task_stats.append({"task": t.name, "key": t.key, "trials": int(t.entry.get("trials", 0)),
+                           "reused": t.reused, "untunedUs": untuned, "tunedUs": tuned,
+                           "schedule": "tuned" if use else "default"})
+    tuned_total = sum((s["tunedUs"] if s["schedule"] == "tuned" else s["untunedUs"]) or 0 for s in task_stats)
+    untuned_total = sum(s["untunedUs"] or 0 for s in task_stats)
+    known = all(s["untunedUs"] is not None for s in task_stats)
+    stats = {
+        "tasks": task_stats,
+        "reused": not pending,
+        "trials": sum(s["trials"] for s in task_stats),
+        "untunedUs": round(untuned_total, 3) if task_stats and known else None,
+        "tunedUs": round(tuned_total, 3) if task_stats and known else None,
+        "database": directory,
+        "seconds": round(clock() - start, 3),
+    }
+    progress.line(f"{'reused' if not pending else 'tuned'} {len(tasks)} task(s): "
+                  f"{stats['untunedUs']} us default -> {stats['tunedUs']} us tuned")
+    return TuneOutcome(chosen if n_chosen else None, target, stats)
+
+
+def progress_stream() -> TextIO:
+    """A stream to the bridge's real stderr that stays valid while fd 2 is captured into logs."""
+    return os.fdopen(os.dup(2), "w", buffering=1) if hasattr(os, "dup") else sys.stderr

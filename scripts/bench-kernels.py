@@ -1,0 +1,379 @@
+#!/usr/bin/env python3
+"""Times TPAT plugin kernels (untuned and tuned, through the TensorRT-free C entry point) against
+PyTorch eager and torch.compile, and against the memory-bandwidth floor, on one CUDA GPU.
+
+    python3 scripts/bench-kernels.py --plugins untuned=DIR --plugins tuned=DIR2 \\
+        --model models/generated/bench.onnx [--out results.json] [--quick] [--no-compile]
+
+DIR is a `tpat generate` output folder of models/generated/bench.onnx (scripts/make-bench-models.py)
+whose plugins/<name>/build/lib<name>_kernels.so exist (scripts/bench-kernels.sh links them).
+Every implementation is timed the same way: a CUDA graph of R calls, replayed many times, timed
+with events, median replay / R. Where one call's tensors fit in L2 several input sets are rotated
+(different buffers on each call) so that timings measure memory; where even the rotation fits in
+L2 the row says "L2". The floor is the fewest bytes a workload must move (each input read once,
+each output written once) over the bandwidth of a float4 copy kernel measured here.
+Correctness: every implementation's output is compared with PyTorch eager (float64 for Softmax
+and LayerNormalization) on fresh random inputs, after poisoning the output buffers.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import json
+import math
+import os
+import statistics
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+DT = {"float32": torch.float32, "int64": torch.int64, "int32": torch.int32, "float16": torch.float16,
+      "bool": torch.bool, "uint8": torch.uint8, "int8": torch.int8, "float64": torch.float64}
+
+
+@dataclass
+class Workload:
+    name: str            # the ONNX node's name; its plugin is tpat_<name>
+    label: str
+    make: Callable[[torch.Generator], list[torch.Tensor]]   # plugin input order
+    torch_fn: Callable[..., torch.Tensor]
+    min_bytes: Callable[[list[torch.Tensor], torch.Tensor], int]
+    exact: bool = True   # outputs must match bit for bit (gathers, scatters, max, nearest)
+    ref64: bool = False  # compare with a float64 eager reference
+    extra: dict = field(default_factory=dict)
+
+
+def nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def rw_bytes(ins: list[torch.Tensor], out: torch.Tensor) -> int:
+    return sum(nbytes(t) for t in ins) + nbytes(out)
+
+
+def workloads(model_path: str) -> list[Workload]:
+    import onnx
+    from onnx import numpy_helper
+
+    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(model_path).graph.initializer}
+    dev = "cuda"
+    ln_w = torch.tensor(inits["layernorm.scale"], device=dev)
+    ln_b = torch.tensor(inits["layernorm.bias"], device=dev)
+
+    def rand(g, *shape):
+        return torch.randn(*shape, generator=g, device=dev, dtype=torch.float32)
+
+    def gnd_a(g):
+        data = rand(g, 1, 128, 128, 224)
+        idx = torch.stack([torch.zeros(1, 600, dtype=torch.int64, device=dev),
+                           torch.randint(0, 128, (1, 600), generator=g, device=dev),
+                           torch.randint(0, 128, (1, 600), generator=g, device=dev)], -1)
+        return [data, idx]
+
+    def gnd_b(g):
+        data = rand(g, 1, 158, 128, 128)
+        idx = torch.tensor([[0, int(torch.randint(0, 158, (1,), generator=g, device=dev))]], device=dev)
+        return [data, idx]
+
+    def scat(g):
+        data = rand(g, 32, 128, 128, 256)
+        rows = torch.stack([torch.randperm(128 * 128, generator=g, device=dev)[:600] for _ in range(32)])
+        b = torch.arange(32, device=dev).view(32, 1).expand(32, 600)
+        idx = torch.stack([b, rows // 128, rows % 128], -1).contiguous()
+        return [data, idx, rand(g, 32, 600, 256)]
+
+    def scat_fn(data, idx, upd):
+        out = data.clone()
+        out[idx[..., 0], idx[..., 1], idx[..., 2]] = upd
+        return out
+
+    def onehot(g):
+        return [torch.randint(0, 16384, (16,), generator=g, device=dev)]
+
+    ws: list[Workload] = [
+        Workload("gathernd_a", "GatherND (1,128,128,224) idx (1,600,3)", gnd_a,
+                 lambda d, i: d[i[..., 0], i[..., 1], i[..., 2]],
+                 lambda ins, out: nbytes(ins[1]) + 2 * nbytes(out)),
+        Workload("gathernd_b", "GatherND (1,158,128,128) idx (1,2)", gnd_b,
+                 lambda d, i: d[i[:, 0], i[:, 1]],
+                 lambda ins, out: nbytes(ins[1]) + 2 * nbytes(out)),
+        Workload("scatternd", "ScatterND (32,128,128,256) idx (32,600,3)", scat, scat_fn,
+                 lambda ins, out: 2 * nbytes(ins[0]) + nbytes(ins[1]) + nbytes(ins[2])),
+        Workload("onehot", "OneHot depth 16384 idx (16)", onehot,
+                 lambda i: F.one_hot(i, 16384).to(torch.float32), rw_bytes),
+    ]
+    for mode in ("nearest", "linear"):
+        tmode = "nearest" if mode == "nearest" else "bilinear"
+        kw = {} if mode == "nearest" else {"align_corners": False}
+        for tag, shape in (("a", (32, 32, 44, 50)), ("b", (32, 64, 11, 12))):
+            ws.append(Workload(
+                f"resize_{mode}_{tag}", f"Resize {mode} {shape}->(.., 176,200)",
+                (lambda s: (lambda g: [rand(g, *s)]))(shape),
+                (lambda m, k: (lambda x: F.interpolate(x, size=(176, 200), mode=m, **k)))(tmode, kw),
+                rw_bytes, exact=(mode == "nearest")))
+    ws += [
+        Workload("reducemax", "ReduceMax (256,82,128) axis 1", lambda g: [rand(g, 256, 82, 128)],
+                 lambda x: x.amax(1), rw_bytes),
+        Workload("softmax", "Softmax (8192,1024)", lambda g: [rand(g, 8192, 1024)],
+                 lambda x: torch.softmax(x, -1), rw_bytes, exact=False, ref64=True),
+        Workload("layernorm", "LayerNormalization (8192,1024)", lambda g: [rand(g, 8192, 1024)],
+                 lambda x: F.layer_norm(x, (1024,), ln_w.to(x.dtype), ln_b.to(x.dtype), 1e-5),
+                 lambda ins, out: rw_bytes(ins, out) + 2 * nbytes(ln_w), exact=False, ref64=True),
+    ]
+    return ws
+
+
+class Plugin:
+    """A plugin's kernels through <name>_enqueue (ctypes), constants uploaded once."""
+
+    def __init__(self, directory: str, name: str) -> None:
+        self.name = name
+        self.manifest = json.load(open(os.path.join(directory, "manifest.json")))
+        self.lib = ctypes.CDLL(os.path.join(directory, "build", f"lib{name}_kernels.so"))
+        p = ctypes.c_void_p
+        self.enqueue = getattr(self.lib, f"{name}_enqueue")
+        self.enqueue.argtypes = [p, p, p, p, p, p]
+        self.enqueue.restype = ctypes.c_int
+        self.wsize = getattr(self.lib, f"{name}_workspace_size")
+        self.wsize.argtypes = [p]
+        self.wsize.restype = ctypes.c_int64
+        self.odims = getattr(self.lib, f"{name}_output_dims")
+        self.odims.argtypes = [p, p]
+        self.odims.restype = ctypes.c_int
+        n = len(self.manifest["constants"])
+        self.consts = (ctypes.c_void_p * max(n, 1))()
+        if n:
+            create = getattr(self.lib, f"{name}_constants_create")
+            create.argtypes = [p]
+            rc = create(ctypes.cast(self.consts, p))
+            if rc != 0:
+                raise RuntimeError(f"{name}_constants_create: {rc}")
+        self.tuned = bool(self.manifest["target"].get("tuned"))
+
+    def bind(self, ins: list[torch.Tensor]) -> tuple[Callable[[], None], list[torch.Tensor]]:
+        keep = []
+        dims = [(ctypes.c_int64 * max(t.dim(), 1))(*t.shape) for t in ins]
+        dims_pp = (ctypes.c_void_p * len(dims))(*[ctypes.cast(d, ctypes.c_void_p) for d in dims])
+        outs_m = self.manifest["outputs"]
+        odims = [(ctypes.c_int64 * max(len(o["shape"]), 1))() for o in outs_m]
+        odims_pp = (ctypes.c_void_p * len(odims))(*[ctypes.cast(d, ctypes.c_void_p) for d in odims])
+        rc = self.odims(ctypes.cast(dims_pp, ctypes.c_void_p), ctypes.cast(odims_pp, ctypes.c_void_p))
+        if rc != 0:
+            raise RuntimeError(f"{self.name}_output_dims: {rc}")
+        outs = [torch.empty([odims[j][k] for k in range(len(o["shape"]))], dtype=DT[o["dtype"]], device="cuda")
+                for j, o in enumerate(outs_m)]
+        ws_bytes = self.wsize(ctypes.cast(dims_pp, ctypes.c_void_p))
+        if ws_bytes < 0:
+            raise RuntimeError(f"{self.name}_workspace_size: {ws_bytes}")
+        ws = torch.empty(max(ws_bytes, 1) + 256, dtype=torch.uint8, device="cuda")
+        in_pp = (ctypes.c_void_p * len(ins))(*[t.data_ptr() for t in ins])
+        out_pp = (ctypes.c_void_p * len(outs))(*[t.data_ptr() for t in outs])
+        keep += [dims, dims_pp, odims, odims_pp, in_pp, out_pp, ws, ins]
+        args = [ctypes.cast(x, ctypes.c_void_p) for x in (dims_pp, in_pp, out_pp, self.consts)]
+        ws_ptr = ctypes.c_void_p(ws.data_ptr())
+
+        def call() -> None:
+            _ = keep
+            rc = self.enqueue(*args, ws_ptr, ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
+            if rc != 0:
+                raise RuntimeError(f"{self.name}_enqueue: {rc}")
+
+        return call, outs
+
+
+def copy_bandwidth() -> float:
+    """Bytes/s of a float4 copy kernel (read + write) over 2 GiB buffers, median of graph replays."""
+    import cupy as cp
+
+    src = r'''extern "C" __global__ void copy4(const float4* __restrict__ a, float4* __restrict__ b, long long n) {
+      for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) b[i] = a[i]; }'''
+    k = cp.RawKernel(src, "copy4")
+    n = (1 << 30) // 16
+    a = torch.randn(n * 4, device="cuda")
+    b = torch.empty_like(a)
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    grid = sms * 16
+
+    def call():
+        with cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream):
+            k((grid,), (256,), (a.data_ptr(), b.data_ptr(), cp.int64(n)))
+
+    t = time_graph([call], reps=5)
+    assert torch.equal(a, b)
+    return 2 * n * 16 / t
+
+
+def time_graph(calls: list[Callable[[], None]], reps: int = 20, per_graph: int | None = None) -> float:
+    """Seconds per call: a CUDA graph running `calls` (cycled to `per_graph` calls), replayed."""
+    per_graph = per_graph or len(calls)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for c in calls:
+            c()
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for i in range(per_graph):
+            calls[i % len(calls)]()
+    g.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+        g.replay()
+        e1.record()
+        e1.synchronize()
+        times.append(e0.elapsed_time(e1) / 1e3 / per_graph)
+    del g
+    return statistics.median(times)
+
+
+def check(w: Workload, got: torch.Tensor, ins: list[torch.Tensor]) -> tuple[bool, str]:
+    if w.ref64:
+        ref = w.torch_fn(*[t.double() if t.is_floating_point() else t for t in ins])
+    else:
+        ref = w.torch_fn(*ins)
+    if tuple(got.shape) != tuple(ref.shape):
+        return False, f"shape {tuple(got.shape)} != {tuple(ref.shape)}"
+    got = got.to(ref.dtype)
+    if torch.isnan(got).any():
+        return False, "NaN"
+    if w.exact:
+        bad = (got != ref).sum().item()
+        return bad == 0, "exact" if bad == 0 else f"{bad}/{ref.numel()} differ"
+    rel = (torch.linalg.vector_norm((got - ref).double()) / torch.linalg.vector_norm(ref.double())).item()
+    return rel < 1e-5, f"rel {rel:.1e}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--plugins", action="append", default=[], help="LABEL=DIR (a tpat generate output)")
+    ap.add_argument("--model", default="models/generated/bench.onnx")
+    ap.add_argument("--out", default="")
+    ap.add_argument("--only", default="", help="comma-separated workload names")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test)")
+    ap.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
+    args = ap.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    prop = torch.cuda.get_device_properties(0)
+    l2 = getattr(prop, "L2_cache_size", 50 << 20)
+    reps = 5 if args.quick else 25
+    bw = copy_bandwidth()
+    print(f"# {prop.name}, {prop.multi_processor_count} SMs, L2 {l2 >> 20} MiB; copy kernel {bw / 1e9:.0f} GB/s;"
+          f" torch {torch.__version__}", flush=True)
+    plugin_sets = [p.split("=", 1) for p in args.plugins]
+    only = set(filter(None, args.only.split(",")))
+    rows = []
+    g = torch.Generator(device="cuda")
+    for w in workloads(args.model):
+        if only and w.name not in only:
+            continue
+        g.manual_seed(1234)
+        first = w.make(g)
+        out0 = w.torch_fn(*first)
+        set_bytes = rw_bytes(first, out0)
+        # Rotate input sets until they fill 4x L2 (at most 16 sets, at most 8 GiB).
+        k = 1 if set_bytes >= 2 * l2 else min(16, math.ceil(4 * l2 / set_bytes), max(1, (8 << 30) // set_bytes))
+        sets = [first] + [w.make(g) for _ in range(k - 1)]
+        cache = "L2" if k * set_bytes < 2 * l2 else ("rot" if k > 1 else "")
+        per_graph = max(k, 4 if set_bytes < (256 << 20) else 2)
+        floor_s = w.min_bytes(first, out0) / bw
+        row = {"name": w.name, "label": w.label, "sets": k, "cache": cache, "floorUs": floor_s * 1e6,
+               "minBytes": w.min_bytes(first, out0), "impl": {}}
+        impls: dict[str, Callable[[list[torch.Tensor]], tuple[Callable[[], None], list[torch.Tensor]]]] = {}
+        for label, directory in plugin_sets:
+            pdir = os.path.join(directory, "plugins", f"tpat_{w.name}")
+            try:
+                plugin = Plugin(pdir, f"tpat_{w.name}")
+                impls[label] = plugin.bind
+                row.setdefault("tuned", {})[label] = plugin.tuned
+            except Exception as exc:  # noqa: BLE001
+                row["impl"][label] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+
+        def torch_bind(fn):
+            def bind(ins):
+                outs = [None]
+
+                def call():
+                    outs[0] = fn(*ins)
+                return call, outs
+            return bind
+
+        impls["eager"] = torch_bind(w.torch_fn)
+        if not args.no_compile:
+            compiled = torch.compile(w.torch_fn, dynamic=False)
+            impls["compile"] = torch_bind(compiled)
+        for label, bind in impls.items():
+            try:
+                # Correctness on a fresh input set, outputs poisoned first.
+                g.manual_seed(99)
+                fresh = w.make(g)
+                call, outs = bind(fresh)
+                for o in outs:
+                    if isinstance(o, torch.Tensor):
+                        o.fill_(float("nan") if o.is_floating_point() else -7)
+                call()
+                torch.cuda.synchronize()
+                ok, how = check(w, outs[0], fresh)
+                calls = [bind(s)[0] for s in sets]
+                t = time_graph(calls, reps=reps, per_graph=per_graph)
+                row["impl"][label] = {"us": t * 1e6, "ok": ok, "check": how, "ofFloor": floor_s / t}
+            except Exception as exc:  # noqa: BLE001
+                row["impl"][label] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            print(f"  {w.name:18s} {label:8s} {json.dumps(row['impl'][label])}", flush=True)
+        rows.append(row)
+        del sets, first, out0
+        torch.cuda.empty_cache()
+    result = {"gpu": prop.name, "date": datetime.date.today().isoformat(), "copyGBs": bw / 1e9,
+              "l2MiB": l2 >> 20, "torch": torch.__version__, "command": " ".join(sys.argv), "rows": rows}
+    labels = [lbl for lbl, _ in plugin_sets] + ["eager"] + ([] if args.no_compile else ["compile"])
+    print(table(result, labels))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+def table(result: dict, labels: list[str]) -> str:
+    """A markdown table: time per implementation (us), % of floor, speed-ups of the best plugin."""
+    plugin_labels = [x for x in labels if x not in ("eager", "compile")]
+    best = plugin_labels[-1] if plugin_labels else None
+    head = ["workload", "floor us"] + [f"{x} us" for x in labels]
+    if best:
+        head += [f"{best} % floor", f"vs eager", f"vs compile"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    speed = {"eager": [], "compile": []}
+    for r in result["rows"]:
+        cells = [r["label"] + (f" [{r['cache']}]" if r["cache"] else ""), f"{r['floorUs']:.1f}"]
+        for x in labels:
+            i = r["impl"].get(x, {})
+            cells.append("err" if "us" not in i else f"{i['us']:.1f}" + ("" if i.get("ok") else " (WRONG)"))
+        if best:
+            b = r["impl"].get(best, {})
+            if "us" in b:
+                cells.append(f"{100 * b['ofFloor']:.0f}%")
+                for x in ("eager", "compile"):
+                    o = r["impl"].get(x, {})
+                    if "us" in o:
+                        speed[x].append(o["us"] / b["us"])
+                        cells.append(f"{o['us'] / b['us']:.2f}x")
+                    else:
+                        cells.append("-")
+            else:
+                cells += ["-", "-", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    for x, v in speed.items():
+        if v:
+            lines.append(f"\ngeomean {best} vs {x}: {math.exp(sum(map(math.log, v)) / len(v)):.2f}x over {len(v)} workloads")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Kernel benchmark driver, run on the GPU machine (CUDA nvcc, Python with PyTorch and CuPy; no TVM,
+# Swift or TensorRT needed there). Builds each plugin folder's kernels with the local nvcc, links
+# plugins/<p>/build/lib<p>_kernels.so for ctypes, then runs scripts/bench-kernels.py over them.
+#
+#   scripts/bench-kernels.sh LABEL=DIR [LABEL=DIR ...] -- [bench-kernels.py options]
+#
+# DIRs come from `tpat generate models/generated/bench.onnx -o DIR --op-types ... --no-reference`
+# (add --tune [--tuning-db DB] for tuned kernels); see docs/benchmarks.md for the full recipe.
+set -euo pipefail
+NVCC=${NVCC:-nvcc}; ARCH=${CUDA_ARCH:-sm_90}
+sets=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do sets+=("$1"); shift; done
+[ "${1:-}" = "--" ] && shift
+for s in "${sets[@]}"; do
+  dir=${s#*=}
+  make -s -C "$dir" -j"$(nproc)" kernels NVCC="$NVCC" CUDA_ARCH="$ARCH" >/dev/null
+  for p in "$dir"/plugins/*/; do
+    n=$(basename "$p")
+    "$NVCC" -shared -arch="$ARCH" "$p/build/${n}_kernels.o" -o "$p/build/lib${n}_kernels.so" -lcudart &
+  done
+  wait
+done
+args=()
+for s in "${sets[@]}"; do args+=(--plugins "$s"); done
+exec python3 "$(dirname "$0")/bench-kernels.py" "${args[@]}" "$@"
