@@ -150,7 +150,9 @@ public struct Pipeline: Sendable {
         defer { if !committed { try? fm.removeItem(at: work) } }
 
         // Extract, and group identical nodes into one plugin.
-        let extractor = NodeExtractor(model: model, index: index)
+        let extractor = NodeExtractor(
+            model: model, index: index,
+            carriedAsInt32: request.tensorRTAPI == .v2 ? NodeExtractor.typesCarriedAsInt32ForTensorRT8 : NodeExtractor.typesCarriedAsInt32)
         var groups: [(name: String, nodes: [ExtractedNode])] = []
         var groupBySignature: [Data: Int] = [:]
         var naming = PluginNaming()
@@ -212,9 +214,21 @@ public struct Pipeline: Sendable {
             try await writeReferences(for: made.map { ($0.name, $0.directory, $0.nodes[0].symbols) }, values: request.symbolicTestValues)
         }
         endPhase("reference")
+        var rendered = made
+        rendered.removeAll()
         for plugin in made {
-            try renderer.render(manifest: plugin.manifest, pluginName: plugin.name, options: options).write(to: plugin.directory)
+            do {
+                try renderer.render(manifest: plugin.manifest, pluginName: plugin.name, options: options).write(to: plugin.directory)
+                rendered.append(plugin)
+            } catch {
+                // A manifest the chosen plugin API cannot express fails this plugin alone.
+                for node in plugin.nodes {
+                    failures.append(NodeFailureReport(node: node.nodeName, opType: node.opType, errorClass: "render", message: error.description, log: nil))
+                }
+                logger.warning("plugin \(plugin.name): \(error.description)")
+            }
         }
+        made = rendered
         if !made.isEmpty {
             let makefile = try renderer.renderMakefile(plugins: made.map { MakefilePlugin(name: $0.name, manifest: $0.manifest) })
             do { try Data(makefile.utf8).write(to: work.appendingPathComponent("Makefile")) } catch {
