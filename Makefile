@@ -1,6 +1,6 @@
 # The two commands that do everything on a fresh machine: `make demo` and `make test`.
 SWIFT ?= swift
-.PHONY: setup build demo test test-swift test-python bench clean conformance-sample
+.PHONY: setup build demo test test-swift test-python bench clean conformance-sample conformance
 
 setup:
 	scripts/setup.sh
@@ -23,6 +23,15 @@ test: setup
 conformance-sample: setup
 	$(SWIFT) build
 	.venv/bin/python scripts/conformance/run.py sample
+
+# The full conformance run (docs/conformance.md): generation here, then the printed steps on a GPU.
+conformance: build
+	.venv/bin/python scripts/conformance/run.py collect
+	.venv/bin/python scripts/conformance/run.py generate
+	.venv/bin/python scripts/conformance/run.py bundle
+	@echo "On a CUDA machine, with conformance-out/device* copied there:"
+	@echo "  python3 scripts/conformance/device_check.py --out OUT conformance-out/device0/*"
+	@echo "Then here: .venv/bin/python scripts/conformance/run.py results --check OUT/check.log --gpu NAME"
 
 bench: setup
 	scripts/bench-model-io.sh

@@ -31,3 +31,20 @@ def test_manifest_dtypes() -> None:
     with pytest.raises(BridgeError) as info:
         check_manifest_dtype("output", 0, "float8_e4m3fn")
     assert info.value.error_class == "dtype" and "float8_e4m3fn" in info.value.message
+
+
+def test_graph_shape_check() -> None:
+    from onnx import TensorProto, helper
+
+    from tpat_bridge.errors import BridgeError
+    from tpat_bridge.expr import Int, Sym
+    from tpat_bridge.plan import check_graph_shape
+
+    vi = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 1])
+    check_graph_shape(0, [Int(3), Int(1)], vi)
+    check_graph_shape(0, [Sym("N"), Int(1)], vi)  # symbolic in TVM: nothing to compare
+    check_graph_shape(0, [Int(7)], helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N"]))
+    check_graph_shape(0, [], helper.make_tensor_value_info("y", TensorProto.FLOAT, None))
+    with pytest.raises(BridgeError) as info:
+        check_graph_shape(1, [], vi)  # LayerNormalization's Mean as TVM 0.27 gives it
+    assert info.value.error_class == "unsupported" and "[3, 1] in the graph" in info.value.message

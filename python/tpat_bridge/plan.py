@@ -139,6 +139,22 @@ def check_manifest_dtype(role: str, index: int, dtype: str) -> None:
         raise BridgeError("dtype", f"{role} {index} is {dtype}, which TPAT's kernel manifest cannot carry")
 
 
+def check_graph_shape(index: int, shape: list[Node], value_info: Any) -> None:
+    """TVM's output shape must be the graph's where both are static (TVM's frontend leaves some
+    optional outputs as scalars, e.g. LayerNormalization's Mean and InvStdDev, and ignores some
+    attributes, e.g. ConvTranspose's output_shape): a plugin of another shape would be wrong."""
+    tensor_type = value_info.type.tensor_type
+    if not tensor_type.HasField("shape"):
+        return
+    dims = tensor_type.shape.dim
+    if any(not d.HasField("dim_value") for d in dims) or any(not isinstance(d, Int) for d in shape):
+        return
+    want = [int(d.dim_value) for d in dims]
+    got = [d.value for d in shape]
+    if want != got:
+        raise BridgeError("unsupported", f"output {index} has shape {got} in TVM but {want} in the graph")
+
+
 def sanitize(name: str, taken: set[str]) -> str:
     """A valid, unused C identifier for a size variable (dim_params are already C identifiers:
     see compiler.rename_dim_params)."""
@@ -481,6 +497,7 @@ class PlanBuilder:
             shape = self.shape_of(ty)
             dtype = str(ty.dtype)
             check_manifest_dtype("output", j, dtype)
+            check_graph_shape(j, shape, model_outputs[j])
             name = model_outputs[j].name
             outputs.append(TensorSpec(name, dtype, shape))
             nbytes = make("mul", _product(shape), Int(dtype_bytes(dtype)))

@@ -309,13 +309,13 @@ def write_batch(chunk: list[tuple[Test, dict[str, Any], Any]], folder: str) -> N
         for value in test.constants:
             inits.append(numpy_helper.from_array(np.asarray(arrays[value]), prefix + value))
         for k, p in enumerate(test.inputs):
-            a = np.ascontiguousarray(arrays[p.name])
+            a = np.asarray(arrays[p.name], order="C")
             inputs.append(helper.make_tensor_value_info(prefix + p.name, onnx.helper.np_dtype_to_tensor_dtype(a.dtype), a.shape))
             p.file = os.path.join(data, f"in{k}.npy")
             np.save(p.file, a)
         outs = {v.name: v for v in model.graph.output}
         for k, p in enumerate(test.outputs):
-            a = np.ascontiguousarray(arrays[p.name])
+            a = np.asarray(arrays[p.name], order="C")
             elem = outs[p.name].type.tensor_type.elem_type or onnx.helper.np_dtype_to_tensor_dtype(a.dtype)
             outputs.append(helper.make_tensor_value_info(prefix + p.name, elem, a.shape))
             p.file = os.path.join(data, f"out{k}.npy")

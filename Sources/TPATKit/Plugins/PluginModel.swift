@@ -384,7 +384,23 @@ extension PluginModel {
         self.workspace = WorkspaceModel(
             alignment: m.workspace.alignment, totalCxx: m.workspace.totalBytes.cxx, regions: regions, hasRegions: !regions.isEmpty)
         self.ioTrtTypes = (inputs + outputs).map(\.trtType).joined(separator: ", ")
-        self.cudaSource = m.cudaSource
+        self.cudaSource = Self.internalHelpers(m.cudaSource)
+    }
+
+    /// TVM's float16/bfloat16 preamble defines helper functions with external linkage
+    /// (`__device__ half max(half, half)`, `__host__ __device__ half4 make_half4(...)`), so two
+    /// plugins' kernel objects could not be linked into one binary (duplicate symbols). Every
+    /// top-level `__device__`/`__host__ __device__` function of TVM's source becomes `static`;
+    /// the kernels (`extern "C" __global__`) keep their linkage.
+    static func internalHelpers(_ source: String) -> String {
+        let prefixes = ["__device__ ", "__host__ __device__ ", "__device__ __host__ "]
+        var changed = false
+        let lines = source.split(separator: "\n", omittingEmptySubsequences: false).map { line -> Substring in
+            guard prefixes.contains(where: { line.hasPrefix($0) }), line.contains("("), !line.contains("__global__") else { return line }
+            changed = true
+            return "static " + line
+        }
+        return changed ? lines.joined(separator: "\n") : source
     }
 
     // MARK: - Decisions
