@@ -48,3 +48,14 @@ def test_graph_shape_check() -> None:
     with pytest.raises(BridgeError) as info:
         check_graph_shape(1, [], vi)  # LayerNormalization's Mean as TVM 0.27 gives it
     assert info.value.error_class == "unsupported" and "[3, 1] in the graph" in info.value.message
+
+
+def test_failure_names_the_original_op(tmp_path) -> None:
+    """A sub-model with TPAT's boundary Cast first: the message names the node's op, not Cast."""
+    from tpat_bridge.bridge import NodeRequest, run_node
+
+    req = NodeRequest("n0", str(tmp_path / "missing.onnx"), str(tmp_path / "n0"), "tpat_n0_",
+                      {"name": "c", "opType": "Compress", "domain": ""})
+    entry = run_node(req, "sm_90", "test")
+    assert entry["status"] == "error" and entry["errorClass"] == "import"
+    assert entry["message"].startswith("Compress: ")

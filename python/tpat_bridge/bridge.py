@@ -97,6 +97,12 @@ def op_of(path: str) -> str:
         return "?"
 
 
+def op_name(req: NodeRequest) -> str:
+    """The op type for messages: the original node's (the sub-model's first node may be TPAT's own
+    boundary Cast), else the sub-model's."""
+    return (req.node or {}).get("opType") or op_of(req.model)
+
+
 def run_node(req: NodeRequest, arch: str, version: str, tuning: Any = None, progress: Any = None) -> dict[str, Any]:
     """Generate one node's manifest; never raises (per-node errors go to the result)."""
     start = time.perf_counter()
@@ -113,13 +119,13 @@ def run_node(req: NodeRequest, arch: str, version: str, tuning: Any = None, prog
                 entry["tuning"] = stats
     except BridgeError as exc:
         log.append(traceback.format_exc())
-        entry.update(status="error", errorClass=exc.error_class, message=f"{op_of(req.model)}: {exc.message}",
+        entry.update(status="error", errorClass=exc.error_class, message=f"{op_name(req)}: {exc.message}",
                      log=log_path)
     except Exception as exc:  # noqa: BLE001 - a bug in the bridge, or TVM failing unexpectedly
         log.append(traceback.format_exc())
         reason = " ".join(str(exc).split())[:300]
         entry.update(status="error", errorClass="internal",
-                     message=f"{op_of(req.model)}: {type(exc).__name__}: {reason}", log=log_path)
+                     message=f"{op_name(req)}: {type(exc).__name__}: {reason}", log=log_path)
     entry["seconds"] = round(time.perf_counter() - start, 3)
     with open(log_path, "w") as f:
         f.write("\n\n".join(log))

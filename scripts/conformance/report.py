@@ -28,9 +28,9 @@ CLASS_TITLE = dict(CLASSES)
 # Why TPAT refuses what it refuses: (pattern over the reason, explanation) for the doc.
 EXPLANATIONS = [
     (r"which a TensorRT 10 plugin cannot take",
-     "TensorRT plugin inputs and outputs have no such type in TPAT's plugin templates (int16, uint16, uint32, "
-     "uint64, float64, int4, uint4): TPAT refuses the node when rendering, with this message. BOOL and UINT8 "
-     "travel as INT32 through Casts; these do not (int16/uint16 could, losslessly: a possible extension)."),
+     "TensorRT has no int16, uint16, uint32, uint64 or float64 tensors (nor plugin inputs and outputs of "
+     "those types), so TPAT refuses the node when rendering, with this message. BOOL and UINT8 travel as "
+     "INT32 through Casts; Casts to these types would not help, since TensorRT cannot hold them either."),
     (r"external function relax\.run\.(nonzero|unique)",
      "data-dependent output shape: TVM computes NonZero/Unique (and Compress, through NonZero) with a host "
      "library call; a plugin's output shapes must follow from its input shapes, so TPAT reports it "
@@ -267,8 +267,9 @@ def render_doc(res: dict[str, Any], gen: dict[str, Any]) -> str:
             "with the graph's and refuses the node (python/tpat_bridge/plan.py);",
             "- the bridge crashed (errorClass internal) on float8/float4 dtypes; it now refuses them with a dtype "
             "error (python/tpat_bridge/plan.py);",
-            "- left as is: the bridge's failure messages name the sub-model's first node, which is TPAT's own "
-            "boundary Cast for BOOL/UINT8 inputs (\"Cast: the plan calls ...\" for Compress and NonZero).", ""]
+            "- the bridge's failure messages named the sub-model's first node, which is TPAT's own boundary Cast "
+            "for BOOL/UINT8 inputs (\"Cast: the plan calls ...\" for Compress and NonZero below, from this run); "
+            "they now name the node's op (python/tpat_bridge/bridge.py).", ""]
     # Totals.
     count = collections.Counter((r["category"], r["cls"]) for r in rows)
     out += ["## Totals", "", "| dtype category | tests | " + " | ".join(CLASS_TITLE[c] for c in order) + " |",
