@@ -172,7 +172,9 @@ class Plugin:
         ws = torch.empty(max(ws_bytes, 1) + 256, dtype=torch.uint8, device="cuda")
         in_pp = (ctypes.c_void_p * len(ins))(*[t.data_ptr() for t in ins])
         out_pp = (ctypes.c_void_p * len(outs))(*[t.data_ptr() for t in outs])
-        keep += [dims, dims_pp, odims, odims_pp, in_pp, out_pp, ws, ins]
+        # The outputs must outlive every replay of a graph that writes them: freed, the caching
+        # allocator may hand their memory back to the driver (illegal address on the next replay).
+        keep += [dims, dims_pp, odims, odims_pp, in_pp, out_pp, ws, ins, outs]
         args = [ctypes.cast(x, ctypes.c_void_p) for x in (dims_pp, in_pp, out_pp, self.consts)]
         ws_ptr = ctypes.c_void_p(ws.data_ptr())
 
