@@ -25,6 +25,9 @@ let size = (try FileManager.default.attributesOfItem(atPath: input.path)[.size] 
 
 var rows: [(load: Double, rewrite: Double, serialize: Double, save: Double)] = []
 for _ in 0..<repeats {
+    // Each run starts with the previous run's output written back, so that runs are alike.
+    try? FileManager.default.removeItem(at: outDir.appendingPathComponent("rewritten.onnx"))
+    sync()
     var model: ONNXModel!
     let load = try seconds { model = try ONNXModel.load(contentsOf: input) }
     var rewritten: ONNXModel!
