@@ -23,7 +23,7 @@ try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories:
 defer { try? FileManager.default.removeItem(at: outDir) }
 let size = (try FileManager.default.attributesOfItem(atPath: input.path)[.size] as? NSNumber)?.intValue ?? 0
 
-var rows: [(load: Double, rewrite: Double, serialize: Double, save: Double)] = []
+var rows: [(load: Double, rewrite: Double, save: Double)] = []
 for _ in 0..<repeats {
     // Each run starts with the previous run's output written back, so that runs are alike.
     try? FileManager.default.removeItem(at: outDir.appendingPathComponent("rewritten.onnx"))
@@ -38,16 +38,14 @@ for _ in 0..<repeats {
         let outputs = node.output.map { PluginPort(value: $0, originalType: index.types[$0]?.elementType ?? .float32) }
         rewritten = ModelRewriter().rewrite(model, replacements: [NodeReplacement(nodeIndex: i, pluginName: "tpat_bench_plugin", inputs: inputs, outputs: outputs)])
     }
-    // Serialization alone (in memory), to tell protobuf encoding from disk writes.
-    let serialize = try seconds { _ = try rewritten.serializedData() }
     let save = try seconds { try rewritten.write(to: outDir.appendingPathComponent("rewritten.onnx")) }
-    rows.append((load, rewrite, serialize, save))
+    rows.append((load, rewrite, save))
 }
 print(String(format: "model: %@ (%.2f GB), node: %@, %d runs", input.lastPathComponent, Double(size) / 1e9, nodeName, repeats))
-print("| run | load (s) | rewrite (s) | save (s) | load+rewrite+save (s) | of save: serialize in memory (s) |")
-print("|---|---|---|---|---|---|")
+print("| run | load (s) | rewrite (s) | save (s) | total (s) |")
+print("|---|---|---|---|---|")
 for (i, r) in rows.enumerated() {
-    print(String(format: "| %d | %.3f | %.3f | %.3f | %.3f | %.3f |", i + 1, r.load, r.rewrite, r.save, r.load + r.rewrite + r.save, r.serialize))
+    print(String(format: "| %d | %.3f | %.3f | %.3f | %.3f |", i + 1, r.load, r.rewrite, r.save, r.load + r.rewrite + r.save))
 }
 let totals = rows.map { $0.load + $0.rewrite + $0.save }.sorted()
 print(String(format: "median total: %.3f s", totals[totals.count / 2]))

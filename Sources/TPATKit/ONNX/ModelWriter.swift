@@ -65,11 +65,8 @@ extension ONNXModel {
                 }
             }
             try dataWriter?.close()
-            let serialized: Data = try output.serializedBytes()
-            // A plain FileHandle write: Foundation's Data.write(to:) measured 3-5x slower here for 1 GB.
-            let writer = try AlignedFileWriter(url: modelTemp, alignment: 1)
-            _ = try writer.append(serialized)
-            try writer.close()
+            let serialized: PageAlignedBytes = try output.serializedBytes()
+            try serialized.write(toNewFile: modelTemp.path)
         } catch let error as ONNXError {
             throw error
         } catch {

@@ -39,7 +39,7 @@ public struct ONNXModel: Sendable {
         if isDirectory.boolValue { throw .notONNX(path: path, reason: "it is a folder") }
         let data: Data
         do {
-            data = try Data(contentsOf: url, options: .alwaysMapped)
+            data = try MappedFile.read(url)
         } catch {
             throw .unreadable(path: path, reason: error.localizedDescription)
         }
