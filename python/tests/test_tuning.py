@@ -89,3 +89,37 @@ def test_extraction_keys_are_stable():
     target = tvm.target.Target(target_dict("sm_90"))
     keys = [[t.key for t in extract(import_model(model, [])[0], target)] for _ in range(2)]
     assert keys[0] == keys[1] and len(keys[0]) == 1
+
+
+def test_default_schedule_leaves_the_task_alone():
+    """Measuring the default schedule must not schedule the task's own module: MetaSchedule would
+    then tune an already scheduled function, and a later process would not find its records."""
+    import tvm
+    from onnx import TensorProto, helper
+    from tvm_ffi import structural_hash
+
+    from tpat_bridge.compiler import import_model
+    from tpat_bridge.tuning import default_schedule, extract, workload_key
+
+    g = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 128])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 128])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    target = tvm.target.Target(target_dict("sm_90"))
+    task = extract(import_model(model, [])[0], target)[0]
+    before = structural_hash(task.mod)
+    scheduled = default_schedule(task.mod, target)
+    assert structural_hash(task.mod) == before and workload_key(task.mod) == task.key
+    assert "tirx.is_scheduled" not in (task.mod["main"].attrs or {})
+    assert scheduled["main"].attrs["tirx.is_scheduled"]
+
+
+def test_index_of_an_older_version_is_tuned_again(tmp_path):
+    """Version-1 indexes recorded tuning of already scheduled functions: their entries are dropped."""
+    (tmp_path / "tpat-tasks.json").write_text(json.dumps(
+        {"version": 1, "tasks": {"k": {"complete": True, "requested": 64, "trials": 64}}}))
+    assert not TaskIndex(str(tmp_path)).is_done("k", 64)
+    index = TaskIndex(str(tmp_path))
+    index.get("k").update({"complete": True, "requested": 64, "trials": 64})
+    index.save()
+    assert TaskIndex(str(tmp_path)).is_done("k", 64)

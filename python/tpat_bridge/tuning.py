@@ -33,6 +33,10 @@ from typing import Any, Callable, TextIO
 from .errors import BridgeError
 
 INDEX_NAME = "tpat-tasks.json"
+# Version 1 indexes were written while the default-schedule measurement scheduled the task's own
+# module in place, so MetaSchedule tuned (and recorded) an already scheduled function: their
+# entries are dropped and those workloads tuned again.
+INDEX_VERSION = 2
 
 
 @dataclass
@@ -116,7 +120,8 @@ class TaskIndex:
             try:
                 with open(self.path) as f:
                     data = json.load(f)
-                self.entries = dict(data.get("tasks", {}))
+                if data.get("version") == INDEX_VERSION:
+                    self.entries = dict(data.get("tasks", {}))
             except (OSError, ValueError):
                 self.entries = {}  # unreadable: retune (the JSON database keeps its records)
 
@@ -136,7 +141,7 @@ class TaskIndex:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         tmp = f"{self.path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
-            json.dump({"version": 1, "tasks": self.entries}, f, indent=1, sort_keys=True)
+            json.dump({"version": INDEX_VERSION, "tasks": self.entries}, f, indent=1, sort_keys=True)
             f.write("\n")
         os.replace(tmp, self.path)
 
@@ -232,16 +237,26 @@ def _seconds(runner_result: Any) -> float | None:
     return sum(values) / len(values)
 
 
+def default_schedule(task_mod: Any, target: Any) -> Any:
+    """The task under TVM's default (dlight) schedules, as a new module. dlight's module pass
+    assigns the scheduled functions into the module it is given, so it gets a copy: scheduling
+    the task's own module would make MetaSchedule tune (and record) an already scheduled function."""
+    import tvm
+    from tvm.s_tir import dlight as dl
+
+    copy = tvm.IRModule(dict(task_mod.functions_items()), attrs=task_mod.attrs)
+    with target:
+        return dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
+                                       dl.gpu.GeneralReduction(), dl.gpu.Fallback())(copy)
+
+
 def measure_default_schedule(task_mod: Any, target: Any, runner: Any) -> float | None:
     """Seconds of the task under TVM's default (dlight) schedule, measured like the candidates."""
-    from tvm.s_tir import dlight as dl
     from tvm.s_tir.meta_schedule.arg_info import ArgInfo
     from tvm.s_tir.meta_schedule.builder import BuilderInput, LocalBuilder
     from tvm.s_tir.meta_schedule.runner import RunnerInput
 
-    with target:
-        scheduled = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
-                                            dl.gpu.GeneralReduction(), dl.gpu.Fallback())(task_mod)
+    scheduled = default_schedule(task_mod, target)
     built = LocalBuilder(max_workers=1).build([BuilderInput(scheduled, target)])[0]
     if built.error_msg:
         return None
