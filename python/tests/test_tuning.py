@@ -83,8 +83,8 @@ def test_extraction_keys_are_stable():
     from tpat_bridge.tuning import extract
 
     g = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 128])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 128])])
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 100])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 100])])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     target = tvm.target.Target(target_dict("sm_90"))
     keys = [[t.key for t in extract(import_model(model, [])[0], target)] for _ in range(2)]
@@ -102,8 +102,8 @@ def test_default_schedule_leaves_the_task_alone():
     from tpat_bridge.tuning import default_schedule, extract, workload_key
 
     g = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 128])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 128])])
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 100])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 100])])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     target = tvm.target.Target(target_dict("sm_90"))
     task = extract(import_model(model, [])[0], target)[0]

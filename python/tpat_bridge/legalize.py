@@ -11,6 +11,7 @@ max) keep TOPI's ordered kernel: parallel rows would race on them.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 
@@ -199,6 +200,18 @@ def _fast_resize2d(data: Any, out_h: int, out_w: int, method: str, coord: str, r
         ow = T.bind(tirx.truncmod(t, i(out_w)))
         sy = T.bind(_resize_source_coord(tirx.Cast(f32, oh), h, out_h, coord))
         sx = T.bind(_resize_source_coord(tirx.Cast(f32, ow), w, out_w, coord))
+        if method == "nearest_neighbor" and vec > 1:
+            # `t` is a group of `vec` consecutive positions of one output row: one vector store
+            # per plane instead of `vec` scalar stores.
+            row = T.bind(_resize_nearest_index(sy, h, rounding, idx) * i(w))
+            cols = [T.bind(_resize_nearest_index(_resize_source_coord(tirx.Cast(f32, ow + i(k)), w, out_w, coord), w,
+                                                 rounding, idx)) for k in range(vec)]
+            for k in range(planes):
+                p = T.bind(group * i(planes) + i(k))
+                at = T.bind(p * i(in_plane) + row)
+                values = [in_b[at + c] for c in cols]
+                out_b[tirx.Ramp(p * i(plane) + t, i(1), vec)] = tirx.Shuffle(values, [i(v) for v in range(vec)])
+            return
         if method == "nearest_neighbor":
             src = T.bind(_resize_nearest_index(sy, h, rounding, idx) * i(w) + _resize_nearest_index(sx, w, rounding, idx))
             for k in range(planes):
@@ -225,8 +238,16 @@ def _fast_resize2d(data: Any, out_h: int, out_w: int, method: str, coord: str, r
             bot = v10 * (one - lx) + v11 * lx
             out_b[p * i(plane) + t] = tirx.Cast(dtype, top * (one - ly) + bot * ly)
 
+    # Nearest on the GPU: each thread writes `vec` consecutive positions of a row (16-byte stores).
+    vec = 4 if gpu and method == "nearest_neighbor" and out_w % 4 == 0 and dtype == "float32" else 1
+    experiment = os.environ.get("TPAT_EXPERIMENT_RESIZE_NEAREST")  # "PLANES,VEC": benchmark comparisons only
+    if experiment and gpu and method == "nearest_neighbor":
+        want_planes, want_vec = (int(v) for v in experiment.split(","))
+        planes = next(k for k in (want_planes, 4, 2, 1) if nc % k == 0 and k <= want_planes)
+        vec = want_vec if out_w % want_vec == 0 else 1
+
     def gen_ir(in_ptr: Any, out_ptr: Any) -> Any:
-        nblk = -(-plane // threads)
+        nblk = -(-(plane // vec) // threads)
         with IRBuilder() as ib:
             if gpu:
                 tx = te.thread_axis("threadIdx.x")
@@ -234,7 +255,7 @@ def _fast_resize2d(data: Any, out_h: int, out_w: int, method: str, coord: str, r
                 by = te.thread_axis("blockIdx.y")
                 with T.frame_scope([T.attr(bx, "thread_extent", nblk), T.attr(by, "thread_extent", nc // planes),
                                     T.attr(tx, "thread_extent", threads)]):
-                    t = T.bind(tirx.Cast(idx, bx.var) * i(threads) + tirx.Cast(idx, tx.var))
+                    t = T.bind((tirx.Cast(idx, bx.var) * i(threads) + tirx.Cast(idx, tx.var)) * i(vec))
                     with T.If(t < i(plane)):
                         with T.Then():
                             body(t, tirx.Cast(idx, by.var), in_ptr, out_ptr)
@@ -302,6 +323,171 @@ def _legalize_resize2d(bb: Any, call: Any, gpu: bool = True) -> Any:
     out_ty = relax.TensorType(relax.ShapeExpr([int(d) for d in y.shape]), y.dtype, x_ty.vdevice)
     return relax.call_tir(gvar, [call.args[0]], out_ty)
 
+# --- GatherND (relax.gather_nd) -------------------------------------------------------------------
+#
+# TVM's ONNX frontend normalizes negative indices with Relax ops (shape_of, less, add, where) before
+# gather_nd, and TVM's gather_nd PrimFunc (64-bit index math, one element per thread) reads data at
+# data-dependent positions, which AnnotateTIROpPattern marks opaque: the normalization stays a
+# kernel of its own, two launches for a gather that is launch-bound (2.6-3.1 us on an H200 against
+# 1.6-1.7 us for torch.compile's single kernel). For static shapes TPAT drops the frontend's
+# normalization (``fold_gather_nd_index_normalization``) and lowers gather_nd to one kernel that
+# normalizes (and clamps) each index itself, with 32-bit index math, each thread moving up to
+# 16 bytes of a gathered slice.
+
+
+def gather_nd_covered(data_ty: Any, indices_ty: Any, batch_dims: int) -> bool:
+    """True when TPAT's gather_nd kernel covers these types (static shapes, 32-bit sizes)."""
+    from tvm import tirx
+
+    shapes = [getattr(getattr(t, "shape", None), "values", None) for t in (data_ty, indices_ty)]
+    if any(s is None or not all(isinstance(d, (int, tirx.IntImm)) for d in s) for s in shapes):
+        return False
+    data_shape, idx_shape = ([int(d) for d in s] for s in shapes)
+    if not idx_shape or str(indices_ty.dtype) not in ("int64", "int32"):
+        return False
+    m = idx_shape[-1]
+    if m < 1 or batch_dims + m > len(data_shape):
+        return False
+    out_shape = idx_shape[:-1] + data_shape[batch_dims + m:]
+    sizes = []
+    for shape in (data_shape, idx_shape, out_shape):
+        n = 1
+        for d in shape:
+            n *= d
+        sizes.append(n)
+    return min(data_shape + idx_shape) > 0 and max(sizes) < 2**31
+
+
+def fold_gather_nd_index_normalization(mod: Any) -> Any:
+    """Rewrites ``gather_nd(d, where(less(i, 0), add(i, <d's shape>), i))`` (what TVM's ONNX
+    frontend emits) to ``gather_nd(d, i)`` where TPAT's gather_nd kernel, which normalizes indices
+    itself, will lower it."""
+    from tvm import relax
+    from tvm.relax.dpl import is_const, is_op, rewrite_call, wildcard
+
+    data, idx = wildcard(), wildcard()
+    shape = is_op("relax.strided_slice")(is_op("relax.shape_to_tensor")(is_op("relax.shape_of")(data)),
+                                         wildcard(), wildcard(), wildcard())
+    zero = is_const()
+    normalized = is_op("relax.where")(is_op("relax.less")(idx, zero), is_op("relax.add")(idx, shape), idx)
+    pattern = is_op("relax.gather_nd")(data, normalized)
+
+    def rewrite(expr: Any, matches: Any) -> Any:
+        c = matches[zero].value.numpy()
+        batch_dims = int(expr.attrs.batch_dims)
+        if c.size != 1 or int(c.reshape(-1)[0]) != 0 or not gather_nd_covered(matches[data].ty, matches[idx].ty,
+                                                                               batch_dims):
+            return expr
+        return relax.op.gather_nd(matches[data], matches[idx], batch_dims)
+
+    import tvm
+
+    funcs = {gv: rewrite_call(pattern, rewrite, f) if isinstance(f, relax.Function) else f
+             for gv, f in mod.functions_items()}
+    return relax.transform.DeadCodeElimination()(tvm.IRModule(funcs, attrs=mod.attrs))
+
+
+def fold_gather_nd_pass() -> Any:
+    """``fold_gather_nd_index_normalization`` as a module pass."""
+    import tvm
+
+    return tvm.transform.module_pass(lambda mod, _ctx: fold_gather_nd_index_normalization(mod), opt_level=0,
+                                     name="tpat.FoldGatherNDIndexNormalization")
+
+
+def _fast_gather_nd(data: Any, indices: Any, batch_dims: int) -> Any:
+    from tvm import te, tirx
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    dshape = [int(d) for d in data.shape]
+    ishape = [int(d) for d in indices.shape]
+    m = ishape[-1]
+    batch = 1
+    for d in dshape[:batch_dims]:
+        batch *= d
+    rows = 1
+    for d in ishape[:-1]:
+        rows *= d
+    per_batch_rows = rows // batch
+    slice_len = 1
+    for d in dshape[batch_dims + m:]:
+        slice_len *= d
+    per_batch_data = 1
+    for d in dshape[batch_dims:]:
+        per_batch_data *= d
+    strides = []
+    for k in range(m):
+        st = slice_len
+        for d in dshape[batch_dims + k + 1:batch_dims + m]:
+            st *= d
+        strides.append(st)
+    width = {"float64": 8, "int64": 8, "uint64": 8}.get(data.dtype, 4 if data.dtype in ("float32", "int32", "uint32")
+                                                       else 2 if data.dtype in ("float16", "bfloat16", "int16",
+                                                                                "uint16") else 1)
+    vec = next(v for v in (16 // width, 4, 2, 1) if v >= 1 and slice_len % v == 0 and v * width <= 16)
+    chunks = slice_len // vec
+    work = rows * chunks
+    threads = 256
+    idx = "int32"
+
+    def i(v: int) -> Any:
+        return tirx.const(v, idx)
+
+    def gen_ir(data_ptr: Any, ind_ptr: Any, out_ptr: Any) -> Any:
+        with IRBuilder() as ib:
+            tx = te.thread_axis("threadIdx.x")
+            bx = te.thread_axis("blockIdx.x")
+            with T.frame_scope([T.attr(bx, "thread_extent", -(-work // threads)), T.attr(tx, "thread_extent", threads)]):
+                src = T.buffer_proxy(T.decl_buffer((batch * per_batch_data,), data.dtype, data=data_ptr.data))
+                ind = T.buffer_proxy(T.decl_buffer((rows * m,), indices.dtype, data=ind_ptr.data))
+                dst = T.buffer_proxy(T.decl_buffer((rows * slice_len,), data.dtype, data=out_ptr.data))
+                g = T.bind(tirx.Cast(idx, bx.var) * i(threads) + tirx.Cast(idx, tx.var))
+                with T.If(g < i(work)):
+                    with T.Then():
+                        row = T.bind(g // i(chunks))
+                        k = T.bind(g % i(chunks))
+                        offset = (row // i(per_batch_rows)) * i(per_batch_data) if batch > 1 else i(0)
+                        for j in range(m):
+                            dim = dshape[batch_dims + j]
+                            raw = T.bind(tirx.Cast(idx, ind[row * i(m) + i(j)]))
+                            v = tirx.Select(raw < i(0), raw + i(dim), raw)
+                            v = tirx.max(tirx.min(v, i(dim - 1)), i(0))  # out of range: clamped, never a fault
+                            offset = offset + v * i(strides[j])
+                        base = T.bind(offset + k * i(vec))
+                        if vec > 1:
+                            dst[tirx.Ramp(g * i(vec), i(1), vec)] = src[tirx.Ramp(base, i(1), vec)]
+                        else:
+                            dst[g] = src[base]
+            return ib.get()
+
+    out_shape = ishape[:-1] + dshape[batch_dims + m:]
+    out_buf = tirx.decl_buffer(out_shape, data.dtype, "out_buf", layout=None)
+    return te.extern([out_shape], [data, indices], lambda ins, outs: gen_ir(ins[0], ins[1], outs[0]),
+                     dtype=data.dtype, out_buffers=[out_buf], name="gather_nd.tpat", tag="gather_nd.tpat")
+
+
+def _legalize_gather_nd(bb: Any, call: Any) -> Any:
+    from tvm import relax, te
+
+    from .rowwise import _default_legalizer
+
+    data, indices = call.args
+    batch_dims = int(call.attrs.batch_dims)
+    if not gather_nd_covered(data.ty, indices.ty, batch_dims):
+        return _default_legalizer("relax.gather_nd")(bb, call)
+    dp = te.placeholder([int(d) for d in data.ty.shape.values], str(data.ty.dtype), name="data")
+    ip = te.placeholder([int(d) for d in indices.ty.shape.values], str(indices.ty.dtype), name="indices")
+    y = _fast_gather_nd(dp, ip, batch_dims)
+    func = te.create_prim_func([dp, ip, y]).without_attr("global_symbol")
+    gvar = bb.add_func(func, "gather_nd_tpat")
+    out_ty = relax.TensorType(relax.ShapeExpr([int(d) for d in y.shape]), y.dtype, data.ty.vdevice)
+    return relax.call_tir(gvar, [data, indices], out_ty)
+
+
 def legalize_map() -> dict[str, Callable[[Any, Any], Any]]:
     """The ``customize_legalize_map`` TPAT passes to ``LegalizeOps``."""
-    return {"relax.scatter_nd": _legalize_scatter_nd, "relax.image.resize2d": resize2d_legalizer()}
+    from .rowwise import legalize_map as rowwise_map
+
+    return {"relax.scatter_nd": _legalize_scatter_nd, "relax.image.resize2d": resize2d_legalizer(),
+            "relax.gather_nd": _legalize_gather_nd, **rowwise_map()}

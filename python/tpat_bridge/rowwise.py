@@ -1,0 +1,355 @@
+"""TPAT's lowerings of row-wise and axis reductions, where TVM's default GPU schedules stay well
+under the memory-bandwidth limit.
+
+* ``relax.nn.softmax`` and ``relax.nn.layer_norm`` over the last axis: one warp per row. Each lane
+  loads its ``L / 32`` elements of the row once into registers (consecutive lanes, consecutive
+  addresses), the row's max / sum / mean / variance are reduced with warp shuffles, and the row is
+  written once: one read and one write of the tensor, the floor. dlight's reduction schedules read
+  the row two or three times (76-80% of the floor on an H200, docs/benchmarks.md).
+* ``relax.max`` / ``relax.min`` / ``relax.sum`` over one axis (or consecutive axes) with at least
+  32 contiguous elements after it, e.g. ReduceMax (256, 82, 128) over axis 1: a block of 32 x 8
+  threads covers 32 consecutive columns of one outer index; its 8 rows of threads split the
+  reduced axis, each thread loading all of its rows before reducing them (many loads in flight),
+  and shared memory combines the 8 partial results.
+
+Everything else (symbolic shapes, rows longer than 2048 or not a multiple of 32, other dtypes,
+reductions over the innermost axis) keeps TVM's lowering and dlight's schedules. These kernels are
+written with TVM's IR builder (like TOPI's GPU scatter), so MetaSchedule leaves them alone.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+WARPS_PER_BLOCK = 4
+MAX_ROW = 2048          # 64 values a lane, kept in registers
+REDUCE_SPLIT = 8        # rows of threads splitting a reduced axis
+FLOAT_DTYPES = ("float32", "float16")
+
+
+def _static_shape(ty: Any) -> list[int] | None:
+    from tvm import tirx
+
+    shape = getattr(ty, "shape", None)
+    values = getattr(shape, "values", None)
+    if values is None or not all(isinstance(d, (int, tirx.IntImm)) for d in values):
+        return None
+    return [int(d) for d in values]
+
+
+def _prod(xs: list[int]) -> int:
+    p = 1
+    for x in xs:
+        p *= x
+    return p
+
+
+def _tree(values: list[Any], op: Callable[[Any, Any], Any]) -> Any:
+    """Pairwise combination (independent operations in flight, fewer rounding steps for sums)."""
+    while len(values) > 1:
+        nxt = [op(values[k], values[k + 1]) for k in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            nxt.append(values[-1])
+        values = nxt
+    return values[0]
+
+
+def _warp_allreduce(value: Any, op: Callable[[Any, Any], Any]) -> Any:
+    """Every lane ends with the warp's combined value (butterfly of __shfl_xor_sync)."""
+    from tvm import tirx
+    from tvm.script.ir_builder import tirx as T
+
+    mask = tirx.const(0xFFFFFFFF, "uint32")
+    for offset in (16, 8, 4, 2, 1):
+        other = tirx.call_extern("float32", "__shfl_xor_sync", mask, value, tirx.const(offset, "int32"),
+                                 tirx.const(32, "int32"))
+        value = T.bind(op(value, other))
+    return value
+
+
+def _row_extern(name: str, inputs: list[Any], out_shape: list[int], dtype: str, rows: int, length: int,
+                body: Callable[..., None], prologue: Callable[[Any, list[Any], Callable[[int], Any]], Any] | None = None
+                ) -> Any:
+    """A te.extern running ``body(row, lane, in_buffers, out_buffer, idx[, state])`` on one warp per
+    row; ``prologue(thread, in_buffers, idx)``, when given, runs first in every thread of the block
+    (e.g. staging parameters in shared memory) and its result is passed to ``body`` as ``state``."""
+    from tvm import te, tirx
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    idx = "int32" if rows * length < 2**31 else "int64"
+    threads = 32 * WARPS_PER_BLOCK
+
+    def i(v: int) -> Any:
+        return tirx.const(v, idx)
+
+    def gen_ir(ins: list[Any], out: Any) -> Any:
+        with IRBuilder() as ib:
+            tx = te.thread_axis("threadIdx.x")
+            bx = te.thread_axis("blockIdx.x")
+            nblk = -(-rows // WARPS_PER_BLOCK)
+            with T.frame_scope([T.attr(bx, "thread_extent", nblk), T.attr(tx, "thread_extent", threads)]):
+                lane = T.bind(tirx.Cast(idx, tx.var) % i(32))
+                row = T.bind(tirx.Cast(idx, bx.var) * i(WARPS_PER_BLOCK) + tirx.Cast(idx, tx.var) // i(32))
+                flat_in = [T.buffer_proxy(T.decl_buffer((_prod([int(d) for d in b.shape]),), b.dtype, data=b.data))
+                           for b in ins]
+                flat_out = T.buffer_proxy(T.decl_buffer((rows * length,), dtype, data=out.data))
+                state = prologue(tirx.Cast(idx, tx.var), flat_in, i) if prologue is not None else None
+                with T.If(row < i(rows)):
+                    with T.Then():
+                        if prologue is None:
+                            body(row, lane, flat_in, flat_out, i)
+                        else:
+                            body(row, lane, flat_in, flat_out, i, state)
+            return ib.get()
+
+    out_buf = tirx.decl_buffer(out_shape, dtype, "out_buf", layout=None)
+    return te.extern([out_shape], inputs, lambda ins, outs: gen_ir(list(ins), outs[0]), dtype=dtype,
+                     out_buffers=[out_buf], name=name, tag=name)
+
+
+def _load_row(buf: Any, row: Any, lane: Any, length: int, i: Callable[[int], Any]) -> list[Any]:
+    """The lane's elements of the row as float32 values: element j * 32 + lane for each j."""
+    from tvm import tirx
+    from tvm.script.ir_builder import tirx as T
+
+    base = T.bind(row * i(length) + lane)
+    return [T.bind(tirx.Cast("float32", buf[base + i(32 * j)])) for j in range(length // 32)]
+
+
+def _fast_softmax(x: Any, rows: int, length: int) -> Any:
+    from tvm import tirx
+    from tvm.script.ir_builder import tirx as T
+
+    dtype = x.dtype
+
+    def body(row: Any, lane: Any, ins: list[Any], out: Any, i: Callable[[int], Any]) -> None:
+        xs = _load_row(ins[0], row, lane, length, i)
+        m = _warp_allreduce(T.bind(_tree(list(xs), tirx.max)), tirx.max)
+        es = [T.bind(tirx.exp(v - m)) for v in xs]
+        s = _warp_allreduce(T.bind(_tree(list(es), lambda a, b: a + b)), lambda a, b: a + b)
+        inv = T.bind(tirx.const(1.0, "float32") / s)
+        base = T.bind(row * i(length) + lane)
+        for j, e in enumerate(es):
+            out[base + i(32 * j)] = tirx.Cast(dtype, e * inv)
+
+    return _row_extern("softmax.tpat", [x], [int(d) for d in x.shape], dtype, rows, length, body)
+
+
+def _fast_layer_norm(x: Any, gamma: Any, beta: Any, rows: int, length: int, eps: float, center: bool,
+                     scale: bool) -> Any:
+    from tvm import tirx
+    from tvm.script.ir_builder import tirx as T
+
+    dtype = x.dtype
+
+    n = length // 32
+    threads = 32 * WARPS_PER_BLOCK
+
+    def stage(t: Any, ins: list[Any], i: Callable[[int], Any]) -> Any:
+        """Scale and bias into shared memory once per block (the block's warps share them)."""
+        params = T.buffer_proxy(T.alloc_shared((2 * length,), "float32"))
+        for j in range(-(-length // threads)):
+            c = t + i(threads * j)
+            with T.If(c < i(length)):
+                with T.Then():
+                    params[c] = tirx.Cast("float32", ins[1][c]) if scale else tirx.const(1.0, "float32")
+                    params[c + i(length)] = tirx.Cast("float32", ins[2][c]) if center else tirx.const(0.0, "float32")
+        T.evaluate(T.tvm_storage_sync("shared"))
+        return params
+
+    def body(row: Any, lane: Any, ins: list[Any], out: Any, i: Callable[[int], Any], params: Any) -> None:
+        xs = _load_row(ins[0], row, lane, length, i)
+        add = lambda a, b: a + b  # noqa: E731
+        inv_len = tirx.const(1.0 / length, "float32")
+        mean = T.bind(_warp_allreduce(T.bind(_tree(list(xs), add)), add) * inv_len)
+        ds = [v - mean for v in xs]
+        var = T.bind(_warp_allreduce(T.bind(_tree([d * d for d in ds], add)), add) * inv_len)
+        rstd = T.bind(tirx.rsqrt(var + tirx.const(eps, "float32")))
+        base = T.bind(row * i(length) + lane)
+        for j, d in enumerate(ds):
+            col = lane + i(32 * j)
+            y = d * rstd
+            if scale:
+                y = y * (params[col] if params is not None else tirx.Cast("float32", ins[1][col]))
+            if center:
+                y = y + (params[col + i(length)] if params is not None else tirx.Cast("float32", ins[2][col]))
+            out[base + i(32 * j)] = tirx.Cast(dtype, y)
+
+    if os.environ.get("TPAT_EXPERIMENT_LAYER_NORM_PARAMS") == "global":  # benchmark comparisons only
+        return _row_extern("layer_norm.tpat", [x, gamma, beta], [int(d) for d in x.shape], dtype, rows, length,
+                           lambda *a: body(*a, None))
+    return _row_extern("layer_norm.tpat", [x, gamma, beta], [int(d) for d in x.shape], dtype, rows, length, body,
+                       prologue=stage)
+
+
+def _row_covered(shape: list[int] | None, dtype: str) -> tuple[int, int] | None:
+    """(rows, length) when a last-axis row kernel covers this shape and dtype."""
+    if shape is None or not shape or dtype not in FLOAT_DTYPES:
+        return None
+    length = shape[-1]
+    rows = _prod(shape[:-1])
+    if length <= 0 or length % 32 or length > MAX_ROW or rows <= 0:
+        return None
+    if -(-rows // WARPS_PER_BLOCK) >= 2**31:
+        return None
+    return rows, length
+
+
+def _call_extern_tir(bb: Any, name: str, args: list[Any], placeholders: list[Any], y: Any) -> Any:
+    """Add ``y``'s PrimFunc (built from ``placeholders``) to the module and call it on ``args``;
+    not bb.call_te, which rewrites every index of the PrimFunc to int64."""
+    from tvm import relax, te
+
+    func = te.create_prim_func([*placeholders, y]).without_attr("global_symbol")
+    gvar = bb.add_func(func, name)
+    ty = args[0].ty
+    out_ty = relax.TensorType(relax.ShapeExpr([int(d) for d in y.shape]), y.dtype, ty.vdevice)
+    return relax.call_tir(gvar, args, out_ty)
+
+
+def _placeholder(expr: Any, name: str) -> Any:
+    from tvm import te
+
+    return te.placeholder(_static_shape(expr.ty), str(expr.ty.dtype), name=name)
+
+
+def _legalize_softmax(bb: Any, call: Any) -> Any:
+    x = call.args[0]
+    shape = _static_shape(x.ty)
+    covered = _row_covered(shape, str(x.ty.dtype))
+    axis = int(call.attrs.axis)
+    if covered is None or (axis % len(shape)) != len(shape) - 1:
+        return _default_legalizer("relax.nn.softmax")(bb, call)
+    xp = _placeholder(x, "x")
+    return _call_extern_tir(bb, "softmax_tpat", [x], [xp], _fast_softmax(xp, *covered))
+
+
+def _legalize_layer_norm(bb: Any, call: Any) -> Any:
+    x, gamma, beta = call.args
+    a = call.attrs
+    shape = _static_shape(x.ty)
+    covered = _row_covered(shape, str(x.ty.dtype))
+    axes = [int(v) % len(shape) for v in a.axes] if shape else []
+    same = all(str(t.ty.dtype) == str(x.ty.dtype) and _static_shape(t.ty) == shape[-1:] for t in (gamma, beta)) \
+        if shape else False
+    if covered is None or axes != [len(shape) - 1] or not same:
+        return _default_legalizer("relax.nn.layer_norm")(bb, call)
+    ps = [_placeholder(x, "x"), _placeholder(gamma, "gamma"), _placeholder(beta, "beta")]
+    y = _fast_layer_norm(*ps, *covered, float(a.epsilon), bool(a.center), bool(a.scale))
+    return _call_extern_tir(bb, "layer_norm_tpat", [x, gamma, beta], ps, y)
+
+
+# --- Reductions over an axis with contiguous elements after it ------------------------------------
+
+def reduce_covered(shape: list[int] | None, axes: list[int], dtype: str) -> tuple[int, int, int] | None:
+    """(outer, reduced, inner) when TPAT's axis reduction covers these axes (consecutive, not the
+    innermost, at least 32 contiguous elements after them)."""
+    if shape is None or not shape or not axes or dtype not in FLOAT_DTYPES:
+        return None
+    axes = sorted(a % len(shape) for a in axes)
+    if axes != list(range(axes[0], axes[-1] + 1)):
+        return None
+    outer = _prod(shape[:axes[0]])
+    reduced = _prod(shape[axes[0]:axes[-1] + 1])
+    inner = _prod(shape[axes[-1] + 1:])
+    if inner < 32 or reduced < 1 or outer < 1 or outer * reduced * inner >= 2**31:
+        return None
+    if outer * (-(-inner // 32)) >= 2**31:
+        return None
+    return outer, reduced, inner
+
+
+def _fast_reduce(x: Any, kind: str, outer: int, reduced: int, inner: int, out_shape: list[int]) -> Any:
+    from tvm import te, tirx
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    dtype = x.dtype
+    split = next(s for s in (REDUCE_SPLIT, 4, 2, 1) if s <= reduced)
+    per_thread = -(-reduced // split)
+    col_blocks = -(-inner // 32)
+    idx = "int32"
+    acc_dtype = "float32"
+
+    def i(v: int) -> Any:
+        return tirx.const(v, idx)
+
+    def combine(a: Any, b: Any) -> Any:
+        if kind == "max":
+            return tirx.max(a, b)
+        if kind == "min":
+            return tirx.min(a, b)
+        return a + b
+
+    def gen_ir(in_ptr: Any, out_ptr: Any) -> Any:
+        with IRBuilder() as ib:
+            tx = te.thread_axis("threadIdx.x")
+            ty = te.thread_axis("threadIdx.y")
+            bx = te.thread_axis("blockIdx.x")
+            with T.frame_scope([T.attr(bx, "thread_extent", outer * col_blocks), T.attr(tx, "thread_extent", 32),
+                                T.attr(ty, "thread_extent", split)]):
+                src = T.buffer_proxy(T.decl_buffer((outer * reduced * inner,), dtype, data=in_ptr.data))
+                dst = T.buffer_proxy(T.decl_buffer((outer * inner,), dtype, data=out_ptr.data))
+                part = T.buffer_proxy(T.alloc_shared((split, 32), acc_dtype))
+                b = tirx.Cast(idx, bx.var)
+                o = T.bind(b // i(col_blocks))
+                col = T.bind((b % i(col_blocks)) * i(32) + tirx.Cast(idx, tx.var))
+                r0 = tirx.Cast(idx, ty.var)
+                with T.If(col < i(inner)):
+                    with T.Then():
+                        base = T.bind(o * i(reduced * inner) + r0 * i(inner) + col)
+                        first = T.bind(tirx.Cast(acc_dtype, src[base]))
+                        vals = [first]
+                        for j in range(1, per_thread):
+                            r = r0 + i(split * j)
+                            v = tirx.Cast(acc_dtype, src[base + i(split * j * inner)]) if split * (j + 1) <= reduced \
+                                else tirx.if_then_else(r < i(reduced), tirx.Cast(acc_dtype, src[tirx.min(
+                                    base + i(split * j * inner), i(outer * reduced * inner - 1))]),
+                                    first if kind != "sum" else tirx.const(0.0, acc_dtype))
+                            vals.append(T.bind(v))
+                        part[tirx.Cast(idx, ty.var), tirx.Cast(idx, tx.var)] = _tree(vals, combine)
+                T.evaluate(T.tvm_storage_sync("shared"))
+                with T.If(tirx.all(tirx.Cast(idx, ty.var) == i(0), col < i(inner))):
+                    with T.Then():
+                        parts = [part[k, tirx.Cast(idx, tx.var)] for k in range(split)]
+                        dst[o * i(inner) + col] = tirx.Cast(dtype, _tree(parts, combine))
+            return ib.get()
+
+    out_buf = tirx.decl_buffer(out_shape, dtype, "out_buf", layout=None)
+    return te.extern([out_shape], [x], lambda ins, outs: gen_ir(ins[0], outs[0]), dtype=dtype,
+                     out_buffers=[out_buf], name=f"reduce_{kind}.tpat", tag=f"reduce_{kind}.tpat")
+
+
+def _reduce_legalizer(kind: str, fallback: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def legalize(bb: Any, call: Any) -> Any:
+        x = call.args[0]
+        shape = _static_shape(x.ty)
+        axis = call.attrs.axis
+        axes = [int(a) for a in axis] if axis is not None else (list(range(len(shape))) if shape else [])
+        covered = reduce_covered(shape, axes, str(x.ty.dtype))
+        out_shape = _static_shape(call.ty)
+        if covered is None or out_shape is None:
+            return fallback(bb, call)
+        xp = _placeholder(x, "x")
+        y = _fast_reduce(xp, kind, *covered, out_shape)
+        return _call_extern_tir(bb, f"reduce_{kind}_tpat", [x], [xp], y)
+
+    return legalize
+
+
+def legalize_map() -> dict[str, Callable[[Any, Any], Any]]:
+    """TPAT's row-wise and axis-reduction legalizations (TVM's own where they do not apply)."""
+    return {
+        "relax.nn.softmax": _legalize_softmax,
+        "relax.nn.layer_norm": _legalize_layer_norm,
+        **{f"relax.{k}": _reduce_legalizer(k, _default_legalizer(f"relax.{k}")) for k in ("max", "min", "sum")},
+    }
+
+
+def _default_legalizer(op_name: str) -> Callable[[Any, Any], Any]:
+    """TVM's own legalization of ``op_name`` (what LegalizeOps would use)."""
+    import tvm
+
+    return tvm.ir.Op.get(op_name).get_attr("FLegalize")
