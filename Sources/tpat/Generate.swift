@@ -66,6 +66,12 @@ struct Generate: AsyncParsableCommand {
     @Option(name: .customLong("rpc-key"), help: "Tuning: device key at the RPC tracker.")
     var rpcKey: String?
 
+    @Option(name: .customLong("kernel-cache"), help: "Kernel cache folder (untuned nodes generated before are reused without TVM); default $TPAT_KERNEL_CACHE or ~/.cache/tpat/kernels.")
+    var kernelCache: String?
+
+    @Flag(name: .customLong("no-kernel-cache"), help: "Run TVM for every node, neither reading nor filling the kernel cache.")
+    var noKernelCache = false
+
     @Flag(name: .shortAndLong, help: "Only warnings and errors on the terminal.")
     var quiet = false
 
@@ -113,8 +119,19 @@ struct Generate: AsyncParsableCommand {
         let trt = (tensorRT ?? ProcessInfo.processInfo.environment["TENSORRT_DIR"]).map { URL(fileURLWithPath: $0) }
         return PipelineRequest(
             model: URL(fileURLWithPath: model), criteria: criteria, outputDirectory: URL(fileURLWithPath: output),
-            kernels: KernelOptions(arch: chosenArch, tuning: tuning), tensorRTAPI: api, tensorRTDirectory: trt,
+            kernels: KernelOptions(arch: chosenArch, tuning: tuning, cacheDirectory: kernelCacheDirectory()), tensorRTAPI: api, tensorRTDirectory: trt,
             build: !noBuild, force: force, referenceData: !noReference)
+    }
+
+    /// `--kernel-cache`, else $TPAT_KERNEL_CACHE (`off` turns it off), else ~/.cache/tpat/kernels.
+    private func kernelCacheDirectory() -> String? {
+        if noKernelCache { return nil }
+        if let kernelCache { return kernelCache }
+        switch ProcessInfo.processInfo.environment["TPAT_KERNEL_CACHE"] {
+        case "off", "0", "": return nil
+        case let dir?: return dir
+        case nil: return KernelOptions.defaultCacheDirectory
+        }
     }
 
     private func split(_ list: String) -> [String] {
@@ -130,7 +147,7 @@ struct Summary {
         var lines: [String] = []
         for p in report.plugins {
             let nodes = p.nodes.count == 1 ? p.nodes[0] : "\(p.nodes.count) nodes: \(p.nodes.joined(separator: ", "))"
-            lines.append("  \(p.name)  \(p.opType) (\(nodes))  \(p.kernels) kernel(s), \(p.launches) step(s), \(String(format: "%.2f", p.generationSeconds)) s, build: \(p.kernelBuild)")
+            lines.append("  \(p.name)  \(p.opType) (\(nodes))  \(p.kernels) kernel(s), \(p.launches) step(s), \(String(format: "%.2f", p.generationSeconds)) s\(p.cached == true ? " (cached)" : ""), build: \(p.kernelBuild)")
         }
         for f in report.failures {
             lines.append("  FAILED \(f.node) (\(f.opType)): \(f.message) [\(f.errorClass)]" + (f.log.map { " log: \($0)" } ?? ""))

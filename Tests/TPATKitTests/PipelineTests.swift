@@ -110,6 +110,37 @@ struct PipelineTests {
         #expect(rewritten.graph.node.map(\.opType) == ["tpat_abs", "CumSum"])
     }
 
+    @Test("a second run takes untuned kernels from the kernel cache, the same sources; failures are not cached")
+    func kernelCache() throws {
+        var b = ModelBuilder()
+        b.input("x", .float32, [.fixed(4), .symbolic("L")])
+        b.initializer("axis", int64: [1], shape: [])
+        b.value("a", .float32, [.fixed(4), .symbolic("L")])
+        b.output("c", .float32, [.fixed(4), .symbolic("L")])
+        b.node("Abs", ["x"], ["a"], name: "abs")
+        b.node("CumSum", ["a", "axis"], ["c"], name: "cumsum")
+        let dir = try TestSupport.temporaryDirectory()
+        let input = dir.appendingPathComponent("model.onnx")
+        try b.write(to: input)
+        let cache = dir.appendingPathComponent("cache")
+        func generate(_ name: String) throws -> (PipelineReport, URL) {
+            let out = dir.appendingPathComponent(name)
+            let result = try TestSupport.runTPAT(
+                ["generate", input.path, "-o", out.path, "--arch", "sm_90", "-q", "--no-build", "--no-reference", "--op-types", "Abs,CumSum"],
+                environment: ["TPAT_KERNEL_CACHE": cache.path])
+            #expect(result.status == 3, "\(result.stderr)")
+            return (try JSONDecoder().decode(PipelineReport.self, from: Data(contentsOf: out.appendingPathComponent("report.json"))), out)
+        }
+        let (first, firstOut) = try generate("first")
+        let (second, secondOut) = try generate("second")
+        #expect(first.plugins.map(\.cached) == [nil])
+        #expect(second.plugins.map(\.cached) == [true])
+        #expect(second.failures.map(\.node) == ["cumsum"])
+        let name = try #require(second.plugins.first?.name)
+        let kernels = "plugins/\(name)/\(name)_kernels.cu"
+        #expect(try Data(contentsOf: firstOut.appendingPathComponent(kernels)) == Data(contentsOf: secondOut.appendingPathComponent(kernels)))
+    }
+
     @Test("bad requests give one clear message, a non-zero exit and no output")
     func badRequests() throws {
         let dir = try TestSupport.temporaryDirectory()

@@ -72,12 +72,15 @@ enum TestSupport {
     }
 
     /// Runs the built `tpat` executable.
-    static func runTPAT(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// Runs the built `tpat`; the kernel cache is off unless `environment` names one, so that
+    /// tests never read what an earlier run left in the user's cache.
+    static func runTPAT(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         let binary = root.appendingPathComponent(".build/debug/tpat")
         try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build tpat first (make test does)")
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["TPAT_KERNEL_CACHE": "off"].merging(environment) { $1 }) { $1 }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out

@@ -123,3 +123,23 @@ def test_index_of_an_older_version_is_tuned_again(tmp_path):
     index.get("k").update({"complete": True, "requested": 64, "trials": 64})
     index.save()
     assert TaskIndex(str(tmp_path)).is_done("k", 64)
+
+
+def test_tuning_without_a_gpu_fails_at_once(tmp_path):
+    """No GPU and no RPC tracker: tasks missing from the database are refused before MetaSchedule
+    builds anything (the bridge then builds with the default schedules and says why)."""
+    import pytest
+    import tvm
+    from onnx import TensorProto, helper
+
+    from tpat_bridge.compiler import import_model
+    from tpat_bridge.tuning import TuningOptions, tune_node
+
+    if tvm.cuda(0).exist:
+        pytest.skip("a GPU is present: tuning would really run")
+    g = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 100])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 100])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(RuntimeError, match="no CUDA GPU here"):
+        tune_node(import_model(model, [])[0], "sm_90", TuningOptions(8, str(tmp_path)), "0.27.0.post1", "n", None, [])

@@ -145,13 +145,29 @@ def run_request(request_path: str, result_path: str) -> int:
 
         tuning = TuningOptions.parse(request.get("tuning"))
         progress = progress_stream() if tuning else None
-        import tvm  # noqa: F401 - paid once for all nodes
-
+        # Tuned builds depend on the tuning database (its own reuse): no kernel cache for them.
+        cache_dir = request.get("cacheDirectory") if tuning is None else None
         version = tvm_version()
         result["tvmVersion"] = version
         for n in request["nodes"]:
             req = NodeRequest(n["id"], n["model"], n["outDir"], n["kernelPrefix"], n.get("node"))
-            result["nodes"].append(run_node(req, arch, version, tuning, progress))
+            start = time.perf_counter()
+            k = None
+            if cache_dir:
+                from . import cache
+
+                k = cache.key(req.model, req.node, req.kernel_prefix, arch, version)
+                manifest = cache.restore(cache_dir, k, req.out_dir)
+                if manifest is not None:
+                    result["nodes"].append({"id": req.id, "status": "ok", "manifest": manifest, "cached": True,
+                                            "seconds": round(time.perf_counter() - start, 3)})
+                    continue
+            import tvm  # noqa: F401 - paid once for all nodes, and only when one is not cached
+
+            entry = run_node(req, arch, version, tuning, progress)
+            if k is not None and entry["status"] == "ok":
+                cache.store(cache_dir, k, req.out_dir)
+            result["nodes"].append(entry)
     except Exception as exc:  # noqa: BLE001 - bad request or TVM missing: still write RESULT
         result["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         status = 2

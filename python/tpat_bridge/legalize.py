@@ -11,7 +11,6 @@ max) keep TOPI's ordered kernel: parallel rows would race on them.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 
@@ -200,18 +199,6 @@ def _fast_resize2d(data: Any, out_h: int, out_w: int, method: str, coord: str, r
         ow = T.bind(tirx.truncmod(t, i(out_w)))
         sy = T.bind(_resize_source_coord(tirx.Cast(f32, oh), h, out_h, coord))
         sx = T.bind(_resize_source_coord(tirx.Cast(f32, ow), w, out_w, coord))
-        if method == "nearest_neighbor" and vec > 1:
-            # `t` is a group of `vec` consecutive positions of one output row: one vector store
-            # per plane instead of `vec` scalar stores.
-            row = T.bind(_resize_nearest_index(sy, h, rounding, idx) * i(w))
-            cols = [T.bind(_resize_nearest_index(_resize_source_coord(tirx.Cast(f32, ow + i(k)), w, out_w, coord), w,
-                                                 rounding, idx)) for k in range(vec)]
-            for k in range(planes):
-                p = T.bind(group * i(planes) + i(k))
-                at = T.bind(p * i(in_plane) + row)
-                values = [in_b[at + c] for c in cols]
-                out_b[tirx.Ramp(p * i(plane) + t, i(1), vec)] = tirx.Shuffle(values, [i(v) for v in range(vec)])
-            return
         if method == "nearest_neighbor":
             src = T.bind(_resize_nearest_index(sy, h, rounding, idx) * i(w) + _resize_nearest_index(sx, w, rounding, idx))
             for k in range(planes):
@@ -238,16 +225,8 @@ def _fast_resize2d(data: Any, out_h: int, out_w: int, method: str, coord: str, r
             bot = v10 * (one - lx) + v11 * lx
             out_b[p * i(plane) + t] = tirx.Cast(dtype, top * (one - ly) + bot * ly)
 
-    # Nearest on the GPU: each thread writes `vec` consecutive positions of a row (16-byte stores).
-    vec = 4 if gpu and method == "nearest_neighbor" and out_w % 4 == 0 and dtype == "float32" else 1
-    experiment = os.environ.get("TPAT_EXPERIMENT_RESIZE_NEAREST")  # "PLANES,VEC": benchmark comparisons only
-    if experiment and gpu and method == "nearest_neighbor":
-        want_planes, want_vec = (int(v) for v in experiment.split(","))
-        planes = next(k for k in (want_planes, 4, 2, 1) if nc % k == 0 and k <= want_planes)
-        vec = want_vec if out_w % want_vec == 0 else 1
-
     def gen_ir(in_ptr: Any, out_ptr: Any) -> Any:
-        nblk = -(-(plane // vec) // threads)
+        nblk = -(-plane // threads)
         with IRBuilder() as ib:
             if gpu:
                 tx = te.thread_axis("threadIdx.x")
@@ -255,7 +234,7 @@ def _fast_resize2d(data: Any, out_h: int, out_w: int, method: str, coord: str, r
                 by = te.thread_axis("blockIdx.y")
                 with T.frame_scope([T.attr(bx, "thread_extent", nblk), T.attr(by, "thread_extent", nc // planes),
                                     T.attr(tx, "thread_extent", threads)]):
-                    t = T.bind((tirx.Cast(idx, bx.var) * i(threads) + tirx.Cast(idx, tx.var)) * i(vec))
+                    t = T.bind(tirx.Cast(idx, bx.var) * i(threads) + tirx.Cast(idx, tx.var))
                     with T.If(t < i(plane)):
                         with T.Then():
                             body(t, tirx.Cast(idx, by.var), in_ptr, out_ptr)

@@ -327,6 +327,10 @@ def tune_node(mod: Any, arch: str, opts: TuningOptions, tvm_version: str, node_n
         t.entry["task"] = t.name
     log.append(f"tuning: {len(tasks)} task(s), {len(pending)} to tune, database {directory}")
     db = JSONDatabase(work_dir=directory)
+    if pending and not opts.rpc_tracker and not tvm.cuda(0).exist:
+        # Fail at once: MetaSchedule would build every candidate and only then find no GPU to run it.
+        raise RuntimeError(f"{len(pending)} task(s) not in the tuning database {directory} and no CUDA GPU "
+                          "here to measure them: tune on a GPU machine (or pass --rpc-tracker), then reuse the database")
     if pending:
         runner = _runner(opts)
         for t in pending:

@@ -6,11 +6,20 @@ public struct KernelOptions: Sendable, Equatable {
     public var arch: String
     /// Tuning settings; nil for TVM's default schedules.
     public var tuning: TuningOptions?
+    /// The kernel cache folder: an untuned node generated before (same sub-model, name, arch, TVM
+    /// and bridge) is taken from it without running TVM. nil: no cache.
+    public var cacheDirectory: String?
 
     /// Creates options.
-    public init(arch: String, tuning: TuningOptions? = nil) {
+    public init(arch: String, tuning: TuningOptions? = nil, cacheDirectory: String? = nil) {
         self.arch = arch
         self.tuning = tuning
+        self.cacheDirectory = cacheDirectory
+    }
+
+    /// The kernel cache's default folder, `~/.cache/tpat/kernels`.
+    public static var defaultCacheDirectory: String {
+        FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/tpat/kernels").path
     }
 }
 
@@ -111,6 +120,8 @@ public struct KernelResult: Sendable {
     public var seconds: Double
     /// Tuning figures, when tuning was asked for.
     public var tuning: TuningReport? = nil
+    /// True when the manifest came from the kernel cache.
+    public var cached: Bool = false
 }
 
 /// The kernel-backend stage: standalone node models in, kernel manifests out, through one run of
@@ -134,6 +145,7 @@ public struct TVMBridge: Sendable {
             var arch: String
             var nodes: [Node]
             var tuning: TuningOptions?
+            var cacheDirectory: String?
         }
         struct Response: Decodable {
             struct Node: Decodable {
@@ -145,6 +157,7 @@ public struct TVMBridge: Sendable {
                 var log: String?
                 var seconds: Double?
                 var tuning: TuningReport?
+                var cached: Bool?
             }
             var nodes: [Node]
         }
@@ -153,7 +166,7 @@ public struct TVMBridge: Sendable {
         let request = Request(
             arch: options.arch,
             nodes: jobs.map { .init(id: $0.id, model: $0.subModel.path, outDir: $0.outDir.path, kernelPrefix: $0.kernelPrefix, node: $0.node) },
-            tuning: options.tuning)
+            tuning: options.tuning, cacheDirectory: options.cacheDirectory)
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -191,7 +204,7 @@ public struct TVMBridge: Sendable {
                 let url = URL(fileURLWithPath: path)
                 do {
                     let manifest = try KernelManifest.load(contentsOf: url)
-                    results.append(KernelResult(id: job.id, outcome: .success((manifest, url.deletingLastPathComponent())), seconds: node.seconds ?? 0, tuning: node.tuning))
+                    results.append(KernelResult(id: job.id, outcome: .success((manifest, url.deletingLastPathComponent())), seconds: node.seconds ?? 0, tuning: node.tuning, cached: node.cached ?? false))
                 } catch {
                     results.append(KernelResult(id: job.id, outcome: .failure(KernelFailure(errorClass: "internal", message: error.description, log: node.log)), seconds: node.seconds ?? 0))
                 }

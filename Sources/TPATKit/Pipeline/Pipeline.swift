@@ -67,6 +67,8 @@ public struct PluginReport: Codable, Sendable, Equatable {
     public var buildLog: String?
     /// Tuning figures (tuned and untuned kernel times), with `--tune`.
     public var tuning: TuningReport? = nil
+    /// True when the kernels came from the kernel cache (generated before).
+    public var cached: Bool? = nil
 }
 
 /// A node that did not become a plugin, and why.
@@ -191,12 +193,12 @@ public struct Pipeline: Sendable {
         }
         let results = try await TVMBridge(toolchain: toolchain).compile(jobs, options: request.kernels, workDirectory: work)
 
-        var made: [(name: String, nodes: [ExtractedNode], manifest: KernelManifest, directory: URL, seconds: Double, tuning: TuningReport?)] = []
+        var made: [(name: String, nodes: [ExtractedNode], manifest: KernelManifest, directory: URL, seconds: Double, tuning: TuningReport?, cached: Bool)] = []
         var failures: [NodeFailureReport] = []
         for (group, result) in zip(groups, results) {
             switch result.outcome {
             case .success(let (manifest, directory)):
-                made.append((group.name, group.nodes, manifest, directory, result.seconds, result.tuning))
+                made.append((group.name, group.nodes, manifest, directory, result.seconds, result.tuning, result.cached))
             case .failure(let failure):
                 let log = failure.log.map { relocate($0, from: work, to: out) }
                 for node in group.nodes {
@@ -278,7 +280,8 @@ public struct Pipeline: Sendable {
                 kernelBuild: build.map { $0.succeeded ? "built" : "failed" } ?? "skipped",
                 library: build?.library.map { relocate($0.path, from: work, to: out) },
                 selfTest: build?.selfTest.map { relocate($0.path, from: work, to: out) },
-                buildLog: build.map { relocate($0.log.path, from: work, to: out) }, tuning: plugin.tuning))
+                buildLog: build.map { relocate($0.log.path, from: work, to: out) }, tuning: plugin.tuning,
+                cached: plugin.cached ? true : nil))
         }
         var outputModel: URL?
         if !replacements.isEmpty {
