@@ -3,6 +3,7 @@
 
     models/generated/demo.onnx            the demo: 12 ops, GatherND, ScatterND, OneHot, Resize, ...
     models/generated/ops.onnx             one branch per op of the kernel-manifest issue's list
+    models/generated/lowerings.onnx       edge shapes of TPAT's own lowerings (python/tpat_bridge/rowwise.py, legalize.py)
     Tests/Fixtures/generated/*.onnx       models the Swift tests round-trip and inspect
 
 Run by scripts/setup.sh; both folders are git-ignored."""
@@ -196,9 +197,42 @@ def fixtures(folder: pathlib.Path) -> None:
     onnx.save(model, str(folder / "dtypes.onnx"))
 
 
+def lowerings(path: pathlib.Path) -> None:
+    """Shapes at the edges of TPAT's own lowerings, for their self-tests on a GPU: rows that do not
+    fill a block, rows of 64 and 2048, reduced axes shorter than the thread split, inner sizes that
+    are not a multiple of 32, two reduced axes, long reduced axes, GatherND with batch_dims."""
+    rng = np.random.default_rng(5)
+    F, I64 = TensorProto.FLOAT, TensorProto.INT64
+    inputs, outputs, inits, nodes = [], [], [], []
+
+    def node(op, shape, name, extra_inputs=(), dtype=F, **attrs):
+        inputs.append(helper.make_tensor_value_info(f"{name}.x", dtype, shape))
+        nodes.append(helper.make_node(op, [f"{name}.x", *extra_inputs], [f"{name}.y"], name=name, **attrs))
+        outputs.append(helper.make_tensor_value_info(f"{name}.y", TensorProto.UNDEFINED, None))
+
+    node("Softmax", [5, 64], "softmax_5x64", axis=-1)
+    node("Softmax", [3, 7, 2048], "softmax_3x7x2048", axis=2)
+    node("LogSoftmax", [6, 96], "logsoftmax_6x96", axis=-1)
+    for name, n in (("ln_9x160", 160), ("ln_2x3x2048", 2048)):
+        inits += [const(f"{name}.scale", rng.standard_normal(n).astype(np.float32)),
+                  const(f"{name}.bias", rng.standard_normal(n).astype(np.float32))]
+    node("LayerNormalization", [9, 160], "ln_9x160", ["ln_9x160.scale", "ln_9x160.bias"], axis=-1, epsilon=1e-3)
+    node("LayerNormalization", [2, 3, 2048], "ln_2x3x2048", ["ln_2x3x2048.scale", "ln_2x3x2048.bias"], axis=-1)
+    node("ReduceMax", [2, 5, 48], "reducemax_2x5x48", axes=[1], keepdims=0)
+    node("ReduceMin", [4, 3, 2, 40], "reducemin_axes12", axes=[1, 2], keepdims=1)
+    node("ReduceMax", [2, 300, 32], "reducemax_long", axes=[1], keepdims=1)
+    inits.append(const("reducesum.axes", np.array([1], np.int64)))
+    node("ReduceSum", [3, 37, 64], "reducesum_3x37x64", ["reducesum.axes"], keepdims=1)
+    inputs.append(helper.make_tensor_value_info("gather_b.indices", I64, [2, 7, 2]))
+    node("GatherND", [2, 10, 6, 40], "gather_b", ["gather_b.indices"], batch_dims=1)
+    graph = helper.make_graph(nodes, "tpat_lowerings", inputs, outputs, initializer=inits)
+    finish(graph, path)
+
+
 if __name__ == "__main__":
     demo(ROOT / "models/generated/demo.onnx")
     ops(ROOT / "models/generated/ops.onnx")
+    lowerings(ROOT / "models/generated/lowerings.onnx")
     fixtures_dir = ROOT / "Tests/Fixtures/generated"
     fixtures_dir.mkdir(parents=True, exist_ok=True)
     fixtures(fixtures_dir)

@@ -109,12 +109,18 @@ def _row_extern(name: str, inputs: list[Any], out_shape: list[int], dtype: str, 
 
 
 def _load_row(buf: Any, row: Any, lane: Any, length: int, i: Callable[[int], Any]) -> list[Any]:
-    """The lane's elements of the row as float32 values: element j * 32 + lane for each j."""
+    """The lane's elements of the row as float32 values: element j * 32 + lane for each j, loaded
+    into a local array (registers once nvcc unrolls; let-bound values instead cost TVM's
+    SplitHostDevice seconds when there are many)."""
     from tvm import tirx
     from tvm.script.ir_builder import tirx as T
 
     base = T.bind(row * i(length) + lane)
-    return [T.bind(tirx.Cast("float32", buf[base + i(32 * j)])) for j in range(length // 32)]
+    n = length // 32
+    values = T.buffer_proxy(T.alloc_local((n,), "float32"))
+    for j in range(n):
+        values[j] = tirx.Cast("float32", buf[base + i(32 * j)])
+    return [values[j] for j in range(n)]
 
 
 def _fast_softmax(x: Any, rows: int, length: int) -> Any:
@@ -126,7 +132,10 @@ def _fast_softmax(x: Any, rows: int, length: int) -> Any:
     def body(row: Any, lane: Any, ins: list[Any], out: Any, i: Callable[[int], Any]) -> None:
         xs = _load_row(ins[0], row, lane, length, i)
         m = _warp_allreduce(T.bind(_tree(list(xs), tirx.max)), tirx.max)
-        es = [T.bind(tirx.exp(v - m)) for v in xs]
+        exps = T.buffer_proxy(T.alloc_local((len(xs),), "float32"))
+        for j, v in enumerate(xs):
+            exps[j] = tirx.exp(v - m)
+        es = [exps[j] for j in range(len(xs))]
         s = _warp_allreduce(T.bind(_tree(list(es), lambda a, b: a + b)), lambda a, b: a + b)
         inv = T.bind(tirx.const(1.0, "float32") / s)
         base = T.bind(row * i(length) + lane)
@@ -149,8 +158,8 @@ def _fast_layer_norm(x: Any, gamma: Any, beta: Any, rows: int, length: int, eps:
     def stage(t: Any, ins: list[Any], i: Callable[[int], Any]) -> Any:
         """Scale and bias into shared memory once per block (the block's warps share them)."""
         params = T.buffer_proxy(T.alloc_shared((2 * length,), "float32"))
-        for j in range(-(-length // threads)):
-            c = t + i(threads * j)
+        with T.serial(0, -(-length // threads)) as j:
+            c = t + tirx.Cast("int32" if rows * length < 2**31 else "int64", j) * i(threads)
             with T.If(c < i(length)):
                 with T.Then():
                     params[c] = tirx.Cast("float32", ins[1][c]) if scale else tirx.const(1.0, "float32")
@@ -163,7 +172,10 @@ def _fast_layer_norm(x: Any, gamma: Any, beta: Any, rows: int, length: int, eps:
         add = lambda a, b: a + b  # noqa: E731
         inv_len = tirx.const(1.0 / length, "float32")
         mean = T.bind(_warp_allreduce(T.bind(_tree(list(xs), add)), add) * inv_len)
-        ds = [v - mean for v in xs]
+        centered = T.buffer_proxy(T.alloc_local((len(xs),), "float32"))
+        for j, v in enumerate(xs):
+            centered[j] = v - mean
+        ds = [centered[j] for j in range(len(xs))]
         var = T.bind(_warp_allreduce(T.bind(_tree([d * d for d in ds], add)), add) * inv_len)
         rstd = T.bind(tirx.rsqrt(var + tirx.const(eps, "float32")))
         base = T.bind(row * i(length) + lane)
