@@ -85,8 +85,9 @@ struct PipelineTests {
         }
     }
 
-    @Test("a node TVM cannot express fails alone; the others become plugins")
-    func perNodeFailure() async throws {
+    /// Abs (becomes a plugin) then CumSum over a symbolic axis (TPAT refuses it: a host loop over
+    /// a symbolic trip count).
+    static func absCumSumModel() -> ModelBuilder {
         var b = ModelBuilder()
         b.input("x", .float32, [.fixed(4), .symbolic("L")])
         b.initializer("axis", int64: [1], shape: [])
@@ -94,9 +95,14 @@ struct PipelineTests {
         b.output("c", .float32, [.fixed(4), .symbolic("L")])
         b.node("Abs", ["x"], ["a"], name: "abs")
         b.node("CumSum", ["a", "axis"], ["c"], name: "cumsum")
+        return b
+    }
+
+    @Test("a node TVM cannot express fails alone; the others become plugins")
+    func perNodeFailure() async throws {
         let dir = try TestSupport.temporaryDirectory()
         let input = dir.appendingPathComponent("model.onnx")
-        try b.write(to: input)
+        try Self.absCumSumModel().write(to: input)
         let out = dir.appendingPathComponent("out")
         let result = try TestSupport.runTPAT(["generate", input.path, "-o", out.path, "--arch", "sm_90", "-q", "--no-build", "--op-types", "Abs,CumSum"])
         #expect(result.status == 3, "\(result.stderr)")
@@ -112,16 +118,9 @@ struct PipelineTests {
 
     @Test("a second run takes untuned kernels from the kernel cache, the same sources; failures are not cached")
     func kernelCache() throws {
-        var b = ModelBuilder()
-        b.input("x", .float32, [.fixed(4), .symbolic("L")])
-        b.initializer("axis", int64: [1], shape: [])
-        b.value("a", .float32, [.fixed(4), .symbolic("L")])
-        b.output("c", .float32, [.fixed(4), .symbolic("L")])
-        b.node("Abs", ["x"], ["a"], name: "abs")
-        b.node("CumSum", ["a", "axis"], ["c"], name: "cumsum")
         let dir = try TestSupport.temporaryDirectory()
         let input = dir.appendingPathComponent("model.onnx")
-        try b.write(to: input)
+        try Self.absCumSumModel().write(to: input)
         let cache = dir.appendingPathComponent("cache")
         func generate(_ name: String) throws -> (PipelineReport, URL) {
             let out = dir.appendingPathComponent(name)

@@ -314,6 +314,10 @@ def _legalize_resize2d(bb: Any, call: Any, gpu: bool = True) -> Any:
 # 16 bytes of a gathered slice.
 
 
+# Data dtypes whose 16-byte gathers a GPU run has checked (others keep TVM's lowering).
+_GATHER_DTYPES = ("float32", "int32")
+
+
 def gather_nd_covered(data_ty: Any, indices_ty: Any, batch_dims: int) -> bool:
     """True when TPAT's gather_nd kernel covers these types (static shapes, 32-bit sizes)."""
     from tvm import tirx
@@ -323,6 +327,8 @@ def gather_nd_covered(data_ty: Any, indices_ty: Any, batch_dims: int) -> bool:
         return False
     data_shape, idx_shape = ([int(d) for d in s] for s in shapes)
     if not idx_shape or str(indices_ty.dtype) not in ("int64", "int32"):
+        return False
+    if str(data_ty.dtype) not in _GATHER_DTYPES:
         return False
     m = idx_shape[-1]
     if m < 1 or batch_dims + m > len(data_shape):

@@ -4,16 +4,16 @@ under the memory-bandwidth limit.
 * ``relax.nn.softmax`` and ``relax.nn.layer_norm`` over the last axis: one warp per row. Each lane
   loads its ``L / 32`` elements of the row once into registers (consecutive lanes, consecutive
   addresses), the row's max / sum / mean / variance are reduced with warp shuffles, and the row is
-  written once: one read and one write of the tensor, the floor. dlight's reduction schedules read
-  the row two or three times (76-80% of the floor on an H200, docs/benchmarks.md).
+  written once: one read and one write of the tensor, the floor (dlight's reduction schedules
+  reached 76-80% of it on an H200, TPAT's 86%: docs/benchmarks.md).
 * ``relax.max`` / ``relax.min`` / ``relax.sum`` over one axis (or consecutive axes) with at least
   32 contiguous elements after it, e.g. ReduceMax (256, 82, 128) over axis 1: a block of 32 x 8
   threads covers 32 consecutive columns of one outer index; its 8 rows of threads split the
   reduced axis, each thread loading all of its rows before reducing them (many loads in flight),
   and shared memory combines the 8 partial results.
 
-Everything else (symbolic shapes, rows longer than 2048 or not a multiple of 32, other dtypes,
-reductions over the innermost axis) keeps TVM's lowering and dlight's schedules. These kernels are
+Everything else (symbolic shapes, rows longer than 2048 or not a multiple of 32, dtypes other
+than float32, which no GPU run has checked yet, reductions over the innermost axis) keeps TVM's lowering and dlight's schedules. These kernels are
 written with TVM's IR builder (like TOPI's GPU scatter), so MetaSchedule leaves them alone.
 """
 
@@ -24,7 +24,7 @@ from typing import Any, Callable
 WARPS_PER_BLOCK = 4
 MAX_ROW = 2048          # 64 values a lane, kept in registers
 REDUCE_SPLIT = 8        # rows of threads splitting a reduced axis
-FLOAT_DTYPES = ("float32", "float16")
+FLOAT_DTYPES = ("float32",)   # other dtypes keep TVM's lowering until a GPU run has checked them
 
 
 def _static_shape(ty: Any) -> list[int] | None:
