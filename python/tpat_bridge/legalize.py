@@ -347,6 +347,7 @@ def fold_gather_nd_index_normalization(mod: Any) -> Any:
     """Rewrites ``gather_nd(d, where(less(i, 0), add(i, <d's shape>), i))`` (what TVM's ONNX
     frontend emits) to ``gather_nd(d, i)`` where TPAT's gather_nd kernel, which normalizes indices
     itself, will lower it."""
+    import tvm
     from tvm import relax
     from tvm.relax.dpl import is_const, is_op, rewrite_call, wildcard
 
@@ -364,8 +365,6 @@ def fold_gather_nd_index_normalization(mod: Any) -> Any:
                                                                                batch_dims):
             return expr
         return relax.op.gather_nd(matches[data], matches[idx], batch_dims)
-
-    import tvm
 
     funcs = {gv: rewrite_call(pattern, rewrite, f) if isinstance(f, relax.Function) else f
              for gv, f in mod.functions_items()}
