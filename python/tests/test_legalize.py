@@ -1,7 +1,9 @@
-"""TPAT's ScatterND legalization: rows scatter in parallel, the copy moves float4s."""
+"""TPAT's own legalizations: ScatterND rows scatter in parallel and the copy moves float4s;
+GatherND loses the frontend's index normalization; row and axis-reduction kernels apply where they should."""
 from __future__ import annotations
 
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 
@@ -34,3 +36,85 @@ def test_scatter_rows_run_in_parallel():
 def test_scatter_add_keeps_ordered_kernel():
     compiled, _ = _launches(_scatter_model("add"))
     assert "float4" not in compiled.cuda_source
+
+
+def _gather_model(data_shape, idx_shape, out_shape, batch_dims=0, data_type=None):
+    import onnx
+    from onnx import TensorProto, helper
+
+    data_type = data_type or TensorProto.FLOAT
+    g = helper.make_graph([helper.make_node("GatherND", ["d", "i"], ["y"], batch_dims=batch_dims)], "g",
+                          [helper.make_tensor_value_info("d", data_type, data_shape),
+                           helper.make_tensor_value_info("i", TensorProto.INT64, idx_shape)],
+                          [helper.make_tensor_value_info("y", data_type, out_shape)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _ops(mod):
+    from tvm import relax
+
+    return [b.value.op.name for b in mod["main"].body.blocks[0].bindings if isinstance(b.value, relax.Call)
+            and hasattr(b.value.op, "name")]
+
+
+def test_gather_nd_index_normalization_is_folded_for_static_float32():
+    """The frontend's less/add/where normalization goes; gather_nd reads the raw indices (TPAT's
+    kernel normalizes them itself) and the node compiles to one kernel."""
+    from tpat_bridge.compiler import compile_model, import_model
+    from tpat_bridge.legalize import fold_gather_nd_index_normalization
+
+    model = _gather_model([2, 10, 6, 40], [2, 7, 2], [2, 7, 40], batch_dims=1)
+    mod = import_model(model, [])[0]
+    assert "relax.where" in _ops(mod)
+    folded = fold_gather_nd_index_normalization(mod)
+    assert _ops(folded) == ["relax.gather_nd"]
+    assert list(compile_model(model, "sm_90", []).device_funcs) == ["gather_nd_tpat_kernel"]
+
+
+def test_gather_nd_other_dtypes_keep_the_normalization():
+    """float16 data is not among the dtypes a GPU run checked: TVM's lowering, normalization kept."""
+    from onnx import TensorProto
+
+    from tpat_bridge.compiler import import_model
+    from tpat_bridge.legalize import fold_gather_nd_index_normalization
+
+    model = _gather_model([4, 8], [3, 1], [3, 8], data_type=TensorProto.FLOAT16)
+    folded = fold_gather_nd_index_normalization(import_model(model, [])[0])
+    assert "relax.where" in _ops(folded)
+
+
+def _single(op, shape, out_shape, **attrs):
+    from onnx import TensorProto, helper
+
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)]
+    inits, names = [], ["x"]
+    if op == "LayerNormalization":
+        n = shape[-1]
+        inits = [helper.make_tensor("s", TensorProto.FLOAT, [n], [1.0] * n),
+                 helper.make_tensor("b", TensorProto.FLOAT, [n], [0.0] * n)]
+        names += ["s", "b"]
+    g = helper.make_graph([helper.make_node(op, names, ["y"], **attrs)], "g", inputs,
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], initializer=inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+
+@pytest.mark.parametrize("op,shape,out_shape,attrs,tpat_kernel", [
+    ("Softmax", [5, 64], [5, 64], {"axis": -1}, "softmax_tpat_kernel"),
+    ("Softmax", [64, 100], [64, 100], {"axis": -1}, None),          # row not a multiple of 32
+    ("Softmax", [4, 4096], [4, 4096], {"axis": -1}, None),          # row longer than 2048
+    ("Softmax", [8, 64, 4], [8, 64, 4], {"axis": 1}, None),         # not the last axis
+    ("LayerNormalization", [9, 160], [9, 160], {"axis": -1}, "layer_norm_tpat_kernel"),
+    ("ReduceMax", [2, 5, 48], [2, 48], {"axes": [1], "keepdims": 0}, "reduce_max_tpat_kernel"),
+    ("ReduceMax", [4, 3, 2, 40], [4, 1, 1, 40], {"axes": [1, 2]}, "reduce_max_tpat_kernel"),
+    ("ReduceMax", [8, 128], [8, 1], {"axes": [1]}, None),           # innermost axis
+    ("ReduceMin", [4, 10, 16], [4, 1, 16], {"axes": [1]}, None),    # fewer than 32 after the axis
+])
+def test_row_and_reduction_lowerings_apply_where_they_should(op, shape, out_shape, attrs, tpat_kernel):
+    from tpat_bridge.compiler import compile_model
+
+    kernels = list(compile_model(_single(op, shape, out_shape, **attrs), "sm_90", []).device_funcs)
+    if tpat_kernel:
+        assert kernels == [tpat_kernel]
+    else:
+        assert not any("tpat" in k for k in kernels), kernels
