@@ -44,6 +44,47 @@ struct ONNXModelTests {
         #expect(try Data(contentsOf: saved) == bytes)
     }
 
+    @Test("the streamed writer gives SwiftProtobuf's bytes: tensors over several buffers, typed fields, unknown fields")
+    func streamedWriterMatchesSwiftProtobuf() throws {
+        var proto = TestSupport.smallModel()
+        proto.docString = "streamed"
+        // 40 MiB of raw data (more than one 32 MiB buffer), odd sizes, a small tensor, a typed one.
+        for (k, count) in [10_000_001, 16, 31_457_283].enumerated() {
+            var t = Onnx_TensorProto()
+            t.name = "raw\(k)"
+            t.dataType = Int32(Onnx_TensorProto.DataType.uint8.rawValue)
+            t.dims = [Int64(count)]
+            t.rawData = Data((0..<count).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) })
+            proto.graph.initializer.append(t)
+        }
+        var typed = Onnx_TensorProto()
+        typed.name = "typed"
+        typed.dataType = Int32(Onnx_TensorProto.DataType.float.rawValue)
+        typed.dims = [3]
+        typed.floatData = [1, 2.5, -3]
+        // A field this ONNX version does not know, on a tensor (kept in place by SwiftProtobuf).
+        try typed.merge(serializedBytes: [0xBA, 0x3E, 0x01, 0x7A] as [UInt8])
+        proto.graph.initializer.append(typed)
+        proto.graph.docString = "after the initializers"
+        try proto.merge(serializedBytes: [0xBA, 0x3E, 0x03, 0x61, 0x62, 0x63] as [UInt8])  // model field 999
+        #expect(StreamedModelWriter.applies(to: proto))
+        let dir = try TestSupport.temporaryDirectory()
+        let url = dir.appendingPathComponent("streamed.onnx")
+        try ONNXModel(proto: proto, baseDirectory: dir).write(to: url)
+        let expected: Data = try proto.serializedBytes()
+        #expect(try Data(contentsOf: url) == expected)
+
+        // Unknown fields on the graph itself: SwiftProtobuf puts them after the initializers, the
+        // splice would not, so the model is written whole.
+        var graphUnknown = proto
+        try graphUnknown.graph.merge(serializedBytes: [0xBA, 0x3E, 0x01, 0x7A] as [UInt8])
+        #expect(!StreamedModelWriter.applies(to: graphUnknown))
+        let url2 = dir.appendingPathComponent("whole.onnx")
+        try ONNXModel(proto: graphUnknown, baseDirectory: dir).write(to: url2)
+        let expected2: Data = try graphUnknown.serializedBytes()
+        #expect(try Data(contentsOf: url2) == expected2)
+    }
+
     @Test("a model built in Swift saves and loads back equal")
     func swiftModelRoundTrips() throws {
         let dir = try TestSupport.temporaryDirectory()

@@ -65,8 +65,12 @@ extension ONNXModel {
                 }
             }
             try dataWriter?.close()
-            let serialized: PageAlignedBytes = try output.serializedBytes()
-            try serialized.write(toNewFile: modelTemp.path)
+            if StreamedModelWriter.applies(to: output) {
+                try StreamedModelWriter.write(output, toNewFile: modelTemp.path)
+            } else {
+                let serialized: PageAlignedBytes = try output.serializedBytes()
+                try serialized.write(toNewFile: modelTemp.path)
+            }
         } catch let error as ONNXError {
             throw error
         } catch {
