@@ -74,6 +74,18 @@ struct ONNXModelTests {
         let expected: Data = try proto.serializedBytes()
         #expect(try Data(contentsOf: url) == expected)
 
+        // Loading leaves the large raw data in the file's mapping (no copy) and decodes the same.
+        #expect(try ONNXModel.load(contentsOf: url).proto == proto)
+        let region = try #require(MappedRegion.map(url))
+        let decoded = try MappedModelDecoder.decode(region)
+        #expect(decoded == proto)
+        let mapped = region.base..<(region.base + region.length)
+        for tensor in decoded.graph.initializer {
+            let start = tensor.rawData.withUnsafeBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress) }
+            let inMapping = start.map { mapped.contains($0) } ?? false
+            #expect(inMapping == (tensor.rawData.count >= MappedModelDecoder.threshold), "\(tensor.name)")
+        }
+
         // Unknown fields on the graph itself: SwiftProtobuf puts them after the initializers, the
         // splice would not, so the model is written whole.
         var graphUnknown = proto
@@ -83,6 +95,37 @@ struct ONNXModelTests {
         try ONNXModel(proto: graphUnknown, baseDirectory: dir).write(to: url2)
         let expected2: Data = try graphUnknown.serializedBytes()
         #expect(try Data(contentsOf: url2) == expected2)
+    }
+
+    @Test("layouts the zero-copy load does not take apart decode whole, the same as SwiftProtobuf")
+    func mappedDecoderFallsBack() throws {
+        var proto = TestSupport.smallModel()
+        var big = Onnx_TensorProto()
+        big.name = "big"
+        big.dataType = Int32(Onnx_TensorProto.DataType.uint8.rawValue)
+        big.dims = [100_000]
+        big.rawData = Data(repeating: 7, count: 100_000)
+        proto.graph.initializer.append(big)
+        let plain: Data = try proto.serializedBytes()
+        // A second graph field (protobuf merges it into the first) and a second raw_data field on
+        // a tensor (the last one wins): both are legal, neither is the plain layout.
+        var extraGraph = Onnx_GraphProto()
+        extraGraph.docString = "merged"
+        let extra: Data = try extraGraph.serializedBytes()
+        var twoGraphs = plain
+        twoGraphs.append(contentsOf: [0x3A] + [UInt8(extra.count)])
+        twoGraphs.append(extra)
+        var twoRaw = big
+        try twoRaw.merge(serializedBytes: [0x4A, 0x01, 0x09] as [UInt8])  // raw_data again: 1 byte
+        var proto2 = TestSupport.smallModel()
+        proto2.graph.initializer.append(twoRaw)
+        let dir = try TestSupport.temporaryDirectory()
+        for (name, bytes) in [("plain", plain), ("two-graphs", twoGraphs), ("two-raw", try proto2.serializedBytes() as Data)] {
+            let url = dir.appendingPathComponent("\(name).onnx")
+            try bytes.write(to: url)
+            let region = try #require(MappedRegion.map(url))
+            #expect(try MappedModelDecoder.decode(region) == Onnx_ModelProto(serializedBytes: bytes), "\(name)")
+        }
     }
 
     @Test("a model built in Swift saves and loads back equal")

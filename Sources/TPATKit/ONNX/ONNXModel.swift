@@ -37,18 +37,27 @@ public struct ONNXModel: Sendable {
             throw .fileNotFound(path: path)
         }
         if isDirectory.boolValue { throw .notONNX(path: path, reason: "it is a folder") }
-        let data: Data
-        do {
-            data = try MappedFile.read(url)
-        } catch {
-            throw .unreadable(path: path, reason: error.localizedDescription)
-        }
-        if data.isEmpty { throw .notONNX(path: path, reason: "the file is empty") }
         let proto: Onnx_ModelProto
-        do {
-            proto = try Onnx_ModelProto(serializedBytes: data)
-        } catch {
-            throw .notONNX(path: path, reason: "protobuf decoding failed: \(error)")
+        if let region = MappedRegion.map(url) {
+            // Large initializers stay in the mapping (no copy of their bytes).
+            do {
+                proto = try MappedModelDecoder.decode(region)
+            } catch {
+                throw .notONNX(path: path, reason: "protobuf decoding failed: \(error)")
+            }
+        } else {
+            let data: Data
+            do {
+                data = try Data(contentsOf: url)
+            } catch {
+                throw .unreadable(path: path, reason: error.localizedDescription)
+            }
+            if data.isEmpty { throw .notONNX(path: path, reason: "the file is empty") }
+            do {
+                proto = try Onnx_ModelProto(serializedBytes: data)
+            } catch {
+                throw .notONNX(path: path, reason: "protobuf decoding failed: \(error)")
+            }
         }
         // Arbitrary bytes sometimes decode as a protobuf of unknown fields; a model has a graph
         // and an IR version.

@@ -122,25 +122,3 @@ struct PageAlignedBytes: SwiftProtobufContiguousBytes {
         return true
     }
 }
-
-/// Reads a file through a read-only mapping whose pages are faulted in at once (`MAP_POPULATE`):
-/// decoding then reads memory instead of taking a page fault every 4 KiB. Falls back to
-/// Foundation's reading where mapping fails.
-enum MappedFile {
-    static func read(_ url: URL) throws -> Data {
-        #if os(Linux)
-            let fd = open(url.path, O_RDONLY)
-            if fd >= 0 {
-                defer { close(fd) }
-                var info = stat()
-                if fstat(fd, &info) == 0, info.st_size > 0 {
-                    let length = Int(info.st_size)
-                    if let base = mmap(nil, length, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0), base != MAP_FAILED {
-                        return Data(bytesNoCopy: base, count: length, deallocator: .custom { pointer, count in munmap(pointer, count) })
-                    }
-                }
-            }
-        #endif
-        return try Data(contentsOf: url, options: .alwaysMapped)
-    }
-}

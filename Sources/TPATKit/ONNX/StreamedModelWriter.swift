@@ -38,21 +38,21 @@ enum StreamedModelWriter {
         for tensor in entries { entrySizes.append(try tensorSize(tensor)) }
         try skeletonBytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let bytes = raw.bindMemory(to: UInt8.self)
-            guard let graph = try field(modelGraphField, in: bytes, from: 0, to: bytes.count) else {
-                throw WireError.malformed("the serialized model has no graph field")
+            guard let graph = try ProtobufWire.field(modelGraphField, in: bytes, from: 0, to: bytes.count) else {
+                throw ProtobufWire.WireError.malformed("the serialized model has no graph field")
             }
-            let insert = try endOfLeadingFields(graphFieldsBeforeInitializers, in: bytes, from: graph.payload, to: graph.end)
-            let initializerBytes = zip(entries, entrySizes).reduce(0) { $0 + 1 + varintSize(UInt64($1.1)) + $1.1 }
+            let insert = try ProtobufWire.endOfLeadingFields(graphFieldsBeforeInitializers, in: bytes, from: graph.payload, to: graph.end)
+            let initializerBytes = zip(entries, entrySizes).reduce(0) { $0 + 1 + ProtobufWire.varintSize(UInt64($1.1)) + $1.1 }
             let graphLength = (graph.end - graph.payload) + initializerBytes
             let sink = try DirectFileSink(path: path)
             do {
                 try sink.append(UnsafeRawBufferPointer(rebasing: raw[0..<graph.start]))
-                try sink.append(varint(modelGraphField << 3 | 2) + varint(UInt64(graphLength)))
+                try sink.append(ProtobufWire.varint(modelGraphField << 3 | 2) + ProtobufWire.varint(UInt64(graphLength)))
                 try sink.append(UnsafeRawBufferPointer(rebasing: raw[graph.payload..<insert]))
                 for (tensor, size) in zip(entries, entrySizes) {
                     let encoded: Data = try tensor.serializedBytes()
-                    guard encoded.count == size else { throw WireError.malformed("a tensor's size changed while writing") }
-                    try sink.append([0x2A] + varint(UInt64(size)))  // field 5, length-delimited
+                    guard encoded.count == size else { throw ProtobufWire.WireError.malformed("a tensor's size changed while writing") }
+                    try sink.append([0x2A] + ProtobufWire.varint(UInt64(size)))  // field 5, length-delimited
                     try encoded.withUnsafeBytes { try sink.append($0) }
                 }
                 try sink.append(UnsafeRawBufferPointer(rebasing: raw[insert..<bytes.count]))
@@ -75,90 +75,9 @@ enum StreamedModelWriter {
         header.clearRawData()
         let headerBytes: Data = try header.serializedBytes()
         let raw = tensor.rawData.count
-        return headerBytes.count + 1 + varintSize(UInt64(raw)) + raw
+        return headerBytes.count + 1 + ProtobufWire.varintSize(UInt64(raw)) + raw
     }
 
-    enum WireError: Error, CustomStringConvertible {
-        case malformed(String)
-        var description: String {
-            switch self {
-            case .malformed(let what): "streamed model writer: \(what)"
-            }
-        }
-    }
-
-    /// A field's byte range: its tag at `start`, its payload from `payload` to `end`.
-    private struct FieldRange { var start: Int; var payload: Int; var end: Int }
-
-    private static func readVarint(_ bytes: UnsafeBufferPointer<UInt8>, _ offset: inout Int, limit: Int) throws -> UInt64 {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while offset < limit {
-            let byte = bytes[offset]
-            offset += 1
-            value |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return value }
-            shift += 7
-            if shift > 63 { break }
-        }
-        throw WireError.malformed("bad varint")
-    }
-
-    /// Steps over one field at `offset`; returns its number and range.
-    private static func nextField(_ bytes: UnsafeBufferPointer<UInt8>, at offset: Int, limit: Int) throws -> (UInt64, FieldRange) {
-        var cursor = offset
-        let key = try readVarint(bytes, &cursor, limit: limit)
-        var payload = cursor
-        switch key & 7 {
-        case 0: _ = try readVarint(bytes, &cursor, limit: limit)
-        case 1: cursor += 8
-        case 2:
-            let length = Int(try readVarint(bytes, &cursor, limit: limit))
-            payload = cursor
-            cursor += length
-        case 5: cursor += 4
-        default: throw WireError.malformed("wire type \(key & 7)")
-        }
-        guard cursor <= limit else { throw WireError.malformed("a field runs past its message") }
-        return (key >> 3, FieldRange(start: offset, payload: payload, end: cursor))
-    }
-
-    /// The range of the (singular) field `number` among the fields from `start` to `end`.
-    private static func field(_ number: UInt64, in bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) throws -> FieldRange? {
-        var offset = start
-        while offset < end {
-            let (n, range) = try nextField(bytes, at: offset, limit: end)
-            if n == number { return range }
-            offset = range.end
-        }
-        return nil
-    }
-
-    /// Where the leading run of fields numbered within `numbers` ends.
-    private static func endOfLeadingFields(_ numbers: ClosedRange<UInt64>, in bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) throws -> Int {
-        var offset = start
-        while offset < end {
-            let (n, range) = try nextField(bytes, at: offset, limit: end)
-            guard numbers.contains(n) else { return offset }
-            offset = range.end
-        }
-        return end
-    }
-
-    private static func varintSize(_ value: UInt64) -> Int {
-        var v = value
-        var n = 1
-        while v >= 0x80 { v >>= 7; n += 1 }
-        return n
-    }
-
-    private static func varint(_ value: UInt64) -> [UInt8] {
-        var v = value
-        var out: [UInt8] = []
-        while v >= 0x80 { out.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
-        out.append(UInt8(v))
-        return out
-    }
 }
 
 /// Appends bytes to a new file through one reused page-aligned buffer, written with `O_DIRECT`
