@@ -143,3 +143,35 @@ def test_tuning_without_a_gpu_fails_at_once(tmp_path):
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(RuntimeError, match="no CUDA GPU here"):
         tune_node(import_model(model, [])[0], "sm_90", TuningOptions(8, str(tmp_path)), "0.27.0.post1", "n", None, [])
+
+
+def test_candidates_build_in_workers_without_the_tensor_intrinsics():
+    """TPAT's builder: MetaSchedule's worker processes build a scheduled task (they import the
+    bridge, wherever PYTHONPATH pointed) and never import tvm.s_tir.tensor_intrin (24 s a worker
+    on 2 cores, once per batch)."""
+    import subprocess
+    import sys
+
+    import tvm
+    from onnx import TensorProto, helper
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
+
+    from tpat_bridge.compiler import import_model
+    from tpat_bridge.tuning import builder, default_schedule, extract
+
+    g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "g",
+                          [helper.make_tensor_value_info("a", TensorProto.FLOAT, [64, 64]),
+                           helper.make_tensor_value_info("b", TensorProto.FLOAT, [64, 64])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 64])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    target = tvm.target.Target(target_dict("sm_90"))
+    task = extract(import_model(model, [])[0], target)[0]
+    results = builder(1).build([BuilderInput(default_schedule(task.mod, target), target)])
+    assert results[0].error_msg is None, results[0].error_msg
+    assert results[0].artifact_path.endswith(".tar")
+    # The build function itself pulls in no tensor intrinsics.
+    probe = ("import sys; from tpat_bridge import tuning; import tvm; "
+             "print('tvm.s_tir.tensor_intrin' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+    assert out.stdout.strip() == "False"

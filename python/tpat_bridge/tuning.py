@@ -209,6 +209,7 @@ def alloc_argument_valid(device: Any, args_info: Any, alloc_repeat: int) -> list
 def _runner(opts: TuningOptions) -> Any:
     from tvm.s_tir.meta_schedule.runner import EvaluatorConfig, LocalRunner, RPCConfig, RPCRunner
 
+    workers_import_bridge()
     config = EvaluatorConfig(number=5, repeat=1, min_repeat_ms=20, enable_cpu_cache_flush=False)
     if opts.rpc_tracker:
         host, _, port = opts.rpc_tracker.rpartition(":")
@@ -250,14 +251,45 @@ def default_schedule(task_mod: Any, target: Any) -> Any:
                                        dl.gpu.GeneralReduction(), dl.gpu.Fallback())(copy)
 
 
+def build_candidate(mod: Any, target: Any, _params: Any) -> Any:
+    """MetaSchedule's ``default_build`` without its ``import tvm.s_tir.tensor_intrin``, which
+    registers every tensor intrinsic of every target by parsing TVMScript: 24 s on this 2-core
+    machine, paid by each builder worker for each batch (LocalBuilder starts new workers per
+    batch), while building one candidate takes 0.1 s. A scheduled candidate needs no registry:
+    tensorization already happened when the schedule was applied in the tuning process."""
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    return tvm_build(mod, target=target)
+
+
+def workers_import_bridge() -> None:
+    """Puts the bridge's folder on PYTHONPATH for MetaSchedule's worker processes, which receive
+    ``build_candidate`` and ``alloc_argument_valid`` by reference and die unpickling them where
+    ``tpat_bridge`` cannot be imported (seen on the GPU machine: "Subprocess terminated")."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
+
+
+def builder(max_workers: int) -> Any:
+    """MetaSchedule's local builder with ``build_candidate``."""
+    from tvm.s_tir.meta_schedule.builder import LocalBuilder
+
+    workers_import_bridge()
+    return LocalBuilder(max_workers=max_workers, f_build=build_candidate)
+
+
 def measure_default_schedule(task_mod: Any, target: Any, runner: Any) -> float | None:
     """Seconds of the task under TVM's default (dlight) schedule, measured like the candidates."""
     from tvm.s_tir.meta_schedule.arg_info import ArgInfo
-    from tvm.s_tir.meta_schedule.builder import BuilderInput, LocalBuilder
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
     from tvm.s_tir.meta_schedule.runner import RunnerInput
 
     scheduled = default_schedule(task_mod, target)
-    built = LocalBuilder(max_workers=1).build([BuilderInput(scheduled, target)])[0]
+    built = builder(1).build([BuilderInput(scheduled, target)])[0]
     if built.error_msg:
         return None
     args = ArgInfo.from_prim_func(scheduled["main"])
@@ -375,7 +407,7 @@ def tune_node(mod: Any, arch: str, opts: TuningOptions, tvm_version: str, node_n
             tasks=contexts, task_weights=weights, work_dir=os.path.join(directory, "logs"),
             max_trials_global=min(opts.trials, sum(remaining)), max_trials_per_task=max(remaining),
             num_trials_per_iter=min(64, max(remaining)),
-            builder=ms.builder.LocalBuilder(max_workers=os.cpu_count() or 1), runner=runner,
+            builder=builder(os.cpu_count() or 1), runner=runner,
             database=db, cost_model=cost_model(), measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), Record()],
             task_scheduler="gradient")
         for t in pending:
