@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .lowering import call_prim_func, default_legalizer, placeholder, prod, static_shape
+
 
 def _fast_scatter_nd(data: Any, indices: Any, updates: Any) -> Any:
     """scatter_nd with ``indices`` already transposed to (M, Y...) like TOPI's; parallel rows."""
@@ -283,7 +285,7 @@ def resize2d_legalizer(gpu: bool = True) -> Callable[[Any, Any], Any]:
 
 
 def _legalize_resize2d(bb: Any, call: Any, gpu: bool = True) -> Any:
-    from tvm import relax, te, topi
+    from tvm import topi
 
     a = call.attrs
     covered = resize2d_covered(call)
@@ -292,15 +294,10 @@ def _legalize_resize2d(bb: Any, call: Any, gpu: bool = True) -> Any:
                           method=a.method, coordinate_transformation_mode=a.coordinate_transformation_mode,
                           rounding_method=a.rounding_method, bicubic_alpha=a.cubic_alpha,
                           bicubic_exclude=a.cubic_exclude, extrapolation_value=a.extrapolation_value)
-    # Not bb.call_te: it builds the PrimFunc with every index rewritten to int64.
-    x_ty = call.args[0].ty
-    x = te.placeholder([int(d) for d in x_ty.shape.values], str(x_ty.dtype), name="x")
+    x = placeholder(call.args[0], "x")
     y = _fast_resize2d(x, covered[0], covered[1], str(a.method), str(a.coordinate_transformation_mode),
                        str(a.rounding_method), gpu)
-    func = te.create_prim_func([x, y]).without_attr("global_symbol")
-    gvar = bb.add_func(func, "resize2d_tpat")
-    out_ty = relax.TensorType(relax.ShapeExpr([int(d) for d in y.shape]), y.dtype, x_ty.vdevice)
-    return relax.call_tir(gvar, [call.args[0]], out_ty)
+    return call_prim_func(bb, "resize2d_tpat", [call.args[0]], [x], y)
 
 # --- GatherND (relax.gather_nd) -------------------------------------------------------------------
 #
@@ -320,13 +317,8 @@ _GATHER_DTYPES = ("float32", "int32")
 
 def gather_nd_covered(data_ty: Any, indices_ty: Any, batch_dims: int) -> bool:
     """True when TPAT's gather_nd kernel covers these types (static shapes, 32-bit sizes)."""
-    from tvm import tirx
-
-    shapes = [getattr(getattr(t, "shape", None), "values", None) for t in (data_ty, indices_ty)]
-    if any(s is None or not all(isinstance(d, (int, tirx.IntImm)) for d in s) for s in shapes):
-        return False
-    data_shape, idx_shape = ([int(d) for d in s] for s in shapes)
-    if not idx_shape or str(indices_ty.dtype) not in ("int64", "int32"):
+    data_shape, idx_shape = static_shape(data_ty), static_shape(indices_ty)
+    if data_shape is None or not idx_shape or str(indices_ty.dtype) not in ("int64", "int32"):
         return False
     if str(data_ty.dtype) not in _GATHER_DTYPES:
         return False
@@ -334,12 +326,7 @@ def gather_nd_covered(data_ty: Any, indices_ty: Any, batch_dims: int) -> bool:
     if m < 1 or batch_dims + m > len(data_shape):
         return False
     out_shape = idx_shape[:-1] + data_shape[batch_dims + m:]
-    sizes = []
-    for shape in (data_shape, idx_shape, out_shape):
-        n = 1
-        for d in shape:
-            n *= d
-        sizes.append(n)
+    sizes = [prod(shape) for shape in (data_shape, idx_shape, out_shape)]
     return min(data_shape + idx_shape) > 0 and max(sizes) < 2**31
 
 
@@ -380,6 +367,7 @@ def fold_gather_nd_pass() -> Any:
 
 
 def _fast_gather_nd(data: Any, indices: Any, batch_dims: int) -> Any:
+    import tvm
     from tvm import te, tirx
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
@@ -387,28 +375,13 @@ def _fast_gather_nd(data: Any, indices: Any, batch_dims: int) -> Any:
     dshape = [int(d) for d in data.shape]
     ishape = [int(d) for d in indices.shape]
     m = ishape[-1]
-    batch = 1
-    for d in dshape[:batch_dims]:
-        batch *= d
-    rows = 1
-    for d in ishape[:-1]:
-        rows *= d
+    batch = prod(dshape[:batch_dims])
+    rows = prod(ishape[:-1])
     per_batch_rows = rows // batch
-    slice_len = 1
-    for d in dshape[batch_dims + m:]:
-        slice_len *= d
-    per_batch_data = 1
-    for d in dshape[batch_dims:]:
-        per_batch_data *= d
-    strides = []
-    for k in range(m):
-        st = slice_len
-        for d in dshape[batch_dims + k + 1:batch_dims + m]:
-            st *= d
-        strides.append(st)
-    width = {"float64": 8, "int64": 8, "uint64": 8}.get(data.dtype, 4 if data.dtype in ("float32", "int32", "uint32")
-                                                       else 2 if data.dtype in ("float16", "bfloat16", "int16",
-                                                                                "uint16") else 1)
+    slice_len = prod(dshape[batch_dims + m:])
+    per_batch_data = prod(dshape[batch_dims:])
+    strides = [prod(dshape[batch_dims + k + 1:batch_dims + m]) * slice_len for k in range(m)]
+    width = tvm.DataType(data.dtype).bits // 8
     vec = next(v for v in (16 // width, 4, 2, 1) if v >= 1 and slice_len % v == 0 and v * width <= 16)
     chunks = slice_len // vec
     work = rows * chunks
@@ -452,21 +425,12 @@ def _fast_gather_nd(data: Any, indices: Any, batch_dims: int) -> Any:
 
 
 def _legalize_gather_nd(bb: Any, call: Any) -> Any:
-    from tvm import relax, te
-
-    from .rowwise import _default_legalizer
-
     data, indices = call.args
     batch_dims = int(call.attrs.batch_dims)
     if not gather_nd_covered(data.ty, indices.ty, batch_dims):
-        return _default_legalizer("relax.gather_nd")(bb, call)
-    dp = te.placeholder([int(d) for d in data.ty.shape.values], str(data.ty.dtype), name="data")
-    ip = te.placeholder([int(d) for d in indices.ty.shape.values], str(indices.ty.dtype), name="indices")
-    y = _fast_gather_nd(dp, ip, batch_dims)
-    func = te.create_prim_func([dp, ip, y]).without_attr("global_symbol")
-    gvar = bb.add_func(func, "gather_nd_tpat")
-    out_ty = relax.TensorType(relax.ShapeExpr([int(d) for d in y.shape]), y.dtype, data.ty.vdevice)
-    return relax.call_tir(gvar, [data, indices], out_ty)
+        return default_legalizer("relax.gather_nd")(bb, call)
+    dp, ip = placeholder(data, "data"), placeholder(indices, "indices")
+    return call_prim_func(bb, "gather_nd_tpat", [data, indices], [dp, ip], _fast_gather_nd(dp, ip, batch_dims))
 
 
 def legalize_map() -> dict[str, Callable[[Any, Any], Any]]:

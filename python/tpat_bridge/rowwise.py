@@ -21,27 +21,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .lowering import call_prim_func, default_legalizer, placeholder, prod, static_shape
+
 WARPS_PER_BLOCK = 4
 MAX_ROW = 2048          # 64 values a lane, kept in registers
 REDUCE_SPLIT = 8        # rows of threads splitting a reduced axis
 FLOAT_DTYPES = ("float32",)   # other dtypes keep TVM's lowering until a GPU run has checked them
-
-
-def _static_shape(ty: Any) -> list[int] | None:
-    from tvm import tirx
-
-    shape = getattr(ty, "shape", None)
-    values = getattr(shape, "values", None)
-    if values is None or not all(isinstance(d, (int, tirx.IntImm)) for d in values):
-        return None
-    return [int(d) for d in values]
-
-
-def _prod(xs: list[int]) -> int:
-    p = 1
-    for x in xs:
-        p *= x
-    return p
 
 
 def _tree(values: list[Any], op: Callable[[Any, Any], Any]) -> Any:
@@ -91,7 +76,7 @@ def _row_extern(name: str, inputs: list[Any], out_shape: list[int], dtype: str, 
             with T.frame_scope([T.attr(bx, "thread_extent", nblk), T.attr(tx, "thread_extent", threads)]):
                 lane = T.bind(tirx.Cast(idx, tx.var) % i(32))
                 row = T.bind(tirx.Cast(idx, bx.var) * i(WARPS_PER_BLOCK) + tirx.Cast(idx, tx.var) // i(32))
-                flat_in = [T.buffer_proxy(T.decl_buffer((_prod([int(d) for d in b.shape]),), b.dtype, data=b.data))
+                flat_in = [T.buffer_proxy(T.decl_buffer((prod([int(d) for d in b.shape]),), b.dtype, data=b.data))
                            for b in ins]
                 flat_out = T.buffer_proxy(T.decl_buffer((rows * length,), dtype, data=out.data))
                 state = prologue(tirx.Cast(idx, tx.var), flat_in, i) if prologue is not None else None
@@ -197,7 +182,7 @@ def _row_covered(shape: list[int] | None, dtype: str) -> tuple[int, int] | None:
     if shape is None or not shape or dtype not in FLOAT_DTYPES:
         return None
     length = shape[-1]
-    rows = _prod(shape[:-1])
+    rows = prod(shape[:-1])
     if length <= 0 or length % 32 or length > MAX_ROW or rows <= 0:
         return None
     if -(-rows // WARPS_PER_BLOCK) >= 2**31:
@@ -205,48 +190,30 @@ def _row_covered(shape: list[int] | None, dtype: str) -> tuple[int, int] | None:
     return rows, length
 
 
-def _call_extern_tir(bb: Any, name: str, args: list[Any], placeholders: list[Any], y: Any) -> Any:
-    """Add ``y``'s PrimFunc (built from ``placeholders``) to the module and call it on ``args``;
-    not bb.call_te, which rewrites every index of the PrimFunc to int64."""
-    from tvm import relax, te
-
-    func = te.create_prim_func([*placeholders, y]).without_attr("global_symbol")
-    gvar = bb.add_func(func, name)
-    ty = args[0].ty
-    out_ty = relax.TensorType(relax.ShapeExpr([int(d) for d in y.shape]), y.dtype, ty.vdevice)
-    return relax.call_tir(gvar, args, out_ty)
-
-
-def _placeholder(expr: Any, name: str) -> Any:
-    from tvm import te
-
-    return te.placeholder(_static_shape(expr.ty), str(expr.ty.dtype), name=name)
-
-
 def _legalize_softmax(bb: Any, call: Any) -> Any:
     x = call.args[0]
-    shape = _static_shape(x.ty)
+    shape = static_shape(x.ty)
     covered = _row_covered(shape, str(x.ty.dtype))
     axis = int(call.attrs.axis)
     if covered is None or (axis % len(shape)) != len(shape) - 1:
-        return _default_legalizer("relax.nn.softmax")(bb, call)
-    xp = _placeholder(x, "x")
-    return _call_extern_tir(bb, "softmax_tpat", [x], [xp], _fast_softmax(xp, *covered))
+        return default_legalizer("relax.nn.softmax")(bb, call)
+    xp = placeholder(x, "x")
+    return call_prim_func(bb, "softmax_tpat", [x], [xp], _fast_softmax(xp, *covered))
 
 
 def _legalize_layer_norm(bb: Any, call: Any) -> Any:
     x, gamma, beta = call.args
     a = call.attrs
-    shape = _static_shape(x.ty)
+    shape = static_shape(x.ty)
     covered = _row_covered(shape, str(x.ty.dtype))
     axes = [int(v) % len(shape) for v in a.axes] if shape else []
-    same = all(str(t.ty.dtype) == str(x.ty.dtype) and _static_shape(t.ty) == shape[-1:] for t in (gamma, beta)) \
+    same = all(str(t.ty.dtype) == str(x.ty.dtype) and static_shape(t.ty) == shape[-1:] for t in (gamma, beta)) \
         if shape else False
     if covered is None or axes != [len(shape) - 1] or not same:
-        return _default_legalizer("relax.nn.layer_norm")(bb, call)
-    ps = [_placeholder(x, "x"), _placeholder(gamma, "gamma"), _placeholder(beta, "beta")]
+        return default_legalizer("relax.nn.layer_norm")(bb, call)
+    ps = [placeholder(x, "x"), placeholder(gamma, "gamma"), placeholder(beta, "beta")]
     y = _fast_layer_norm(*ps, *covered, float(a.epsilon), bool(a.center), bool(a.scale))
-    return _call_extern_tir(bb, "layer_norm_tpat", [x, gamma, beta], ps, y)
+    return call_prim_func(bb, "layer_norm_tpat", [x, gamma, beta], ps, y)
 
 
 # --- Reductions over an axis with contiguous elements after it ------------------------------------
@@ -259,9 +226,9 @@ def reduce_covered(shape: list[int] | None, axes: list[int], dtype: str) -> tupl
     axes = sorted(a % len(shape) for a in axes)
     if axes != list(range(axes[0], axes[-1] + 1)):
         return None
-    outer = _prod(shape[:axes[0]])
-    reduced = _prod(shape[axes[0]:axes[-1] + 1])
-    inner = _prod(shape[axes[-1] + 1:])
+    outer = prod(shape[:axes[0]])
+    reduced = prod(shape[axes[0]:axes[-1] + 1])
+    inner = prod(shape[axes[-1] + 1:])
     if inner < 32 or reduced < 1 or outer < 1 or outer * reduced * inner >= 2**31:
         return None
     if outer * (-(-inner // 32)) >= 2**31:
@@ -333,16 +300,16 @@ def _fast_reduce(x: Any, kind: str, outer: int, reduced: int, inner: int, out_sh
 def _reduce_legalizer(kind: str, fallback: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     def legalize(bb: Any, call: Any) -> Any:
         x = call.args[0]
-        shape = _static_shape(x.ty)
+        shape = static_shape(x.ty)
         axis = call.attrs.axis
         axes = [int(a) for a in axis] if axis is not None else (list(range(len(shape))) if shape else [])
         covered = reduce_covered(shape, axes, str(x.ty.dtype))
-        out_shape = _static_shape(call.ty)
+        out_shape = static_shape(call.ty)
         if covered is None or out_shape is None:
             return fallback(bb, call)
-        xp = _placeholder(x, "x")
+        xp = placeholder(x, "x")
         y = _fast_reduce(xp, kind, *covered, out_shape)
-        return _call_extern_tir(bb, f"reduce_{kind}_tpat", [x], [xp], y)
+        return call_prim_func(bb, f"reduce_{kind}_tpat", [x], [xp], y)
 
     return legalize
 
@@ -352,12 +319,5 @@ def legalize_map() -> dict[str, Callable[[Any, Any], Any]]:
     return {
         "relax.nn.softmax": _legalize_softmax,
         "relax.nn.layer_norm": _legalize_layer_norm,
-        **{f"relax.{k}": _reduce_legalizer(k, _default_legalizer(f"relax.{k}")) for k in ("max", "min", "sum")},
+        **{f"relax.{k}": _reduce_legalizer(k, default_legalizer(f"relax.{k}")) for k in ("max", "min", "sum")},
     }
-
-
-def _default_legalizer(op_name: str) -> Callable[[Any, Any], Any]:
-    """TVM's own legalization of ``op_name`` (what LegalizeOps would use)."""
-    import tvm
-
-    return tvm.ir.Op.get(op_name).get_attr("FLegalize")

@@ -1,0 +1,49 @@
+"""Helpers shared by TPAT's own lowerings (legalize.py, rowwise.py): static shapes, placeholders,
+and calling a hand-scheduled PrimFunc from Relax."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+def static_shape(ty: Any) -> list[int] | None:
+    """The dims of a tensor type when every one is a constant, else None."""
+    from tvm import tirx
+
+    values = getattr(getattr(ty, "shape", None), "values", None)
+    if values is None or not all(isinstance(d, (int, tirx.IntImm)) for d in values):
+        return None
+    return [int(d) for d in values]
+
+
+def prod(xs: list[int]) -> int:
+    """The product of ``xs`` (1 for none)."""
+    p = 1
+    for x in xs:
+        p *= x
+    return p
+
+
+def placeholder(expr: Any, name: str) -> Any:
+    """A TE placeholder with the (static) shape and dtype of a Relax expression."""
+    from tvm import te
+
+    return te.placeholder(static_shape(expr.ty), str(expr.ty.dtype), name=name)
+
+
+def call_prim_func(bb: Any, name: str, args: list[Any], placeholders: list[Any], y: Any) -> Any:
+    """Adds ``y``'s PrimFunc (built from ``placeholders``) to the module and calls it on ``args``;
+    not bb.call_te, which rewrites every index of the PrimFunc to int64."""
+    from tvm import relax, te
+
+    func = te.create_prim_func([*placeholders, y]).without_attr("global_symbol")
+    gvar = bb.add_func(func, name)
+    out_ty = relax.TensorType(relax.ShapeExpr([int(d) for d in y.shape]), y.dtype, args[0].ty.vdevice)
+    return relax.call_tir(gvar, args, out_ty)
+
+
+def default_legalizer(op_name: str) -> Callable[[Any, Any], Any]:
+    """TVM's own legalization of ``op_name`` (what LegalizeOps would use)."""
+    import tvm
+
+    return tvm.ir.Op.get(op_name).get_attr("FLegalize")
