@@ -68,8 +68,8 @@ extension ONNXModel {
             if StreamedModelWriter.applies(to: output) {
                 try StreamedModelWriter.write(output, toNewFile: modelTemp.path)
             } else {
-                let serialized: PageAlignedBytes = try output.serializedBytes()
-                try serialized.write(toNewFile: modelTemp.path)
+                let serialized: Data = try output.serializedBytes()
+                try serialized.withUnsafeBytes { try DirectFileSink.write($0, toNewFile: modelTemp.path) }
             }
         } catch let error as ONNXError {
             throw error

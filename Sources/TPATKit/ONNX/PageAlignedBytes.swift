@@ -1,5 +1,4 @@
 import Foundation
-import SwiftProtobuf
 
 #if canImport(Glibc)
     import Glibc
@@ -7,11 +6,9 @@ import SwiftProtobuf
     import Darwin
 #endif
 
-/// Page-aligned, pre-faulted memory that SwiftProtobuf serializes into, so that a large model is
-/// written with one `O_DIRECT` write and no copy. Measured here on a 1 GB model: a fresh heap
-/// buffer costs about a second in page faults before a byte is encoded, and buffered writes run at
-/// a quarter of the disk's speed; see docs/benchmarks.md.
-struct PageAlignedBytes: SwiftProtobufContiguousBytes {
+/// Page-aligned, pre-faulted memory (huge pages where the system gives them): the buffer
+/// ``DirectFileSink`` writes from with `O_DIRECT`, which needs page-aligned addresses and lengths.
+struct PageAlignedBytes {
     final class Storage {
         let base: UnsafeMutableRawPointer
         let count: Int
@@ -58,16 +55,8 @@ struct PageAlignedBytes: SwiftProtobufContiguousBytes {
         if repeating != 0 { storage.base.initializeMemory(as: UInt8.self, repeating: repeating, count: count) }
     }
 
-    init<S: Sequence>(_ sequence: S) where S.Element == UInt8 {
-        let bytes = Array(sequence)
-        self.init(repeating: 0, count: bytes.count)
-        bytes.withUnsafeBytes { storage.base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-    }
-
     var count: Int { storage.count }
 
-    /// The mapped length: `count` rounded up to whole pages, the bytes past `count` zero.
-    var pageAlignedLength: Int { storage.mappedLength }
 
     func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: storage.base, count: storage.count))
@@ -82,23 +71,6 @@ struct PageAlignedBytes: SwiftProtobufContiguousBytes {
         return try body(UnsafeMutableRawBufferPointer(start: storage.base, count: storage.count))
     }
 
-    /// Writes the bytes to a new file at `path`, bypassing the page cache where the file system
-    /// allows it (whole pages, then the file is cut to `count`), else with ordinary writes.
-    func write(toNewFile path: String) throws {
-        #if os(Linux)
-            let direct = open(path, O_WRONLY | O_CREAT | O_TRUNC | Self.directIO, 0o644)
-            if direct >= 0 {
-                defer { close(direct) }
-                if writeAll(direct, length: storage.mappedLength), ftruncate(direct, off_t(storage.count)) == 0 { return }
-                // Some file systems accept O_DIRECT at open and refuse it at write: start over.
-            }
-        #endif
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        defer { close(fd) }
-        guard writeAll(fd, length: storage.count) else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-    }
-
     #if os(Linux)
         // Glibc's module does not export O_DIRECT (it needs _GNU_SOURCE); its value per arch.
         #if arch(arm64) || arch(arm)
@@ -107,18 +79,4 @@ struct PageAlignedBytes: SwiftProtobufContiguousBytes {
             static let directIO: Int32 = 0o40000
         #endif
     #endif
-
-    private func writeAll(_ fd: Int32, length: Int) -> Bool {
-        var offset = 0
-        while offset < length {
-            // Chunks of 64 MiB: a multiple of every page size, within every write(2) limit.
-            let n = Foundation.write(fd, storage.base + offset, min(1 << 26, length - offset))
-            if n < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            offset += n
-        }
-        return true
-    }
 }

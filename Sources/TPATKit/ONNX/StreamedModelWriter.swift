@@ -82,8 +82,21 @@ enum StreamedModelWriter {
 
 /// Appends bytes to a new file through one reused page-aligned buffer, written with `O_DIRECT`
 /// where the file system allows it (whole pages; the file is cut to its length at the end), else
-/// with ordinary writes.
-private final class DirectFileSink {
+/// with ordinary writes. (This VM wrote through the page cache at about 230 MB/s, with `O_DIRECT`
+/// at about 2 GB/s.)
+final class DirectFileSink {
+    /// Writes `bytes` to a new file at `path`.
+    static func write(_ bytes: UnsafeRawBufferPointer, toNewFile path: String) throws {
+        let sink = try DirectFileSink(path: path)
+        do {
+            try sink.append(bytes)
+            try sink.finish()
+        } catch {
+            sink.abandon()
+            throw error
+        }
+    }
+
     private static let capacity = 32 << 20
     private var buffer = PageAlignedBytes(repeating: 0, count: DirectFileSink.capacity)
     private var filled = 0
