@@ -47,3 +47,20 @@ def default_legalizer(op_name: str) -> Callable[[Any, Any], Any]:
     import tvm
 
     return tvm.ir.Op.get(op_name).get_attr("FLegalize")
+
+
+# CUDA's __stcs has overloads for these (cuda_fp16.h's for half); other dtypes keep plain stores.
+_STREAMING_STORE_DTYPES = ("float32", "float16")
+
+
+def streaming_store(buf: Any, index: Any, value: Any, gpu: bool = True) -> None:
+    """Stores ``value`` at ``buf[index]`` (a 1-D buffer proxy, inside an IRBuilder frame) with
+    CUDA's ``__stcs`` (evict-first: the line is not kept in L2 for a later read), for outputs that
+    nothing in the same kernel reads back; a plain store off the GPU or for other dtypes."""
+    from tvm import tirx
+    from tvm.script.ir_builder import tirx as T
+
+    if gpu and str(buf.dtype) in _STREAMING_STORE_DTYPES:
+        T.evaluate(tirx.call_extern("void", "__stcs", tirx.address_of(buf[index]), value))
+    else:
+        buf[index] = value
