@@ -4,6 +4,7 @@ PyTorch eager and torch.compile, and against the memory-bandwidth floor, on one 
 
     python3 scripts/bench-kernels.py --plugins untuned=DIR --plugins tuned=DIR2 \\
         --model models/generated/bench.onnx [--out results.json] [--quick] [--no-compile]
+    python3 scripts/bench-kernels.py --plugins untuned=DIR --plugins tuned=DIR2 --time-plugins tpat_matmul,...
 
 DIR is a `tpat generate` output folder of models/generated/bench.onnx (scripts/make-bench-models.py)
 whose plugins/<name>/build/lib<name>_kernels.so exist (scripts/bench-kernels.sh links them).
@@ -262,6 +263,10 @@ def main() -> int:
     ap.add_argument("--only", default="", help="comma-separated workload names")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test)")
     ap.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
+    ap.add_argument("--time-plugins", default="",
+                    help="plugin names (comma-separated) to time in every --plugins folder with random"
+                         " inputs of their manifest's static shapes, instead of the workloads (tuned against"
+                         " untuned for nodes outside bench.onnx)")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     prop = torch.cuda.get_device_properties(0)
@@ -271,6 +276,8 @@ def main() -> int:
     print(f"# {prop.name}, {prop.multi_processor_count} SMs, L2 {l2 >> 20} MiB; copy kernel {bw / 1e9:.0f} GB/s;"
           f" torch {torch.__version__}", flush=True)
     plugin_sets = [p.split("=", 1) for p in args.plugins]
+    if args.time_plugins:
+        return time_plugins(args, plugin_sets, prop, l2, bw, reps)
     only = set(filter(None, args.only.split(",")))
     rows = []
     g = torch.Generator(device="cuda")
@@ -281,11 +288,8 @@ def main() -> int:
         first = w.make(g)
         out0 = w.torch_fn(*first)
         set_bytes = rw_bytes(first, out0)
-        # Rotate input sets until they fill 4x L2 (at most 16 sets, at most 8 GiB).
-        k = 1 if set_bytes >= 2 * l2 else min(16, math.ceil(4 * l2 / set_bytes), max(1, (8 << 30) // set_bytes))
+        k, cache, per_graph = rotation(set_bytes, l2)
         sets = [first] + [w.make(g) for _ in range(k - 1)]
-        cache = "L2" if k * set_bytes < 2 * l2 else ("rot" if k > 1 else "")
-        per_graph = max(k, 4 if set_bytes < (256 << 20) else 2)
         floor_s = w.min_bytes(first, out0) / bw
         row = {"name": w.name, "label": w.label, "sets": k, "cache": cache, "floorUs": floor_s * 1e6,
                "minBytes": w.min_bytes(first, out0), "impl": {}}
@@ -340,6 +344,81 @@ def main() -> int:
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
+    return 0
+
+
+def rotation(set_bytes: int, l2: int) -> tuple[int, str, int]:
+    """How many input sets to rotate (until they fill 4x L2: at most 16 sets, at most 8 GiB), the
+    table's cache mark, and how many calls one CUDA graph holds."""
+    k = 1 if set_bytes >= 2 * l2 else min(16, math.ceil(4 * l2 / set_bytes), max(1, (8 << 30) // set_bytes))
+    cache = "L2" if k * set_bytes < 2 * l2 else ("rot" if k > 1 else "")
+    return k, cache, max(k, 4 if set_bytes < (256 << 20) else 2)
+
+
+def static_dims(shape: list[dict]) -> list[int]:
+    """A manifest shape's dims; only constants (--time-plugins needs static shapes)."""
+    dims = [d.get("tree", {}).get("int") for d in shape]
+    if any(d is None for d in dims):
+        raise ValueError("symbolic shape: --time-plugins needs static shapes")
+    return [int(d) for d in dims]
+
+
+def time_plugins(args: argparse.Namespace, plugin_sets: list[list[str]], prop, l2: int, bw: float,
+                 reps: int) -> int:
+    """Times the named plugins of every plugin set on the same random inputs (floats from N(0,1),
+    integers 0) and checks that every set's outputs agree with the first set's."""
+    g = torch.Generator(device="cuda")
+    rows = []
+    for name in filter(None, args.time_plugins.split(",")):
+        row = {"name": name, "impl": {}}
+        ref = None
+        for label, directory in plugin_sets:
+            try:
+                plugin = Plugin(os.path.join(directory, "plugins", name), name)
+
+                def make() -> list[torch.Tensor]:
+                    ins = []
+                    for i in plugin.manifest["inputs"]:
+                        dims, dt = static_dims(i["shape"]), DT[i["dtype"]]
+                        ins.append(torch.randn(dims, generator=g, device="cuda").to(dt) if dt.is_floating_point
+                                   else torch.zeros(dims, dtype=dt, device="cuda"))
+                    return ins
+
+                g.manual_seed(1234)
+                first = make()
+                call, outs = plugin.bind(first)
+                call()
+                torch.cuda.synchronize()
+                set_bytes = sum(nbytes(t) for t in first + outs)
+                k, cache, per_graph = rotation(set_bytes, l2)
+                sets = [first] + [make() for _ in range(k - 1)]
+                t = time_graph([plugin.bind(s)[0] for s in sets], reps=reps, per_graph=per_graph)
+                impl = {"us": t * 1e6, "tuned": plugin.tuned, "sets": k, "cache": cache}
+                if ref is None:
+                    ref = [o.double() for o in outs]
+                else:
+                    rel = max((torch.linalg.vector_norm(o.double() - r) / torch.linalg.vector_norm(r)).item()
+                              for o, r in zip(outs, ref))
+                    impl["relToFirst"] = rel
+                row["impl"][label] = impl
+            except Exception as exc:  # noqa: BLE001
+                row["impl"][label] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            print(f"  {name:18s} {label:8s} {json.dumps(row['impl'][label])}", flush=True)
+        rows.append(row)
+    labels = [lbl for lbl, _ in plugin_sets]
+    lines = ["| plugin | " + " | ".join(f"{x} us" for x in labels) + " |", "|" + "---|" * (len(labels) + 1)]
+    for r in rows:
+        cells = []
+        for x in labels:
+            i = r["impl"].get(x, {})
+            bad = "relToFirst" in i and not i["relToFirst"] < 1e-4
+            cells.append("err" if "us" not in i else f"{i['us']:.1f}" + (" (DIFFERS)" if bad else ""))
+        lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
+    print("\n".join(lines))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"gpu": prop.name, "date": datetime.date.today().isoformat(), "copyGBs": bw / 1e9,
+                       "torch": torch.__version__, "command": " ".join(sys.argv), "plugins": rows}, f, indent=1)
     return 0
 
 
