@@ -175,3 +175,46 @@ def test_candidates_build_in_workers_without_the_tensor_intrinsics():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
     assert out.stdout.strip() == "False"
+
+
+def test_top_records_match_metaschedules_database(tmp_path):
+    """TPAT's reader of the JSON database picks the record JSONDatabase.get_top_k picks (best mean
+    run time, failed measurements left out) and None for a module the database does not hold."""
+    import tvm
+    from onnx import TensorProto, helper
+    from tvm.s_tir import Schedule
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+    from tvm.s_tir.meta_schedule.database import JSONDatabase, TuningRecord
+
+    from tpat_bridge.compiler import import_model
+    from tpat_bridge.tuning import extract, top_records
+
+    def task_mod(n: int):
+        g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "g",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n]),
+                               helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])])
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        return extract(import_model(model, [])[0], target)[0].mod
+
+    target = tvm.target.Target(target_dict("sm_90"))
+    a, b, missing = task_mod(32), task_mod(48), task_mod(64)
+    db = JSONDatabase(work_dir=str(tmp_path))
+    runs = {0: [[3e-6], [1e10], [2e-6, 2.2e-6], [2.5e-6], [1e-6]], 1: [[1e10], [5e-6], [4e-6, 7e-6], [1e10, 1e-7]]}
+    for k, mod in enumerate((a, b)):
+        wl = db.commit_workload(mod)
+        for n, secs in enumerate(runs[k]):
+            sch = Schedule(mod)
+            if not (k == 0 and n == 4):  # an empty trace: not a valid record, however fast
+                sch.get_sblock("matmul")
+            db.commit_tuning_record(TuningRecord(sch.trace, wl, [float(s) for s in secs], target,
+                                                 ArgInfo.from_prim_func(mod["main"])))
+    got = top_records(str(tmp_path), [a, b, missing])
+    fresh = JSONDatabase(work_dir=str(tmp_path))
+    for mod, rec in zip((a, b), got):
+        want = fresh.get_top_k(fresh.commit_workload(mod), 1)[0]
+        assert rec is not None and [float(x) for x in rec.run_secs] == [float(x) for x in want.run_secs]
+    assert [float(x) for x in got[0].run_secs] == [2e-6, 2.2e-6]
+    assert [float(x) for x in got[1].run_secs] == [5e-6]
+    assert got[2] is None
+    assert top_records(str(tmp_path / "absent"), [a]) == [None]
