@@ -200,7 +200,8 @@ def fixtures(folder: pathlib.Path) -> None:
 def lowerings(path: pathlib.Path) -> None:
     """Shapes at the edges of TPAT's own lowerings, for their self-tests on a GPU: rows that do not
     fill a block, rows of 64 and 2048, reduced axes shorter than the thread split, inner sizes that
-    are not a multiple of 32, two reduced axes, long reduced axes, GatherND with batch_dims."""
+    are not a multiple of 32, two reduced axes, long reduced axes, GatherND with batch_dims, OneHot
+    along every kind of axis with each value type TPAT's kernel covers."""
     rng = np.random.default_rng(5)
     F, I64 = TensorProto.FLOAT, TensorProto.INT64
     inputs, outputs, inits, nodes = [], [], [], []
@@ -225,6 +226,15 @@ def lowerings(path: pathlib.Path) -> None:
     node("ReduceSum", [3, 37, 64], "reducesum_3x37x64", ["reducesum.axes"], keepdims=1)
     inputs.append(helper.make_tensor_value_info("gather_b.indices", I64, [2, 7, 2]))
     node("GatherND", [2, 10, 6, 40], "gather_b", ["gather_b.indices"], batch_dims=1)
+    # OneHot: depth first / in the middle / last, 4 outputs per thread or 1, index and value types
+    for name, shape, depth, axis, itype, values, dtype in (
+            ("onehot_axis0", [3, 4], 6, 0, I64, np.array([0, 1], np.float32), np.int64),
+            ("onehot_mid_i32", [2, 3, 5], 4, 1, TensorProto.INT32, np.array([1, 0], np.float32), np.int32),
+            ("onehot_depth10", [7], 10, -1, I64, np.array([-2.5, 3], np.float32), np.int64),
+            ("onehot_f16", [2, 8], 16, 2, I64, np.array([0, 1], np.float16), np.int64),
+            ("onehot_i64", [4, 8], 8, -1, I64, np.array([0, 7], np.int64), np.int64)):
+        inits += [const(f"{name}.depth", np.array(depth, dtype)), const(f"{name}.values", values)]
+        node("OneHot", shape, name, [f"{name}.depth", f"{name}.values"], dtype=itype, axis=axis)
     graph = helper.make_graph(nodes, "tpat_lowerings", inputs, outputs, initializer=inits)
     finish(graph, path)
 

@@ -84,8 +84,8 @@ def scatternd() -> onnx.ModelProto:
                                 vi("updates", F32, [32, 600, 256])], [vi("y", F32, [32, 128, 128, 256])])
 
 
-def onehot() -> onnx.ModelProto:
-    return single("OneHot", [vi("indices", I64, [16])], [vi("y", F32, [16, 16384])],
+def onehot(rows: int = 16) -> onnx.ModelProto:
+    return single("OneHot", [vi("indices", I64, [rows])], [vi("y", F32, [rows, 16384])],
                   [init("depth", np.array(16384, np.int64)), init("values", np.array([0, 1], np.float32))],
                   axis=-1)
 

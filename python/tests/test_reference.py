@@ -82,12 +82,17 @@ def test_scatternd_targets_unique(tmp_path: Path) -> None:
     assert np.array_equal(out, want)
 
 
-def test_onehot_indices_in_depth(tmp_path: Path) -> None:
-    doc = ref(tmp_path, models.onehot())
+def test_onehot_indices_cover_negative_and_out_of_range(tmp_path: Path) -> None:
+    """Mostly in [-depth, depth) (one 1 in the row, negatives counting from the end), some outside
+    (an all-off row), including values that alias an index after a 32-bit truncation."""
+    doc = ref(tmp_path, models.onehot(rows=256))
     idx = doc["inputs"][0]["array"]
-    assert ((idx >= 0) & (idx < 16384)).all()
+    inside = (idx >= -16384) & (idx < 16384)
+    assert inside.any() and (~inside).any() and (idx < 0).any() and (np.abs(idx) >= 2**32).any()
     out = doc["outputs"][0]["array"]
-    assert out.dtype == np.float32 and (out.sum(axis=1) == 1).all()
+    assert out.dtype == np.float32 and (out.sum(axis=1) == inside).all()
+    hot = np.argmax(out[inside], axis=1)
+    assert (hot == np.where(idx[inside] < 0, idx[inside] + 16384, idx[inside])).all()
 
 
 def test_isinf_sees_both_answers(tmp_path: Path) -> None:

@@ -232,11 +232,11 @@ def fuse_passes() -> list[Any]:
     from tvm import relax
     from tvm.relax.backend.cuda import pipeline as cuda_pipeline
 
-    from .legalize import fold_gather_nd_pass, legalize_map
+    from .legalize import fold_frontend_normalization_pass, legalize_map
 
     return [
         *cuda_pipeline.library_dispatch_passes(None),
-        fold_gather_nd_pass(),
+        fold_frontend_normalization_pass(),
         relax.transform.LegalizeOps(customize_legalize_map=legalize_map()),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),

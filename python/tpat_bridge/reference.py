@@ -144,7 +144,13 @@ def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int]) -> list
         elif op == "OneHot" and pos == 0:
             depth_name = node.input[1]
             depth = int(np.asarray(values.get(depth_name, 2)).reshape(-1)[0])
-            arr = rng.integers(0, depth, size=shape)
+            # negative indices count from the end; one in eight is out of [-depth, depth) (an
+            # all-off row), among them values a 32-bit truncation would bring into range
+            arr = rng.integers(-depth, depth, size=shape)
+            wide = np.dtype(dtype).itemsize == 8
+            outside = np.array([depth, depth + 3, -depth - 1] + ([2**40, -(2**40)] if wide else []), np.int64)
+            mask = rng.random(shape) < 0.125
+            arr[mask] = rng.choice(outside, size=int(mask.sum()))
         else:
             arr = _generic(rng, shape, dtype, op, pos)
         arr = np.ascontiguousarray(np.asarray(arr).astype(dtype))
