@@ -95,3 +95,19 @@ def test_unsupported_dtypes_keep_tvms_lowering():
     model = one_hot_model((16,), 64, -1, val_type=TensorProto.DOUBLE)
     kernels = list(compile_model(model, "sm_90", []).device_funcs)
     assert not any("tpat" in k for k in kernels), kernels
+
+
+def test_float_depth_is_cast_to_int64_as_onnx_says():
+    """ONNX casts a non-integer depth to int64 before use; TVM's frontend refuses a float depth,
+    so the bridge hands it an int64 one (ONNX's backend tests use float depths)."""
+    model = one_hot_model((5,), 6, -1, values=(0, 1), depth_type=TensorProto.FLOAT)
+    indices = np.array([0, -1, 5, 6, -7], np.int64)
+    np.testing.assert_array_equal(run_cpu(model, indices), run_ort(model, indices))
+    assert model.graph.initializer[0].data_type == TensorProto.FLOAT  # the input model is left alone
+
+
+def test_float_indices_are_cast_to_int64_as_onnx_says():
+    """Integral values only: for others the spec's cast (truncation) and ONNX Runtime disagree."""
+    model = one_hot_model((6,), 5, 0, idx_type=TensorProto.FLOAT, values=(0, 1), depth_type=TensorProto.FLOAT)
+    indices = np.array([0.0, 1.0, -1.0, 4.0, 5.0, -6.0], np.float32)
+    np.testing.assert_array_equal(run_cpu(model, indices), run_ort(model, indices))

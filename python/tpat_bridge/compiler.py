@@ -121,12 +121,54 @@ def relax_output_dtypes(mod: Any) -> list[str]:
     return [str(f.dtype) for f in fields]
 
 
+def with_integer_onehot_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model``, or a copy in which OneHot gets int64 where ONNX casts to int64 before use and TVM's
+    frontend refuses anything else: a constant non-integer depth becomes an int64 constant, a
+    non-integer indices input passes through a Cast to int64 (truncation, as ONNX Runtime does)."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    integral = {onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.INT16, onnx.TensorProto.INT8,
+                onnx.TensorProto.UINT64, onnx.TensorProto.UINT32, onnx.TensorProto.UINT16, onnx.TensorProto.UINT8}
+    inits = {t.name: t for t in model.graph.initializer}
+    types = {v.name: v.type.tensor_type.elem_type for v in
+             [*model.graph.input, *model.graph.value_info, *model.graph.output]}
+    types.update({name: t.data_type for name, t in inits.items()})
+
+    def float_depth(n: Any) -> bool:
+        return len(n.input) > 1 and n.input[1] in inits and inits[n.input[1]].data_type not in integral
+
+    def float_indices(n: Any) -> bool:
+        return types.get(n.input[0], onnx.TensorProto.INT64) not in integral
+
+    if not any(n.op_type == "OneHot" and (float_depth(n) or float_indices(n)) for n in model.graph.node):
+        return model
+    patched = onnx.ModelProto()
+    patched.CopyFrom(model)
+    graph, nodes = patched.graph, list(patched.graph.node)
+    del graph.node[:]
+    for node in nodes:
+        if node.op_type == "OneHot" and float_depth(node):
+            name = f"{node.input[1]}__tpat_int64"
+            if name not in {t.name for t in graph.initializer}:
+                depth = numpy_helper.to_array(inits[node.input[1]]).astype(np.int64)
+                graph.initializer.append(numpy_helper.from_array(depth, name))
+            node.input[1] = name
+        if node.op_type == "OneHot" and float_indices(node):
+            name = f"{node.input[0]}__tpat_int64"
+            graph.node.append(helper.make_node("Cast", [node.input[0]], [name], to=onnx.TensorProto.INT64,
+                                               name=f"{node.name or 'onehot'}__tpat_indices_cast"))
+            node.input[0] = name
+        graph.node.append(node)
+    return patched
+
+
 def import_onnx(model: onnx.ModelProto) -> Any:
     """TVM's Relax ONNX frontend, parameters bound as constants."""
     from tvm.relax.frontend.onnx import from_onnx
 
     try:
-        return from_onnx(model, keep_params_in_input=False)
+        return from_onnx(with_integer_onehot_inputs(model), keep_params_in_input=False)
     except Exception as exc:  # noqa: BLE001 - the frontend raises anything
         raise BridgeError("import", f"TVM's ONNX frontend refused {_node_desc(model)}: {_reason(exc)}") from exc
 
