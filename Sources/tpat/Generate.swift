@@ -66,7 +66,7 @@ struct Generate: AsyncParsableCommand {
     @Option(name: .customLong("rpc-key"), help: "Tuning: device key at the RPC tracker.")
     var rpcKey: String?
 
-    @Option(name: .customLong("kernel-cache"), help: "Kernel cache folder (untuned nodes generated before are reused without TVM); default $TPAT_KERNEL_CACHE or ~/.cache/tpat/kernels.")
+    @Option(name: .customLong("kernel-cache"), help: "Kernel cache folder (nodes generated before, tuned ones with the same tuning database, are reused without TVM); default $TPAT_KERNEL_CACHE or ~/.cache/tpat/kernels.")
     var kernelCache: String?
 
     @Flag(name: .customLong("no-kernel-cache"), help: "Run TVM for every node, neither reading nor filling the kernel cache.")

@@ -133,6 +133,37 @@ def run_node(req: NodeRequest, arch: str, version: str, tuning: Any = None, prog
     return entry
 
 
+def cache_key(req: NodeRequest, arch: str, version: str, tuning: Any) -> str:
+    """The kernel cache key of a node request (with the tuning database's state when tuned)."""
+    from . import cache
+    from .tuning import database_state
+
+    state = database_state(tuning, version, arch) if tuning is not None else ""
+    return cache.key(req.model, req.node, req.kernel_prefix, arch, version, state)
+
+
+def cached_entry(req: NodeRequest, arch: str, version: str, tuning: Any, cache_dir: str) -> dict[str, Any] | None:
+    """The result entry of a node the kernel cache holds (manifest and constants copied into its
+    folder), or None. A tuned entry reports its tuning figures as reused: nothing was measured."""
+    from . import cache
+
+    k = cache_key(req, arch, version, tuning)
+    manifest = cache.restore(cache_dir, k, req.out_dir)
+    if manifest is None:
+        return None
+    entry: dict[str, Any] = {"id": req.id, "status": "ok", "manifest": manifest, "cached": True}
+    note = f"node {req.id}: from the kernel cache ({cache.entry_dir(cache_dir, k)})"
+    stats = cache.tuning_stats(cache_dir, k) if tuning is not None else None
+    if stats is not None:
+        stats = dict(stats, reused=True, seconds=0.0,
+                     tasks=[dict(t, reused=True) for t in stats.get("tasks", []) if isinstance(t, dict)])
+        entry["tuning"] = stats
+        note += f", tuned with the database {stats.get('database', '?')} as it was then and still is"
+    with open(os.path.join(req.out_dir, "bridge.log"), "w") as f:
+        f.write(note + "\n")
+    return entry
+
+
 def run_request(request_path: str, result_path: str) -> int:
     """The ``manifests`` subcommand. RESULT is always written; returns the exit status."""
     result: dict[str, Any] = {"tvmVersion": "", "nodes": []}
@@ -145,28 +176,25 @@ def run_request(request_path: str, result_path: str) -> int:
 
         tuning = TuningOptions.parse(request.get("tuning"))
         progress = progress_stream() if tuning else None
-        # Tuned builds depend on the tuning database (its own reuse): no kernel cache for them.
-        cache_dir = request.get("cacheDirectory") if tuning is None else None
+        cache_dir = request.get("cacheDirectory")
         version = tvm_version()
         result["tvmVersion"] = version
         for n in request["nodes"]:
             req = NodeRequest(n["id"], n["model"], n["outDir"], n["kernelPrefix"], n.get("node"))
             start = time.perf_counter()
-            k = None
-            if cache_dir:
-                from . import cache
-
-                k = cache.key(req.model, req.node, req.kernel_prefix, arch, version)
-                manifest = cache.restore(cache_dir, k, req.out_dir)
-                if manifest is not None:
-                    result["nodes"].append({"id": req.id, "status": "ok", "manifest": manifest, "cached": True,
-                                            "seconds": round(time.perf_counter() - start, 3)})
-                    continue
+            entry = cached_entry(req, arch, version, tuning, cache_dir) if cache_dir else None
+            if entry is not None:
+                entry["seconds"] = round(time.perf_counter() - start, 3)
+                result["nodes"].append(entry)
+                continue
             import tvm  # noqa: F401 - paid once for all nodes, and only when one is not cached
 
             entry = run_node(req, arch, version, tuning, progress)
-            if k is not None and entry["status"] == "ok":
-                cache.store(cache_dir, k, req.out_dir)
+            if cache_dir and entry["status"] == "ok" and "error" not in entry.get("tuning", {}):
+                from . import cache
+
+                # A tuned build's key holds the database as tuning left it.
+                cache.store(cache_dir, cache_key(req, arch, version, tuning), req.out_dir, entry.get("tuning"))
             result["nodes"].append(entry)
     except Exception as exc:  # noqa: BLE001 - bad request or TVM missing: still write RESULT
         result["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"

@@ -1,9 +1,10 @@
 """The kernel cache: a node generated before (same sub-model, original node, kernel prefix, arch,
 TVM version and bridge sources) gets its manifest and constants back without importing TVM.
 
-Layout: ``<cache>/<key[:2]>/<key>/{manifest.json, constants/}``, written to a temporary folder
-and renamed into place, so a reader never sees half an entry. Tuned builds are not cached: their
-schedules depend on the tuning database, which has its own reuse.
+Layout: ``<cache>/<key[:2]>/<key>/{manifest.json, constants/, tuning.json}``, written to a
+temporary folder and renamed into place, so a reader never sees half an entry. A tuned build's key
+also holds the state of the tuning database (``tuning.database_state``): the entry serves while no
+record has been added since, and keeps the tuning figures of the build it came from (tuning.json).
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ def bridge_digest() -> str:
     return h.hexdigest()
 
 
-def key(model_path: str, node: dict[str, str] | None, kernel_prefix: str, arch: str, tvm_version: str) -> str:
-    """The cache key of one node request: its sub-model (and external data), identity and target."""
+def key(model_path: str, node: dict[str, str] | None, kernel_prefix: str, arch: str, tvm_version: str,
+        tuning_state: str = "") -> str:
+    """The cache key of one node request: its sub-model (and external data), identity and target,
+    and for a tuned build the tuning database's state."""
     h = hashlib.sha256()
-    for part in (bridge_digest(), arch, tvm_version, kernel_prefix, json.dumps(node or {}, sort_keys=True)):
+    for part in (bridge_digest(), arch, tvm_version, kernel_prefix, json.dumps(node or {}, sort_keys=True),
+                 tuning_state):
         h.update(part.encode())
         h.update(b"\0")
     with open(model_path, "rb") as f:
@@ -56,7 +60,8 @@ def entry_dir(cache_dir: str, k: str) -> str:
 
 
 def restore(cache_dir: str, k: str, out_dir: str) -> str | None:
-    """Copies a cached entry into ``out_dir``; its manifest path, or None on a miss."""
+    """Copies a cached entry's manifest and constants into ``out_dir``; the manifest path, or None
+    on a miss."""
     src = entry_dir(cache_dir, k)
     if not os.path.isfile(os.path.join(src, "manifest.json")):
         return None
@@ -68,8 +73,19 @@ def restore(cache_dir: str, k: str, out_dir: str) -> str | None:
     return os.path.join(out_dir, "manifest.json")
 
 
-def store(cache_dir: str, k: str, out_dir: str) -> None:
-    """Saves ``out_dir``'s manifest and constants under ``k`` (never raises: a cache is optional)."""
+def tuning_stats(cache_dir: str, k: str) -> dict | None:
+    """The tuning figures saved with a tuned entry (None for an untuned one or an unreadable file)."""
+    try:
+        with open(os.path.join(entry_dir(cache_dir, k), "tuning.json")) as f:
+            stats = json.load(f)
+        return stats if isinstance(stats, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def store(cache_dir: str, k: str, out_dir: str, tuning: dict | None = None) -> None:
+    """Saves ``out_dir``'s manifest and constants under ``k``, with a tuned build's figures (never
+    raises: a cache is optional)."""
     dst = entry_dir(cache_dir, k)
     if os.path.isdir(dst):
         return
@@ -82,6 +98,9 @@ def store(cache_dir: str, k: str, out_dir: str) -> None:
                 shutil.copytree(path, os.path.join(tmp, name))
             elif os.path.isfile(path):
                 shutil.copyfile(path, os.path.join(tmp, name))
+        if tuning is not None:
+            with open(os.path.join(tmp, "tuning.json"), "w") as f:
+                json.dump(tuning, f)
         try:
             os.rename(tmp, dst)
         except OSError:  # another run stored it first

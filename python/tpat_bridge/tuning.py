@@ -109,6 +109,23 @@ def database_dir(root: str, tvm_version: str, target: dict[str, Any]) -> str:
     return os.path.join(root, f"tvm-{tvm_version}", target_key(target))
 
 
+def database_state(opts: "TuningOptions", tvm_version: str, arch: str) -> str:
+    """A digest of everything a tuned build of a node depends on besides the node itself: the
+    trials asked for and the database's files for this TVM version and target. Unchanged, a node
+    built before builds the same again (its tasks were complete then and still are), so the kernel
+    cache may hand that build back; any record added since changes it."""
+    h = hashlib.sha256(json.dumps({"trials": opts.trials, "perTask": opts.per_task}, sort_keys=True).encode())
+    directory = database_dir(opts.database, tvm_version, target_dict(arch))
+    for name in ("database_workload.json", "database_tuning_record.json", "tpat-tasks.json"):
+        h.update(b"\0" + name.encode() + b"\0")
+        try:
+            with open(os.path.join(directory, name), "rb") as f:
+                h.update(f.read())
+        except FileNotFoundError:
+            h.update(b"-")
+    return h.hexdigest()
+
+
 class TaskIndex:
     """TPAT's index of tuned workloads in one database folder (``tpat-tasks.json``), written
     atomically after every measured batch."""
