@@ -509,8 +509,11 @@ def tune_node(mod: Any, arch: str, opts: TuningOptions, tvm_version: str, node_n
         "database": directory,
         "seconds": round(clock() - start, 3),
     }
-    progress.line(f"{'reused' if not pending else 'tuned'} {len(tasks)} task(s): "
-                  f"{stats['untunedUs']} us default -> {stats['tunedUs']} us tuned")
+    if not tasks:
+        progress.line("nothing to tune: every kernel is scheduled by hand (TPAT's own lowerings)")
+    else:
+        progress.line(f"{'reused' if not pending else 'tuned'} {len(tasks)} task(s): "
+                      f"{stats['untunedUs']} us default -> {stats['tunedUs']} us tuned")
     return TuneOutcome(chosen if n_chosen else None, target, stats)
 
 
