@@ -115,3 +115,14 @@ def test_dims_by_original_or_c_name(tmp_path: Path) -> None:
     a = ref(tmp_path / "a", models.add_odd_sym(), dims={"batch-size": 3})
     b = ref(tmp_path / "b", models.add_odd_sym(), dims={"batch_size": 3})
     assert a["inputs"][0]["shape"] == b["inputs"][0]["shape"] == [3, 256]
+
+
+def test_model_of_a_newer_ir_version_still_runs(tmp_path: Path) -> None:
+    """A model saved by a newer onnx (IR 13) than this ONNX Runtime takes: run at the IR version it
+    takes, the saved model left alone, no file left behind."""
+    model = models.onehot()
+    model.ir_version = 13
+    doc = ref(tmp_path, model)
+    assert doc["outputs"][0]["array"].shape == (16, 16384)
+    assert onnx.load(str(tmp_path / "m.onnx")).ir_version == 13
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "ref"]

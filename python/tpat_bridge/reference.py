@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,15 +178,39 @@ def _write(path: str, a: np.ndarray) -> None:
         f.write(np.ascontiguousarray(a).tobytes())
 
 
+def _session(model_path: str) -> Any:
+    """An ONNX Runtime CPU session. ONNX Runtime lags ONNX's IR versions (models saved by a newer
+    onnx say 12 or 13 where this one takes 11): then the model is run with the highest IR version
+    it takes; IR versions add data types and fields, the opset decides what a node computes."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors have no types to tell them apart
+        found = re.search(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)", str(exc))
+        if not found:
+            raise
+        model = onnx.load(model_path, load_external_data=False)
+        model.ir_version = int(found.group(2))
+        # beside the original, so that external data resolves the same way
+        fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=os.path.dirname(os.path.abspath(model_path)))
+        os.close(fd)
+        try:
+            onnx.save(model, tmp)
+            return ort.InferenceSession(tmp, opts, providers=["CPUExecutionProvider"])
+        finally:
+            os.remove(tmp)
+
+
 def write_reference(model_path: str, out_dir: str, seed: int, dims: dict[str, int]) -> str:
     """Draw inputs, run ONNX Runtime on the CPU, write the files; returns reference.json's path."""
     import onnxruntime as ort
 
     model = onnx.load(model_path, load_external_data=False)
     inputs = make_inputs(model, seed, dims)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
+    session = _session(model_path)
     results = session.run(None, {t.name: t.array for t in inputs})
     outputs = [Tensor(o.name, np.asarray(r)) for o, r in zip(session.get_outputs(), results)]
     os.makedirs(out_dir, exist_ok=True)
