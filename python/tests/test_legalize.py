@@ -61,7 +61,7 @@ def test_gather_nd_index_normalization_is_folded_for_static_float32():
     """The frontend's less/add/where normalization goes; gather_nd reads the raw indices (TPAT's
     kernel normalizes them itself) and the node compiles to one kernel."""
     from tpat_bridge.compiler import compile_model, import_model
-    from tpat_bridge.legalize import fold_gather_nd_index_normalization
+    from tpat_bridge.gather_nd import fold_gather_nd_index_normalization
 
     model = _gather_model([2, 10, 6, 40], [2, 7, 2], [2, 7, 40], batch_dims=1)
     mod = import_model(model, [])[0]
@@ -76,7 +76,7 @@ def test_gather_nd_other_dtypes_keep_the_normalization():
     from onnx import TensorProto
 
     from tpat_bridge.compiler import import_model
-    from tpat_bridge.legalize import fold_gather_nd_index_normalization
+    from tpat_bridge.gather_nd import fold_gather_nd_index_normalization
 
     model = _gather_model([4, 8], [3, 1], [3, 8], data_type=TensorProto.FLOAT16)
     folded = fold_gather_nd_index_normalization(import_model(model, [])[0])

@@ -32,7 +32,7 @@ def run_cpu(model: onnx.ModelProto, indices: np.ndarray) -> np.ndarray:
     from tvm import relax
 
     from tpat_bridge.compiler import import_model
-    from tpat_bridge.legalize import fold_one_hot_normalization_and_cast, one_hot_legalizer
+    from tpat_bridge.one_hot import fold_one_hot_normalization_and_cast, one_hot_legalizer
 
     mod = fold_one_hot_normalization_and_cast(import_model(model, [])[0])
     target = tvm.target.Target("llvm")

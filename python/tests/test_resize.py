@@ -38,7 +38,7 @@ def run_cpu(model: onnx.ModelProto, inputs: list[np.ndarray]) -> np.ndarray:
     from tvm import relax
 
     from tpat_bridge.compiler import import_model
-    from tpat_bridge.legalize import resize2d_legalizer
+    from tpat_bridge.resize import resize2d_legalizer
 
     mod, _, _ = import_model(model, [])
     target = tvm.target.Target("llvm")

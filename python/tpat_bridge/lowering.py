@@ -1,5 +1,6 @@
-"""Helpers shared by TPAT's own lowerings (legalize.py, rowwise.py): static shapes, placeholders,
-and calling a hand-scheduled PrimFunc from Relax."""
+"""Helpers shared by TPAT's own lowerings (scatter_nd.py, gather_nd.py, one_hot.py, resize.py,
+rowwise.py): static shapes, placeholders, calling a hand-scheduled PrimFunc from Relax, and
+streaming stores."""
 
 from __future__ import annotations
 

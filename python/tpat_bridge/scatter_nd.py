@@ -1,0 +1,104 @@
+"""TPAT's ScatterND lowering.
+
+``relax.scatter_nd`` (ONNX ScatterND, reduction ``none``): TOPI's GPU scatter keeps ONNX's
+"last update wins" order by running every index row in sequence inside one kernel whose grid
+covers only the inner (updates) dims, so a ScatterND with 19,200 index rows of 256 floats runs in
+a single block. ONNX leaves the result undefined when two index rows name the same element
+(reduction ``none``), so TPAT scatters all rows in parallel (one thread per updated element) and
+copies the data tensor 4 floats per thread where the size allows. The reductions (add, mul, min,
+max) keep TOPI's ordered kernel: parallel rows would race on them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fast_scatter_nd(data: Any, indices: Any, updates: Any) -> Any:
+    """scatter_nd with ``indices`` already transposed to (M, Y...) like TOPI's; parallel rows."""
+    import tvm
+    from tvm import te, tirx
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+    from tvm.topi.math import cast
+    from tvm.topi.utils import ceil_div
+
+    def gen_ir(data_ptr: Any, indices_ptr: Any, updates_ptr: Any, out_ptr: Any) -> Any:
+        data_b = T.buffer_proxy(data_ptr)
+        indices_b = T.buffer_proxy(indices_ptr)
+        updates_b = T.buffer_proxy(updates_ptr)
+        out_b = T.buffer_proxy(out_ptr)
+        mdim = int(indices_ptr.shape[0])
+        rows = 1
+        for d in indices_ptr.shape[1:]:
+            rows *= d
+        inner = 1
+        for d in updates_ptr.shape[len(indices_ptr.shape) - 1:]:
+            inner *= d
+        total = 1
+        for d in data_ptr.shape:
+            total *= int(d)  # static (checked by the caller)
+        max_threads = int(tvm.target.Target.current(allow_none=False).attrs["max_num_threads"])
+        threads = min(max_threads, 256)
+        vec = 4 if total % 4 == 0 else 1
+        idx64 = "int64"
+        with IRBuilder() as ib:
+            with T.seq_scope():
+                # Copy data -> out, `vec` consecutive elements per thread.
+                nblk = tirx.IntImm("int32", -(-(total // vec) // threads))
+                tx = te.thread_axis("threadIdx.x")
+                bx = te.thread_axis("blockIdx.x")
+                with T.frame_scope([T.attr(bx, "thread_extent", nblk), T.attr(tx, "thread_extent", threads)]):
+                    tid = cast(bx, idx64) * threads + cast(tx, idx64)
+                    if vec > 1:
+                        # 1-D views of the same memory: a vector access needs a flat buffer.
+                        src = T.buffer_proxy(T.decl_buffer((total,), data_ptr.dtype, data=data_ptr.data))
+                        dst = T.buffer_proxy(T.decl_buffer((total,), out_ptr.dtype, data=out_ptr.data))
+                        with T.If(tid < total // vec):
+                            with T.Then():
+                                base = tid * vec
+                                dst[tirx.Ramp(base, 1, vec)] = src[tirx.Ramp(base, 1, vec)]
+                    else:
+                        with T.If(tid < total):
+                            with T.Then():
+                                out_b[tid] = data_b[tid]
+                # Scatter: one thread per (row, inner element); rows in parallel.
+                work = rows * inner
+                nblk2 = cast(ceil_div(work, threads), "int32")
+                tx2 = te.thread_axis("threadIdx.x")
+                bx2 = te.thread_axis("blockIdx.x")
+                with T.frame_scope([T.attr(bx2, "thread_extent", nblk2), T.attr(tx2, "thread_extent", threads)]):
+                    g = cast(bx2, idx64) * threads + cast(tx2, idx64)
+                    with T.If(g < work):
+                        with T.Then():
+                            i = g // inner
+                            j = g % inner
+                            index = j
+                            offset = inner
+                            for l in reversed(range(mdim)):
+                                index = index + offset * cast(indices_b[i + l * rows], idx64)
+                                offset = offset * data_ptr.shape[l]
+                            out_b[index] = updates_b[g]
+            return ib.get()
+
+    out_buf = tirx.decl_buffer(data.shape, data.dtype, "out_buf", layout=None)
+    return te.extern([data.shape], [data, indices, updates],
+                     lambda ins, outs: gen_ir(ins[0], ins[1], ins[2], outs[0]),
+                     dtype=data.dtype, out_buffers=[out_buf], name="scatter_nd.tpat", tag="scatter_nd.tpat")
+
+
+def legalize_scatter_nd(bb: Any, call: Any) -> Any:
+    """relax.scatter_nd: parallel rows for static data without a reduction, else TOPI's ordered kernel."""
+    from tvm import tirx, topi
+
+    reduction = str(call.attrs.reduction)
+
+    def scatter_nd(data: Any, indices: Any, updates: Any) -> Any:
+        axes = list(range(len(indices.shape)))
+        indices = topi.transpose(indices, axes[-1:] + axes[:-1])
+        static = all(isinstance(d, (int, tirx.IntImm)) for d in data.shape)
+        if reduction in ("update", "none") and static:
+            return _fast_scatter_nd(data, indices, updates)
+        return topi.gpu.scatter_nd(data, indices, updates, reduction)  # ordered: reductions, symbolic data
+
+    return bb.call_te(scatter_nd, call.args[0], call.args[1], call.args[2])
