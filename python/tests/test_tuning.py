@@ -218,3 +218,25 @@ def test_top_records_match_metaschedules_database(tmp_path):
     assert [float(x) for x in got[1].run_secs] == [5e-6]
     assert got[2] is None
     assert top_records(str(tmp_path / "absent"), [a]) == [None]
+
+
+def test_rpc_runner_allocates_valid_indices_on_the_server():
+    """With --rpc-tracker, the arguments live on the RPC server: integers zero (random ones index
+    out of bounds and kill the server's CUDA context), floats filled; here through an in-process
+    RPC session on the CPU."""
+    import numpy as np
+    from tvm import rpc
+    from tvm.s_tir.meta_schedule.runner import RPCRunner
+
+    from tpat_bridge.tuning import TuningOptions, _runner, rpc_alloc_argument_valid
+
+    session = rpc.LocalSession()
+    args_info = [["TENSOR", "int64", [4, 3]], ["TENSOR", "float32", [64]], ["TENSOR", "int32", [5]]]
+    repeated = rpc_alloc_argument_valid(session, session.cpu(0), args_info, 2)
+    assert len(repeated) == 2 and all(len(args) == 3 for args in repeated)
+    for args in repeated:
+        assert not args[0].numpy().any() and not args[2].numpy().any()
+        assert args[1].numpy().shape == (64,) and args[1].numpy().dtype == np.float32
+        assert args[1].numpy().any()  # the server's random fill (the pip build has it)
+    runner = _runner(TuningOptions(8, "db", rpc_tracker="127.0.0.1:9190", rpc_key="h200"))
+    assert isinstance(runner, RPCRunner) and runner.f_alloc_argument is rpc_alloc_argument_valid

@@ -200,14 +200,13 @@ class TuneOutcome:
     stats: dict[str, Any]
 
 
-def alloc_argument_valid(device: Any, args_info: Any, alloc_repeat: int) -> list[Any]:
-    """MetaSchedule argument allocation with valid indices: floats random, integers zero (random
-    integers index out of bounds in gathers and scatters and kill the runner's CUDA context)."""
+def _alloc_valid(device: Any, args_info: Any, alloc_repeat: int, fill: Any) -> list[Any]:
+    """``alloc_repeat`` argument lists on ``device``: floats by ``fill`` (random), integers zero
+    (random integers index out of bounds in gathers and scatters and kill the runner's CUDA
+    context); all zero where there is no ``fill``."""
     import numpy as np
     import tvm
-    from tvm_ffi import get_global_func
 
-    fill = get_global_func("tvm.contrib.random.random_fill_for_measure", allow_missing=True)
     repeated = []
     for _ in range(alloc_repeat):
         args = []
@@ -223,6 +222,23 @@ def alloc_argument_valid(device: Any, args_info: Any, alloc_repeat: int) -> list
     return repeated
 
 
+def alloc_argument_valid(device: Any, args_info: Any, alloc_repeat: int) -> list[Any]:
+    """MetaSchedule's argument allocation for LocalRunner, with valid indices (``_alloc_valid``)."""
+    from tvm_ffi import get_global_func
+
+    fill = get_global_func("tvm.contrib.random.random_fill_for_measure", allow_missing=True)
+    return _alloc_valid(device, args_info, alloc_repeat, fill)
+
+
+def rpc_alloc_argument_valid(session: Any, device: Any, args_info: Any, alloc_repeat: int) -> list[Any]:
+    """The same for RPCRunner: the tensors live on the RPC server, floats filled by its random fill."""
+    try:
+        fill = session.get_function("tvm.contrib.random.random_fill_for_measure")
+    except Exception:  # noqa: BLE001 - a server built without it: zeros
+        fill = None
+    return _alloc_valid(device, args_info, alloc_repeat, fill)
+
+
 def _runner(opts: TuningOptions) -> Any:
     from tvm.s_tir.meta_schedule.runner import EvaluatorConfig, LocalRunner, RPCConfig, RPCRunner
 
@@ -231,7 +247,8 @@ def _runner(opts: TuningOptions) -> Any:
     if opts.rpc_tracker:
         host, _, port = opts.rpc_tracker.rpartition(":")
         return RPCRunner(RPCConfig(tracker_host=host, tracker_port=int(port), tracker_key=opts.rpc_key,
-                                   session_timeout_sec=120), evaluator_config=config)
+                                   session_timeout_sec=120), evaluator_config=config,
+                         f_alloc_argument=rpc_alloc_argument_valid)
     return LocalRunner(timeout_sec=60, evaluator_config=config, f_alloc_argument=alloc_argument_valid)
 
 
