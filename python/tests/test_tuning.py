@@ -240,3 +240,45 @@ def test_rpc_runner_allocates_valid_indices_on_the_server():
         assert args[1].numpy().any()  # the server's random fill (the pip build has it)
     runner = _runner(TuningOptions(8, "db", rpc_tracker="127.0.0.1:9190", rpc_key="h200"))
     assert isinstance(runner, RPCRunner) and runner.f_alloc_argument is rpc_alloc_argument_valid
+
+
+def test_error_line_says_what_went_wrong():
+    from tpat_bridge.tuning import error_line
+
+    remote = ("Traceback (most recent call last):\n  File \"x.py\", line 3, in run\n"
+              "tvm.error.RPCError: RPCError: Error caught from RPC call:\n"
+              "Library binary was created using {cuda} but a loader of that name is not registered.\n")
+    assert error_line(remote) == ("tvm.error.RPCError: RPCError: Error caught from RPC call: Library binary was "
+                                  "created using {cuda} but a loader of that name is not registered.")
+    hinted = ("Traceback (most recent call last):\n  File \"c.py\", line 9, in connect\n"
+              "RuntimeError: Cannot connect to tracker ('127.0.0.1', 9), make sure tracker is running\n"
+              "You can check tracker status by running:\n"
+              "python3 -m tvm.exec.query_rpc_tracker --host 127.0.0.1 --port 9\n")
+    assert error_line(hinted).startswith("RuntimeError: Cannot connect to tracker")
+    assert error_line("just one line") == "just one line"
+    assert error_line("") is None and error_line(None) is None
+
+
+def test_unreachable_rpc_tracker_fails_before_anything_is_built(tmp_path):
+    """An RPC tracker nobody listens at: refused at once with what to do (TVM's runner would retry
+    each connection for a minute, batch after batch)."""
+    import socket
+    import time
+
+    from onnx import TensorProto, helper
+
+    from tpat_bridge.compiler import import_model
+    from tpat_bridge.tuning import TuningOptions, tune_node
+
+    with socket.socket() as s:  # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    g = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 100])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 100])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    opts = TuningOptions(8, str(tmp_path), rpc_tracker=f"127.0.0.1:{port}", rpc_key="h200")
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="cannot reach the RPC tracker"):
+        tune_node(import_model(model, [])[0], "sm_90", opts, "0.27.0.post1", "n", None, [])
+    assert time.monotonic() - start < 30

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -272,6 +273,47 @@ def _seconds(runner_result: Any) -> float | None:
     return sum(values) / len(values)
 
 
+_EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception)\b")
+
+
+def error_line(message: str | None) -> str | None:
+    """What a builder's or runner's error message (a traceback, with TVM's hints after it) says
+    went wrong, on one line: its last exception line, or the line after it where that line only
+    introduces the remote error ("RPCError: Error caught from RPC call:"); else its last line.
+    None for no error."""
+    lines = [" ".join(line.split()) for line in (message or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    found = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
+    if not found:
+        return lines[-1][:300]
+    i = found[-1]
+    line = lines[i]
+    if line.endswith(":") and i + 1 < len(lines):
+        line = f"{line} {lines[i + 1]}"
+    return line[:300]
+
+
+def check_rpc_tracker(tracker: str, key: str, timeout_seconds: float = 5.0) -> None:
+    """Fails at once, saying what to do, when the tracker cannot be reached or has no server under
+    ``key``; TVM's RPC runner would otherwise retry each connection for a minute per batch."""
+    import socket
+
+    from tvm import rpc
+
+    host, _, port = tracker.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_seconds).close()
+    except OSError as exc:
+        raise RuntimeError(f"cannot reach the RPC tracker {tracker} ({exc}): start it "
+                           "(python -m tvm.exec.rpc_tracker) or correct --rpc-tracker") from exc
+    queues = rpc.connect_tracker(host, int(port)).summary().get("queue_info", {})
+    if key not in queues:
+        known = ", ".join(sorted(queues)) or "none"
+        raise RuntimeError(f"the RPC tracker {tracker} has no server under the key {key!r} (keys: {known}): "
+                           "start one (python -m tvm.exec.rpc_server --tracker ... --key ...) or correct --rpc-key")
+
+
 def default_schedule(task_mod: Any, target: Any) -> Any:
     """The task under TVM's default (dlight) schedules, as a new module. dlight's module pass
     assigns the scheduled functions into the module it is given, so it gets a copy: scheduling
@@ -440,6 +482,8 @@ def tune_node(mod: Any, arch: str, opts: TuningOptions, tvm_version: str, node_n
         t.entry = index.get(t.key)
         t.entry["task"] = t.name
     log.append(f"tuning: {len(tasks)} task(s), {len(pending)} to tune, database {directory}")
+    if pending and opts.rpc_tracker:
+        check_rpc_tracker(opts.rpc_tracker, opts.rpc_key or "")
     if pending and not opts.rpc_tracker and not tvm.cuda(0).exist:
         # Fail at once: MetaSchedule would build every candidate and only then find no GPU to run it.
         raise RuntimeError(f"{len(pending)} task(s) not in the tuning database {directory} and no CUDA GPU "
@@ -455,6 +499,7 @@ def tune_node(mod: Any, arch: str, opts: TuningOptions, tvm_version: str, node_n
                       + (f", {opts.time_budget_seconds:g} s budget" if opts.time_budget_seconds else ""))
         deadline = start + opts.time_budget_seconds if opts.time_budget_seconds else None
         budget_hit = {"hit": False}
+        failures: dict[int, tuple[str, str]] = {}  # task -> ("build" | "run", what its last empty batch said)
 
         @derived_object
         class Record(ms.measure_callback.PyMeasureCallback):  # noqa: D401 - TVM callback protocol
@@ -469,11 +514,23 @@ def tune_node(mod: Any, arch: str, opts: TuningOptions, tvm_version: str, node_n
                     best = min(times) * 1e6
                     if t.entry.get("tunedUs") is None or best < t.entry["tunedUs"]:
                         t.entry["tunedUs"] = round(best, 3)
+                else:
+                    # Candidates that did not build say nothing about the machine; candidates that
+                    # built and did not run do (a GPU or RPC server that cannot run them).
+                    built = [r for b, r in zip(builder_results, runner_results) if not b.error_msg]
+                    errors = [error_line(r.error_msg) for r in built] or \
+                             [error_line(b.error_msg) for b in builder_results]
+                    failures[task_id] = ("run" if built else "build",
+                                         next((e for e in errors if e), "no run time measured"))
                 index.save()
                 done = sum(int(p.entry.get("trials", 0)) for p in pending)
                 progress.line(f"task {task_id + 1}/{len(pending)} {t.name}: {t.entry['trials']} trials, "
                               f"best {t.entry.get('tunedUs')} us (default {t.entry.get('untunedUs')} us); "
                               f"{done} trials in {clock() - start:.0f} s")
+                if not times:
+                    what = "runs" if failures[task_id][0] == "run" else "builds"
+                    progress.line(f"task {task_id + 1}/{len(pending)} {t.name}: all {len(runner_results)} "
+                                  f"candidates of this batch failed ({what}): {failures[task_id][1]}")
                 if deadline is not None and clock() > deadline and not budget_hit["hit"]:
                     budget_hit["hit"] = True
                     progress.line("time budget reached: stopping")
@@ -492,12 +549,24 @@ def tune_node(mod: Any, arch: str, opts: TuningOptions, tvm_version: str, node_n
             builder=builder(os.cpu_count() or 1), runner=runner,
             database=db, cost_model=cost_model(), measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), Record()],
             task_scheduler="gradient")
-        for t in pending:
+        unmeasured = []
+        for k, t in enumerate(pending):
+            kind, reason = failures.get(k, ("run", "no run time measured"))
+            if t.entry.get("tunedUs") is None and kind == "run":
+                # Candidates built but none ran (a GPU or RPC server that cannot run them): not
+                # complete, so that a run on a working machine tunes it again.
+                unmeasured.append(f"{t.name}: {reason}")
+                t.entry["trials"] = 0  # none of them measured anything
+                continue
+            if t.entry.get("tunedUs") is None:
+                t.entry["note"] = f"no candidate built: {reason}"  # TVM cannot tune it: default schedule
             t.entry["complete"] = True
             t.entry["requested"] = opts.per_task
             if budget_hit["hit"]:
                 t.entry["stoppedBy"] = "budget"
         index.save()
+        if unmeasured:
+            raise RuntimeError("no candidate could be run, so nothing was tuned: " + "; ".join(unmeasured))
     chosen = MemoryDatabase()
     n_chosen = 0
     task_stats = []
