@@ -71,7 +71,6 @@ enum TestSupport {
         return model
     }
 
-    /// Runs the built `tpat` executable.
     /// Runs the built `tpat`; the kernel cache is off unless `environment` names one, so that
     /// tests never read what an earlier run left in the user's cache.
     static func runTPAT(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {

@@ -142,18 +142,18 @@ def cache_key(req: NodeRequest, arch: str, version: str, tuning: Any) -> str:
     return cache.key(req.model, req.node, req.kernel_prefix, arch, version, state)
 
 
-def cached_entry(req: NodeRequest, arch: str, version: str, tuning: Any, cache_dir: str) -> dict[str, Any] | None:
-    """The result entry of a node the kernel cache holds (manifest and constants copied into its
-    folder), or None. A tuned entry reports its tuning figures as reused: nothing was measured."""
+def cached_entry(req: NodeRequest, k: str, tuned: bool, cache_dir: str) -> dict[str, Any] | None:
+    """The result entry of the node the kernel cache holds under ``k`` (manifest and constants
+    copied into its folder), or None. A tuned entry reports its tuning figures as reused: nothing
+    was measured."""
     from . import cache
 
-    k = cache_key(req, arch, version, tuning)
     manifest = cache.restore(cache_dir, k, req.out_dir)
     if manifest is None:
         return None
     entry: dict[str, Any] = {"id": req.id, "status": "ok", "manifest": manifest, "cached": True}
     note = f"node {req.id}: from the kernel cache ({cache.entry_dir(cache_dir, k)})"
-    stats = cache.tuning_stats(cache_dir, k) if tuning is not None else None
+    stats = cache.tuning_stats(cache_dir, k) if tuned else None
     if stats is not None:
         stats = dict(stats, reused=True, seconds=0.0,
                      tasks=[dict(t, reused=True) for t in stats.get("tasks", []) if isinstance(t, dict)])
@@ -182,7 +182,8 @@ def run_request(request_path: str, result_path: str) -> int:
         for n in request["nodes"]:
             req = NodeRequest(n["id"], n["model"], n["outDir"], n["kernelPrefix"], n.get("node"))
             start = time.perf_counter()
-            entry = cached_entry(req, arch, version, tuning, cache_dir) if cache_dir else None
+            k = cache_key(req, arch, version, tuning) if cache_dir else None
+            entry = cached_entry(req, k, tuning is not None, cache_dir) if k else None
             if entry is not None:
                 entry["seconds"] = round(time.perf_counter() - start, 3)
                 result["nodes"].append(entry)
@@ -190,11 +191,12 @@ def run_request(request_path: str, result_path: str) -> int:
             import tvm  # noqa: F401 - paid once for all nodes, and only when one is not cached
 
             entry = run_node(req, arch, version, tuning, progress)
-            if cache_dir and entry["status"] == "ok" and "error" not in entry.get("tuning", {}):
+            if k and entry["status"] == "ok" and "error" not in entry.get("tuning", {}):
                 from . import cache
 
-                # A tuned build's key holds the database as tuning left it.
-                cache.store(cache_dir, cache_key(req, arch, version, tuning), req.out_dir, entry.get("tuning"))
+                if tuning is not None:  # the key holds the database as tuning left it
+                    k = cache_key(req, arch, version, tuning)
+                cache.store(cache_dir, k, req.out_dir, entry.get("tuning"))
             result["nodes"].append(entry)
     except Exception as exc:  # noqa: BLE001 - bad request or TVM missing: still write RESULT
         result["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"

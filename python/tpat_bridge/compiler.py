@@ -128,8 +128,7 @@ def with_integer_onehot_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
     import numpy as np
     from onnx import numpy_helper
 
-    integral = {onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.INT16, onnx.TensorProto.INT8,
-                onnx.TensorProto.UINT64, onnx.TensorProto.UINT32, onnx.TensorProto.UINT16, onnx.TensorProto.UINT8}
+    integral = {t for t, name in ONNX_DTYPES.items() if name.startswith(("int", "uint"))}
     inits = {t.name: t for t in model.graph.initializer}
     types = {v.name: v.type.tensor_type.elem_type for v in
              [*model.graph.input, *model.graph.value_info, *model.graph.output]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .lowering import call_prim_func, default_legalizer, placeholder, prod, static_shape
+from .lowering import call_prim_func, default_legalizer, placeholder, prod, static_shape, thread_per_item
 
 
 # TVM's ONNX frontend normalizes negative indices with Relax ops (shape_of, less, add, where) before
@@ -91,29 +91,24 @@ def _fast_gather_nd(data: Any, indices: Any, batch_dims: int) -> Any:
 
     def gen_ir(data_ptr: Any, ind_ptr: Any, out_ptr: Any) -> Any:
         with IRBuilder() as ib:
-            tx = te.thread_axis("threadIdx.x")
-            bx = te.thread_axis("blockIdx.x")
-            with T.frame_scope([T.attr(bx, "thread_extent", -(-work // threads)), T.attr(tx, "thread_extent", threads)]):
+            with thread_per_item(work, threads, idx) as g:
                 src = T.buffer_proxy(T.decl_buffer((batch * per_batch_data,), data.dtype, data=data_ptr.data))
                 ind = T.buffer_proxy(T.decl_buffer((rows * m,), indices.dtype, data=ind_ptr.data))
                 dst = T.buffer_proxy(T.decl_buffer((rows * slice_len,), data.dtype, data=out_ptr.data))
-                g = T.bind(tirx.Cast(idx, bx.var) * i(threads) + tirx.Cast(idx, tx.var))
-                with T.If(g < i(work)):
-                    with T.Then():
-                        row = T.bind(g // i(chunks))
-                        k = T.bind(g % i(chunks))
-                        offset = (row // i(per_batch_rows)) * i(per_batch_data) if batch > 1 else i(0)
-                        for j in range(m):
-                            dim = dshape[batch_dims + j]
-                            raw = T.bind(tirx.Cast(idx, ind[row * i(m) + i(j)]))
-                            v = tirx.Select(raw < i(0), raw + i(dim), raw)
-                            v = tirx.max(tirx.min(v, i(dim - 1)), i(0))  # out of range: clamped, never a fault
-                            offset = offset + v * i(strides[j])
-                        base = T.bind(offset + k * i(vec))
-                        if vec > 1:
-                            dst[tirx.Ramp(g * i(vec), i(1), vec)] = src[tirx.Ramp(base, i(1), vec)]
-                        else:
-                            dst[g] = src[base]
+                row = T.bind(g // i(chunks))
+                k = T.bind(g % i(chunks))
+                offset = (row // i(per_batch_rows)) * i(per_batch_data) if batch > 1 else i(0)
+                for j in range(m):
+                    dim = dshape[batch_dims + j]
+                    raw = T.bind(tirx.Cast(idx, ind[row * i(m) + i(j)]))
+                    v = tirx.Select(raw < i(0), raw + i(dim), raw)
+                    v = tirx.max(tirx.min(v, i(dim - 1)), i(0))  # out of range: clamped, never a fault
+                    offset = offset + v * i(strides[j])
+                base = T.bind(offset + k * i(vec))
+                if vec > 1:
+                    dst[tirx.Ramp(g * i(vec), i(1), vec)] = src[tirx.Ramp(base, i(1), vec)]
+                else:
+                    dst[g] = src[base]
             return ib.get()
 
     out_shape = ishape[:-1] + dshape[batch_dims + m:]

@@ -1,10 +1,11 @@
 """Helpers shared by TPAT's own lowerings (scatter_nd.py, gather_nd.py, one_hot.py, resize.py,
-rowwise.py): static shapes, placeholders, calling a hand-scheduled PrimFunc from Relax, and
-streaming stores."""
+rowwise.py): static shapes, placeholders, calling a hand-scheduled PrimFunc from Relax, a 1-D
+launch with one thread per item, and streaming stores."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 
 def static_shape(ty: Any) -> list[int] | None:
@@ -65,3 +66,19 @@ def streaming_store(buf: Any, index: Any, value: Any, gpu: bool = True) -> None:
         T.evaluate(tirx.call_extern("void", "__stcs", tirx.address_of(buf[index]), value))
     else:
         buf[index] = value
+
+
+@contextmanager
+def thread_per_item(count: int, threads: int, idx: str) -> Iterator[Any]:
+    """Inside an IRBuilder: a 1-D launch of ceil(count / threads) blocks of ``threads`` threads;
+    yields the thread's item index (dtype ``idx``), bound, inside ``if index < count``."""
+    from tvm import te, tirx
+    from tvm.script.ir_builder import tirx as T
+
+    tx = te.thread_axis("threadIdx.x")
+    bx = te.thread_axis("blockIdx.x")
+    with T.frame_scope([T.attr(bx, "thread_extent", -(-count // threads)), T.attr(tx, "thread_extent", threads)]):
+        g = T.bind(tirx.Cast(idx, bx.var) * tirx.const(threads, idx) + tirx.Cast(idx, tx.var))
+        with T.If(g < tirx.const(count, idx)):
+            with T.Then():
+                yield g

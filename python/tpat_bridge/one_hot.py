@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .lowering import call_prim_func, default_legalizer, placeholder, prod, static_shape
+from .lowering import call_prim_func, default_legalizer, placeholder, prod, static_shape, thread_per_item
 
 
 # TVM's ONNX frontend normalizes negative indices (less/add/where) before one_hot, whose values
@@ -122,15 +122,9 @@ def _fast_one_hot(indices: Any, on: Any, off: Any, depth: int, axis: int, dtype:
 
         with IRBuilder() as ib:
             if gpu:
-                tx = te.thread_axis("threadIdx.x")
-                bx = te.thread_axis("blockIdx.x")
-                with T.frame_scope([T.attr(bx, "thread_extent", -(-chunks // _ONE_HOT_THREADS)),
-                                    T.attr(tx, "thread_extent", _ONE_HOT_THREADS)]):
+                with thread_per_item(chunks, _ONE_HOT_THREADS, idx) as g:
                     ind, dst = views()
-                    g = T.bind(tirx.Cast(idx, bx.var) * i(_ONE_HOT_THREADS) + tirx.Cast(idx, tx.var))
-                    with T.If(g < i(chunks)):
-                        with T.Then():
-                            body(g, ind, dst)
+                    body(g, ind, dst)
             else:
                 with T.serial(0, chunks, dtype=idx) as g:
                     ind, dst = views()

@@ -206,8 +206,6 @@ def _session(model_path: str) -> Any:
 
 def write_reference(model_path: str, out_dir: str, seed: int, dims: dict[str, int]) -> str:
     """Draw inputs, run ONNX Runtime on the CPU, write the files; returns reference.json's path."""
-    import onnxruntime as ort
-
     model = onnx.load(model_path, load_external_data=False)
     inputs = make_inputs(model, seed, dims)
     session = _session(model_path)

@@ -398,11 +398,9 @@ def extract(mod: Any, target: Any) -> list[TaskInfo]:
 def top_records(directory: str, mods: list[Any]) -> list[Any | None]:
     """The best record of each module in the MetaSchedule JSON database at ``directory`` (what
     ``JSONDatabase.get_top_k(workload, 1)`` gives: the lowest mean run time among valid records),
-    or None. Reads the workloads' hashes and only
-    the matching records' traces: ``JSONDatabase`` parses every trace on load (2.0 s for 448
-    records here), which made reusing a tuned node cost seconds."""
-    import json
-
+    or None. Reads the workloads' hashes and only the matching records' traces: ``JSONDatabase``
+    parses every trace on load (2.0 s for 448 records here), which made reusing a tuned node cost
+    seconds."""
     import tvm_ffi
     from tvm.s_tir.meta_schedule.database import TuningRecord, Workload
 
