@@ -282,3 +282,19 @@ def test_unreachable_rpc_tracker_fails_before_anything_is_built(tmp_path):
     with pytest.raises(RuntimeError, match="cannot reach the RPC tracker"):
         tune_node(import_model(model, [])[0], "sm_90", opts, "0.27.0.post1", "n", None, [])
     assert time.monotonic() - start < 30
+
+
+def test_settling_tuned_tasks():
+    """Measured: done. Built but never ran: to do again, reported. Never built: done with a note
+    (TVM cannot tune it). Not reached before the budget ran out: to do, not an error."""
+    from tpat_bridge.tuning import settle_tasks
+
+    entries = [{"task": "a", "trials": 64, "tunedUs": 3.0}, {"task": "b", "trials": 64},
+               {"task": "c", "trials": 64}, {"task": "d", "trials": 0}]
+    failures = {1: ("run", "no CUDA loader"), 2: ("build", "bad schedule")}
+    assert settle_tasks(entries, failures, 64, budget_hit=True) == ["b: no CUDA loader"]
+    a, b, c, d = entries
+    assert a["complete"] and a["requested"] == 64 and a["stoppedBy"] == "budget"
+    assert not b.get("complete") and b["trials"] == 0
+    assert c["complete"] and c["note"] == "no candidate built: bad schedule"
+    assert not d.get("complete") and "note" not in d

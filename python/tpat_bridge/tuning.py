@@ -441,6 +441,31 @@ def top_records(directory: str, mods: list[Any]) -> list[Any | None]:
             for f in found]
 
 
+def settle_tasks(entries: list[dict[str, Any]], failures: dict[int, tuple[str, str]], per_task: int,
+                 budget_hit: bool) -> list[str]:
+    """Marks the index entries of the tasks just tuned; returns "task: reason" for each task whose
+    candidates built but never ran (a GPU or RPC server that cannot run them), which stays to do
+    so that a run on a working machine tunes it. A task whose candidates never built is done (TVM
+    cannot tune it: default schedule, with a note); one no batch reached (the budget ran out
+    first) stays to do."""
+    unmeasured = []
+    for k, entry in enumerate(entries):
+        if entry.get("tunedUs") is None:
+            if k not in failures:
+                continue
+            kind, reason = failures[k]
+            if kind == "run":
+                unmeasured.append(f"{entry.get('task', k)}: {reason}")
+                entry["trials"] = 0  # none of them measured anything
+                continue
+            entry["note"] = f"no candidate built: {reason}"
+        entry["complete"] = True
+        entry["requested"] = per_task
+        if budget_hit:
+            entry["stoppedBy"] = "budget"
+    return unmeasured
+
+
 class Progress:
     """Writes one progress line per measured batch to ``stream`` (the bridge's stderr)."""
 
@@ -547,21 +572,7 @@ def tune_node(mod: Any, arch: str, opts: TuningOptions, tvm_version: str, node_n
             builder=builder(os.cpu_count() or 1), runner=runner,
             database=db, cost_model=cost_model(), measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), Record()],
             task_scheduler="gradient")
-        unmeasured = []
-        for k, t in enumerate(pending):
-            kind, reason = failures.get(k, ("run", "no run time measured"))
-            if t.entry.get("tunedUs") is None and kind == "run":
-                # Candidates built but none ran (a GPU or RPC server that cannot run them): not
-                # complete, so that a run on a working machine tunes it again.
-                unmeasured.append(f"{t.name}: {reason}")
-                t.entry["trials"] = 0  # none of them measured anything
-                continue
-            if t.entry.get("tunedUs") is None:
-                t.entry["note"] = f"no candidate built: {reason}"  # TVM cannot tune it: default schedule
-            t.entry["complete"] = True
-            t.entry["requested"] = opts.per_task
-            if budget_hit["hit"]:
-                t.entry["stoppedBy"] = "budget"
+        unmeasured = settle_tasks([t.entry for t in pending], failures, opts.per_task, budget_hit["hit"])
         index.save()
         if unmeasured:
             raise RuntimeError("no candidate could be run, so nothing was tuned: " + "; ".join(unmeasured))
