@@ -71,10 +71,19 @@ enum TestSupport {
         return model
     }
 
+    /// The `tpat` built beside the running test bundle (so `swift test --scratch-path DIR` tests its
+    /// own build), else `.build/debug/tpat`.
+    static let tpatBinary: URL = {
+        let beside = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("tpat")
+        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
+        return root.appendingPathComponent(".build/debug/tpat")
+    }()
+
     /// Runs the built `tpat`; the kernel cache is off unless `environment` names one, so that
     /// tests never read what an earlier run left in the user's cache.
     static func runTPAT(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let binary = root.appendingPathComponent(".build/debug/tpat")
+        let binary = tpatBinary
         try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build tpat first (make test does)")
         let process = Process()
         process.executableURL = binary
