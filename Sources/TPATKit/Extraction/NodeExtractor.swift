@@ -50,8 +50,13 @@ public struct NodeExtractor: Sendable {
         var graph = Onnx_GraphProto()
         graph.name = "tpat_node"
         var inner = node
+        // A node's identity is what it computes: its name, doc string and metadata (the dynamo
+        // exporter attaches source locations to every node) must not keep identical nodes from
+        // sharing a plugin.
         inner.name = "node"
         inner.docString = ""
+        inner.metadataProps = []
+        for a in inner.attribute.indices { inner.attribute[a].docString = "" }
         var rename: [String: String] = [:]
         var ports: [PluginPort] = []
         var prelude: [Onnx_NodeProto] = []

@@ -89,6 +89,8 @@ public struct PipelineReport: Codable, Sendable, Equatable {
     public var tensorRTAPI: String
     public var plugins: [PluginReport]
     public var failures: [NodeFailureReport]
+    /// Nodes the criteria matched that stay native (shape arithmetic), with the reason.
+    public var skipped: [SkippedNode] = []
     /// Why the TensorRT plugin libraries were not built, if they were not.
     public var pluginLibrariesSkipped: String?
     /// The trtexec command that builds an engine from the new model with the plugins.
@@ -131,9 +133,15 @@ public struct Pipeline: Sendable {
         }
         let tables = try OpSupportTables.bundled()
         var index = GraphIndex(model: model)
-        var selected = try NodeSelector(tables: tables).select(request.criteria, in: index)
+        let selection = try NodeSelector(tables: tables).select(request.criteria, in: index)
+        var selected = selection.nodes
+        for warning in selection.warnings { logger.warning("\(warning)") }
+        for skip in selection.skipped { logger.info("left out \(skip.node) (\(skip.opType)): \(skip.reason)") }
         guard !selected.isEmpty else {
-            throw .usage("no node to replace: TensorRT runs every node of this model natively; name nodes with --nodes or --op-types")
+            if !selection.skipped.isEmpty {
+                throw .usage("nothing to replace: each of the \(selection.skipped.count) matching node(s) computes shape arithmetic, which must stay native in TensorRT (\(selection.skipped[0].node): \(selection.skipped[0].reason)); name nodes with --nodes to replace them anyway")
+            }
+            throw .usage("nothing to replace: TensorRT's ONNX parser runs every node of this model natively, within its documented limits; to replace nodes anyway, name them with --nodes or --op-types")
         }
         logger.info("selected \(selected.count) node(s): \(selected.map(\.name).joined(separator: ", "))")
         let values = Set(selected.flatMap { $0.node.input + $0.node.output }.filter { !$0.isEmpty })
@@ -141,7 +149,7 @@ public struct Pipeline: Sendable {
             logger.info("some shapes are not declared: running ONNX shape inference")
             model = try await ShapeInference(toolchain: toolchain).fillMissingTypes(of: model)
             index = GraphIndex(model: model)
-            selected = selected.map { SelectedNode(index: $0.index, name: $0.name, node: index.graph.node[$0.index]) }
+            selected = selected.map { SelectedNode(index: $0.index, name: $0.name, node: index.graph.node[$0.index], tensorRTRestriction: $0.tensorRTRestriction) }
         }
 
         let work = out.deletingLastPathComponent().appendingPathComponent(".\(out.lastPathComponent).tpat-\(UUID().uuidString.prefix(8))")
@@ -297,7 +305,7 @@ public struct Pipeline: Sendable {
         }
         var report = PipelineReport(
             inputModel: request.model.path, outputModel: outputModel?.path, arch: request.kernels.arch,
-            tensorRTAPI: request.tensorRTAPI.rawValue, plugins: plugins, failures: failures,
+            tensorRTAPI: request.tensorRTAPI.rawValue, plugins: plugins, failures: failures, skipped: selection.skipped,
             pluginLibrariesSkipped: librariesSkipped, trtexecCommand: trtexec, phaseSeconds: phases, totalSeconds: 0)
         report.totalSeconds = Date().timeIntervalSince(start)
         do {
