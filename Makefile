@@ -1,6 +1,7 @@
 # The two commands that do everything on a fresh machine: `make demo` and `make test`.
 SWIFT ?= swift
 .PHONY: setup build demo test test-swift test-python bench clean conformance-sample conformance
+.PHONY: real-models-env real-models
 
 setup:
 	scripts/setup.sh
@@ -38,3 +39,23 @@ bench: setup
 
 clean:
 	rm -rf .build demo-out conformance-sample
+
+# Optional, apart from `make test`: the real-model corpus (docs/real-models.md). Its own
+# environment, .venv-models/, with torch, torchvision and transformers (several GB: the torch
+# wheel pulls NVIDIA's CUDA wheels), rebuilt only when scripts/real-models/requirements.txt changes.
+MODELS_VENV := .venv-models
+real-models-env: $(MODELS_VENV)/.requirements
+
+$(MODELS_VENV)/.requirements: scripts/real-models/requirements.txt
+	rm -rf $(MODELS_VENV)
+	python3 -m venv $(MODELS_VENV)
+	$(MODELS_VENV)/bin/python -m pip install -q --disable-pip-version-check -U pip
+	$(MODELS_VENV)/bin/python -m pip install -q --disable-pip-version-check -r $<
+	cp $< $@
+
+# Exports the corpus into models/real/, runs tpat generate over each model into real-models-out/
+# and writes docs/real-models.md. REAL_MODELS_FLAGS passes options to run.py (e.g. --build).
+REAL_MODELS_FLAGS ?=
+real-models: real-models-env build
+	$(MODELS_VENV)/bin/python scripts/real-models/export.py
+	$(MODELS_VENV)/bin/python scripts/real-models/run.py $(REAL_MODELS_FLAGS)
