@@ -112,8 +112,11 @@ public enum ElementType: String, Codable, Sendable, CaseIterable {
 
     /// Bytes that `count` elements take in `raw_data` (sub-byte types are packed); nil for strings.
     public func byteCount(elements count: Int) -> Int? {
-        guard let bits = bitWidth else { return nil }
-        return (count * bits + 7) / 8
+        guard let bits = bitWidth, count >= 0 else { return nil }
+        // Element counts come from files: a count whose size overflows has no byte count.
+        let (total, overflow) = count.multipliedReportingOverflow(by: bits)
+        guard !overflow, total <= Int.max - 7 else { return nil }
+        return (total + 7) / 8
     }
 
     /// The C/CUDA type name for this element type, or nil where CUDA code has no plain spelling.

@@ -21,12 +21,12 @@ public struct ExternalDataReference: Equatable, Sendable {
             case "location": location = entry.value
             case "offset":
                 guard let value = Int(entry.value), value >= 0 else {
-                    throw .malformedTensor(tensor: tensor.name, reason: "external data offset '\(entry.value)' is not a byte count")
+                    throw .malformedTensor(tensor: tensor.name, reason: "external data offset '\(entry.value)' is not a byte count (0 to \(Int.max))")
                 }
                 offset = value
             case "length":
                 guard let value = Int(entry.value), value >= 0 else {
-                    throw .malformedTensor(tensor: tensor.name, reason: "external data length '\(entry.value)' is not a byte count")
+                    throw .malformedTensor(tensor: tensor.name, reason: "external data length '\(entry.value)' is not a byte count (0 to \(Int.max))")
                 }
                 length = value
             default: continue
@@ -63,6 +63,11 @@ public struct ExternalDataReference: Equatable, Sendable {
 }
 
 /// Reads the tensors a model keeps in side files, lazily, and checks that those files are there.
+///
+/// Every read of external data goes through ``open(_:tensor:)``: the location is resolved to its
+/// real path (symbolic links of the file and of every folder on the way), must lie inside the
+/// model's real folder, must be a regular file (no FIFO, device, socket or folder), and the
+/// tensor's byte range must fit in the size of the file actually opened.
 public struct ExternalDataStore: Sendable {
     let model: ONNXModel
 
@@ -83,8 +88,8 @@ public struct ExternalDataStore: Sendable {
         return result
     }
 
-    /// Checks that every external data file exists inside the model's folder and holds the
-    /// bytes its tensors claim.
+    /// Checks that every external data file is a regular file inside the model's folder (links
+    /// resolved) and holds the bytes its tensors claim.
     public func validate() throws(ONNXError) {
         var sizes: [String: Int] = [:]
         for (tensor, reference) in try references() {
@@ -93,60 +98,101 @@ public struct ExternalDataStore: Sendable {
             if let known = sizes[url.path] {
                 size = known
             } else {
-                guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
-                    let fileSize = attributes[.size] as? NSNumber
-                else {
-                    throw .externalData(path: url.path, tensor: tensor, reason: "the file is missing")
-                }
-                size = fileSize.intValue
+                size = try open(reference, tensor: tensor).size
                 sizes[url.path] = size
             }
-            let end = reference.offset + (reference.length ?? 0)
-            if end > size || reference.offset > size {
-                throw .externalData(
-                    path: url.path, tensor: tensor,
-                    reason: "the file has \(size) bytes but the tensor needs bytes \(reference.offset)..<\(end)")
-            }
+            _ = try Self.byteRange(of: reference, inFileOf: size, path: url.path, tensor: tensor)
         }
     }
 
-    /// The file a reference points to; refuses locations that leave the model's folder.
+    /// The real path of the file a reference points to. Refuses locations that are absolute, or
+    /// that lead (through `..` or symbolic links) outside the model's real folder.
     public func resolve(_ reference: ExternalDataReference, tensor: String) throws(ONNXError) -> URL {
-        let base = model.baseDirectory.standardizedFileURL
-        if reference.location.hasPrefix("/") {
-            throw .externalData(path: reference.location, tensor: tensor, reason: "the location is absolute, which ONNX forbids")
+        let location = reference.location
+        if location.hasPrefix("/") {
+            throw .externalData(path: location, tensor: tensor, reason: "the location is absolute, which ONNX forbids")
         }
-        let url = base.appendingPathComponent(reference.location).standardizedFileURL
-        guard url.path.hasPrefix(base.path.hasSuffix("/") ? base.path : base.path + "/") else {
-            throw .externalData(path: reference.location, tensor: tensor, reason: "the location leaves the model's folder")
+        if location.utf8.contains(0) {
+            throw .externalData(path: location, tensor: tensor, reason: "the location holds a NUL character")
         }
-        return url
+        let folder = try modelFolder(tensor: tensor)
+        let joined = folder + "/" + location
+        guard let real = RealPath.resolve(joined) else {
+            // Say "leaves the folder" rather than "missing" when the location itself points out.
+            let lexical = URL(fileURLWithPath: joined).standardizedFileURL.path
+            if !RealPath.isInside(lexical, folder: folder) {
+                throw .externalData(path: location, tensor: tensor, reason: "the location leaves the model's folder")
+            }
+            throw .externalData(path: lexical, tensor: tensor, reason: "the file is missing")
+        }
+        guard RealPath.isInside(real, folder: folder) else {
+            throw .externalData(
+                path: location, tensor: tensor,
+                reason: FileAccessFailure.outsideFolder(realPath: real, folder: folder).reason + "; external data must lie in the model's folder")
+        }
+        return URL(fileURLWithPath: real)
     }
 
-    /// The raw bytes of a tensor stored externally.
-    public func bytes(of tensor: Onnx_TensorProto) throws(ONNXError) -> Data {
-        guard let reference = try ExternalDataReference(tensor) else { return tensor.rawData }
-        let url = try resolve(reference, tensor: tensor.name)
+    /// Opens the file a reference points to, confined as ``resolve(_:tensor:)`` says, as a
+    /// regular file; its size is that of the file opened.
+    func open(_ reference: ExternalDataReference, tensor: String) throws(ONNXError) -> RegularFile {
+        let url = try resolve(reference, tensor: tensor)
+        let folder = try modelFolder(tensor: tensor)
         do {
-            let handle = try FileHandle(forReadingFrom: url)
-            defer { try? handle.close() }
-            try handle.seek(toOffset: UInt64(reference.offset))
-            let data: Data?
-            if let length = reference.length {
-                data = try handle.read(upToCount: length)
-            } else {
-                data = try handle.readToEnd()
-            }
-            let bytes = data ?? Data()
-            if let length = reference.length, bytes.count != length {
-                throw ONNXError.externalData(path: url.path, tensor: tensor.name, reason: "the file ends after \(bytes.count) of \(length) bytes")
-            }
-            return bytes
-        } catch let error as ONNXError {
-            throw error
+            return try RegularFile.open(url.path, confinedTo: folder)
         } catch {
-            throw .externalData(path: url.path, tensor: tensor.name, reason: error.localizedDescription)
+            throw .externalData(path: url.path, tensor: tensor, reason: error.reason)
         }
+    }
+
+    /// The raw bytes of a tensor (its `raw_data` when not external).
+    public func bytes(of tensor: Onnx_TensorProto) throws(ONNXError) -> Data {
+        try bytes(of: tensor, expectedCount: nil)
+    }
+
+    /// The raw bytes of a tensor; with `expectedCount`, a reference to any other number of bytes
+    /// is refused before anything is read (a hostile length never allocates).
+    func bytes(of tensor: Onnx_TensorProto, expectedCount: Int?) throws(ONNXError) -> Data {
+        guard let reference = try ExternalDataReference(tensor) else { return tensor.rawData }
+        let file = try open(reference, tensor: tensor.name)
+        let range = try Self.byteRange(of: reference, inFileOf: file.size, path: file.path, tensor: tensor.name)
+        if let expectedCount, range.count != expectedCount {
+            throw .malformedTensor(
+                tensor: tensor.name,
+                reason: "its external data is \(range.count) bytes but its type and shape need \(expectedCount)")
+        }
+        do {
+            return try file.read(range)
+        } catch {
+            throw .externalData(path: file.path, tensor: tensor.name, reason: error.reason)
+        }
+    }
+
+    /// The bytes of the file a reference covers, checked against the file's size without
+    /// arithmetic that can overflow.
+    static func byteRange(of reference: ExternalDataReference, inFileOf size: Int, path: String, tensor: String) throws(ONNXError) -> Range<Int> {
+        guard reference.offset <= size else {
+            throw .externalData(
+                path: path, tensor: tensor,
+                reason: "the file has \(size) bytes but the tensor starts at offset \(reference.offset)")
+        }
+        guard let length = reference.length else { return reference.offset..<size }
+        let (end, overflow) = reference.offset.addingReportingOverflow(length)
+        guard !overflow, end <= size else {
+            throw .externalData(
+                path: path, tensor: tensor,
+                reason: "the file has \(size) bytes but the tensor needs \(length) bytes from offset \(reference.offset)")
+        }
+        return reference.offset..<end
+    }
+
+    /// The model's folder, every link in it resolved.
+    private func modelFolder(tensor: String) throws(ONNXError) -> String {
+        let folder = model.baseDirectory.path
+        guard let real = RealPath.resolve(folder) else {
+            throw .externalData(path: folder, tensor: tensor, reason: "the model's folder cannot be resolved")
+        }
+        return real
     }
 }
 

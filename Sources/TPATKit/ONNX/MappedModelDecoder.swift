@@ -126,22 +126,24 @@ final class MappedRegion: @unchecked Sendable {
 
     deinit { munmap(base, length) }
 
-    /// Maps `url` with its pages faulted in at once (`MAP_POPULATE` on Linux); nil where mapping
-    /// is not possible (an empty file, or a system that refuses).
-    static func map(_ url: URL) -> MappedRegion? {
-        let fd = open(url.path, O_RDONLY)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_size > 0 else { return nil }
-        let length = Int(info.st_size)
+    /// Maps the whole of an open regular file with its pages faulted in at once (`MAP_POPULATE`
+    /// on Linux); nil where mapping is not possible (an empty file, or a system that refuses).
+    static func map(_ file: RegularFile) -> MappedRegion? {
+        guard file.size > 0 else { return nil }
         #if os(Linux)
             let flags = MAP_PRIVATE | MAP_POPULATE
         #else
             let flags = MAP_PRIVATE
         #endif
-        guard let base = mmap(nil, length, PROT_READ, flags, fd, 0), base != MAP_FAILED else { return nil }
-        return MappedRegion(base: base, length: length)
+        guard let base = mmap(nil, file.size, PROT_READ, flags, file.descriptor, 0), base != MAP_FAILED else { return nil }
+        return MappedRegion(base: base, length: file.size)
+    }
+
+    /// Maps the regular file at `url` (see ``map(_:)-(RegularFile)``); nil where it cannot be
+    /// opened as one or mapped.
+    static func map(_ url: URL) -> MappedRegion? {
+        guard let file = try? RegularFile.open(url.path) else { return nil }
+        return map(file)
     }
 
     /// The whole file.

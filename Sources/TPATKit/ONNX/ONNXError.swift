@@ -9,6 +9,9 @@ public enum ONNXError: Error, Equatable, Sendable, CustomStringConvertible {
     case unreadable(path: String, reason: String)
     /// The bytes are not an ONNX model (not a protobuf, or a protobuf that is not a ModelProto).
     case notONNX(path: String, reason: String)
+    /// The model decodes but breaks ONNX's rules (graph order, one producer per value, defined
+    /// inputs, known IR and opset versions); `problem` names the node or value and what to do.
+    case invalidModel(path: String, problem: String)
     /// A tensor's external data file is missing, escapes the model's folder, or is too short.
     case externalData(path: String, tensor: String, reason: String)
     /// A tensor's contents do not match its declared type and shape.
@@ -28,6 +31,8 @@ public enum ONNXError: Error, Equatable, Sendable, CustomStringConvertible {
             "\(path): cannot be read (\(reason)). Check its permissions."
         case .notONNX(let path, let reason):
             "\(path): not an ONNX model (\(reason)). Pass a .onnx file written by an ONNX exporter; a truncated download gives this too."
+        case .invalidModel(let path, let problem):
+            "\(path): not a valid ONNX model: \(problem). (onnx.checker.check_model reports the same problem.)"
         case .externalData(let path, let tensor, let reason):
             "\(path): external data of tensor '\(tensor)': \(reason). Keep the model's data files next to it, as the exporter wrote them."
         case .malformedTensor(let tensor, let reason):

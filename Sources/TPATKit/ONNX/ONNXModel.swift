@@ -28,17 +28,25 @@ public struct ONNXModel: Sendable {
         self.baseDirectory = sourceURL.deletingLastPathComponent()
     }
 
-    /// Reads and decodes the model at `url` and checks that its external data files exist and are
-    /// long enough. The data itself is read only when asked for.
+    /// Reads and decodes the model at `url`, checks that it is a valid ONNX graph
+    /// (``GraphValidation``), and that its external data files are regular files inside its
+    /// folder and long enough. The data itself is read only when asked for. Both `tpat inspect`
+    /// and `tpat generate` load through here, so both refuse the same models.
     public static func load(contentsOf url: URL) throws(ONNXError) -> ONNXModel {
         let path = url.path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw .fileNotFound(path: path)
+        let file: RegularFile
+        do {
+            file = try RegularFile.open(path)
+        } catch {
+            switch error {
+            case .missing: throw .fileNotFound(path: path)
+            case .notRegular(let kind): throw .notONNX(path: path, reason: "it is \(kind), not a file")
+            default: throw .unreadable(path: path, reason: error.reason)
+            }
         }
-        if isDirectory.boolValue { throw .notONNX(path: path, reason: "it is a folder") }
+        if file.size == 0 { throw .notONNX(path: path, reason: "the file is empty") }
         let proto: Onnx_ModelProto
-        if let region = MappedRegion.map(url) {
+        if let region = MappedRegion.map(file) {
             // Large initializers stay in the mapping (no copy of their bytes).
             do {
                 proto = try MappedModelDecoder.decode(region)
@@ -48,11 +56,10 @@ public struct ONNXModel: Sendable {
         } else {
             let data: Data
             do {
-                data = try Data(contentsOf: url)
+                data = try file.read(0..<file.size)
             } catch {
-                throw .unreadable(path: path, reason: error.localizedDescription)
+                throw .unreadable(path: path, reason: error.reason)
             }
-            if data.isEmpty { throw .notONNX(path: path, reason: "the file is empty") }
             do {
                 proto = try Onnx_ModelProto(serializedBytes: data)
             } catch {
@@ -64,6 +71,7 @@ public struct ONNXModel: Sendable {
         guard proto.hasGraph, proto.irVersion > 0 else {
             throw .notONNX(path: path, reason: proto.hasGraph ? "it has no ir_version" : "it has no graph")
         }
+        try GraphValidation.validate(proto, path: path)
         let model = ONNXModel(proto: proto, sourceURL: url.standardizedFileURL)
         try model.externalData.validate()
         return model

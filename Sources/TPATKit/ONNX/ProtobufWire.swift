@@ -30,22 +30,31 @@ enum ProtobufWire {
         throw WireError.malformed("bad varint")
     }
 
-    /// Steps over one field at `offset`; returns its number and range.
+    /// Steps over one field at `offset`; returns its number and range. Every length read from the
+    /// bytes is checked against the bytes left before it is added to anything, so no length in a
+    /// file (2^63-1, 2^64-1) can overflow the cursor or trap in a conversion.
     static func nextField(_ bytes: UnsafeBufferPointer<UInt8>, at offset: Int, limit: Int) throws -> (UInt64, FieldRange) {
         var cursor = offset
         let key = try readVarint(bytes, &cursor, limit: limit)
+        guard key >> 3 != 0 else { throw WireError.malformed("field number 0 at byte \(offset)") }
         var payload = cursor
+        // readVarint never moves the cursor past `limit`, so `limit - cursor` cannot overflow.
+        func skip(_ count: UInt64, _ what: String) throws {
+            guard count <= UInt64(limit - cursor) else {
+                throw WireError.malformed("\(what) at byte \(offset) claims \(count) bytes but only \(limit - cursor) remain")
+            }
+            cursor += Int(count)
+        }
         switch key & 7 {
         case 0: _ = try readVarint(bytes, &cursor, limit: limit)
-        case 1: cursor += 8
+        case 1: try skip(8, "a 64-bit field")
         case 2:
-            let length = Int(try readVarint(bytes, &cursor, limit: limit))
+            let length = try readVarint(bytes, &cursor, limit: limit)
             payload = cursor
-            cursor += length
-        case 5: cursor += 4
-        default: throw WireError.malformed("wire type \(key & 7)")
+            try skip(length, "a length-delimited field")
+        case 5: try skip(4, "a 32-bit field")
+        default: throw WireError.malformed("wire type \(key & 7) at byte \(offset)")
         }
-        guard cursor <= limit else { throw WireError.malformed("a field runs past its message") }
         return (key >> 3, FieldRange(start: offset, payload: payload, end: cursor))
     }
 

@@ -20,8 +20,20 @@ public struct TensorValue: Equatable, Sendable {
         self.strings = []
     }
 
-    /// The number of elements.
-    public var elementCount: Int { shape.reduce(1) { $0 * Int($1) } }
+    /// The number of elements; nil when a dim is negative or the product overflows (dims come
+    /// from files, so neither can be ruled out).
+    public var elementCount: Int? { Self.elementCount(shape) }
+
+    static func elementCount(_ shape: [Int64]) -> Int? {
+        var count = 1
+        for dim in shape {
+            guard dim >= 0, let d = Int(exactly: dim) else { return nil }
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            count = product
+        }
+        return count
+    }
 
     /// Decodes a `TensorProto`, reading external data through `store` when given.
     public init(_ tensor: Onnx_TensorProto, store: ExternalDataStore? = nil) throws(ONNXError) {
@@ -34,7 +46,9 @@ public struct TensorValue: Equatable, Sendable {
         if shape.contains(where: { $0 < 0 }) {
             throw .malformedTensor(tensor: tensor.name, reason: "negative dim in \(shape)")
         }
-        let count = shape.reduce(1) { $0 * Int($1) }
+        guard let count = Self.elementCount(shape), let expected = type.byteCount(elements: count) ?? (type == .string ? 0 : nil) else {
+            throw .malformedTensor(tensor: tensor.name, reason: "its shape \(shape) has more elements than any file can hold")
+        }
         if type == .string {
             bytes = Data()
             strings = tensor.stringData
@@ -47,13 +61,12 @@ public struct TensorValue: Equatable, Sendable {
             guard let store else {
                 throw .malformedTensor(tensor: tensor.name, reason: "its data is external and no model folder is known")
             }
-            bytes = try store.bytes(of: tensor)
+            bytes = try store.bytes(of: tensor, expectedCount: expected)
         } else if !tensor.rawData.isEmpty {
             bytes = tensor.rawData
         } else {
             bytes = try Self.typedFieldBytes(tensor, type: type, count: count)
         }
-        let expected = type.byteCount(elements: count) ?? 0
         guard bytes.count == expected else {
             throw .malformedTensor(tensor: tensor.name, reason: "\(bytes.count) bytes of data for \(count) \(type.rawValue) elements (\(expected) bytes)")
         }
