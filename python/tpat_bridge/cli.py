@@ -1,4 +1,4 @@
-"""Command line of the bridge: ``manifests``, ``reference``, ``infer-shapes``."""
+"""Command line of the bridge: ``manifests``, ``capture``, ``reference``, ``infer-shapes``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out_dir")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dims", default="", help="values of symbolic dims, e.g. N=4,L=16")
+    p.add_argument("--inputs", default=None, help="a folder of input_<i>.npy kept by capture, instead of drawn inputs")
+    p = sub.add_parser("capture", help="run the whole model and keep each plugin's real inputs")
+    p.add_argument("request")
+    p.add_argument("result")
+    p.add_argument("out_dir")
     p = sub.add_parser("infer-shapes", help="ONNX shape inference, external data preserved")
     p.add_argument("input")
     p.add_argument("output")
@@ -38,8 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reference":
         from .reference import write_reference
 
-        write_reference(args.model, args.out_dir, args.seed, parse_dims(args.dims))
+        write_reference(args.model, args.out_dir, args.seed, parse_dims(args.dims), args.inputs)
         return 0
+    if args.command == "capture":
+        from .capture import capture
+
+        return capture(args.request, args.result, args.out_dir)
     from .shapes import infer_shapes
 
     infer_shapes(args.input, args.output)

@@ -1,4 +1,5 @@
-"""``reference``: random inputs that suit the op, outputs from ONNX Runtime (CPU), raw files.
+"""``reference``: inputs (captured from the whole model, or drawn to suit the op), outputs from
+ONNX Runtime (CPU), raw files.
 
 Writes ``OUTDIR/input_<i>.bin``, ``OUTDIR/output_<j>.bin`` (raw little-endian, C order) and
 ``OUTDIR/reference.json`` listing name, dtype, shape, file and bytes of each, plus seed and dims.
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,35 +179,69 @@ def _write(path: str, a: np.ndarray) -> None:
 
 
 def _session(model_path: str) -> Any:
-    """An ONNX Runtime CPU session. ONNX Runtime lags ONNX's IR versions (models saved by a newer
-    onnx say 12 or 13 where this one takes 11): then the model is run with the highest IR version
-    it takes; IR versions add data types and fields, the opset decides what a node computes."""
+    """An ONNX Runtime CPU session over a model file."""
+    model = onnx.load(model_path, load_external_data=False)
+    return _session_from_model(model, os.path.dirname(os.path.abspath(model_path)))
+
+
+def _session_from_model(model: onnx.ModelProto, base_dir: str) -> Any:
+    """An ONNX Runtime CPU session over a model held in memory whose external data lies in
+    ``base_dir`` (nothing is written anywhere). ONNX Runtime lags ONNX's IR versions (models saved
+    by a newer onnx say 12 or 13 where this one takes 11): then the model is run with the highest
+    IR version it takes; IR versions add data types and fields, the opset decides what a node
+    computes."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    opts.add_session_config_entry("session.model_external_initializers_file_folder_path", base_dir)
     try:
-        return ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors have no types to tell them apart
         found = re.search(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)", str(exc))
         if not found:
             raise
-        model = onnx.load(model_path, load_external_data=False)
-        model.ir_version = int(found.group(2))
-        # beside the original, so that external data resolves the same way
-        fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=os.path.dirname(os.path.abspath(model_path)))
-        os.close(fd)
-        try:
-            onnx.save(model, tmp)
-            return ort.InferenceSession(tmp, opts, providers=["CPUExecutionProvider"])
-        finally:
-            os.remove(tmp)
+        older = onnx.ModelProto()
+        older.CopyFrom(model)
+        older.ir_version = int(found.group(2))
+        return ort.InferenceSession(older.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def write_reference(model_path: str, out_dir: str, seed: int, dims: dict[str, int]) -> str:
-    """Draw inputs, run ONNX Runtime on the CPU, write the files; returns reference.json's path."""
+def captured_inputs(model: onnx.ModelProto, folder: str) -> list[Tensor]:
+    """The sub-model's inputs from ``capture``'s files (``input_<i>.npy`` in the sub-model's
+    input order), converted to the types the plugin carries (BOOL and UINT8 travel as INT32)."""
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [vi for vi in model.graph.input if vi.name not in initializers]
+    out: list[Tensor] = []
+    for i, vi in enumerate(inputs):
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+        array = np.load(os.path.join(folder, f"input_{i}.npy"), allow_pickle=False)
+        out.append(Tensor(vi.name, np.ascontiguousarray(array.astype(dtype))))
+    return out
+
+
+def symbol_values(model: onnx.ModelProto, inputs: list[Tensor]) -> dict[str, int]:
+    """The value each symbolic dim of the sub-model's inputs takes in ``inputs`` (C names)."""
+    by_name = {t.name: t.array for t in inputs}
+    dims: dict[str, int] = {}
+    for vi in model.graph.input:
+        if vi.name not in by_name:
+            continue
+        for d, size in zip(vi.type.tensor_type.shape.dim, by_name[vi.name].shape):
+            if not d.HasField("dim_value") and d.dim_param:
+                dims[c_identifier(d.dim_param)] = int(size)
+    return dims
+
+
+def write_reference(model_path: str, out_dir: str, seed: int, dims: dict[str, int], inputs_dir: str | None = None) -> str:
+    """Draw inputs (or take those ``capture`` kept in ``inputs_dir``), run ONNX Runtime on the
+    CPU, write the files; returns reference.json's path."""
     model = onnx.load(model_path, load_external_data=False)
-    inputs = make_inputs(model, seed, dims)
+    if inputs_dir:
+        inputs = captured_inputs(model, inputs_dir)
+        dims = symbol_values(model, inputs)
+    else:
+        inputs = make_inputs(model, seed, dims)
     session = _session(model_path)
     results = session.run(None, {t.name: t.array for t in inputs})
     outputs = [Tensor(o.name, np.asarray(r)) for o, r in zip(session.get_outputs(), results)]
