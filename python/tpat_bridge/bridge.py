@@ -40,10 +40,11 @@ def tvm_version() -> str:
 
 
 def generate(req: NodeRequest, arch: str, version: str, log: list[str], tuning: Any = None,
-             progress: Any = None, stats: dict[str, Any] | None = None) -> str:
+             progress: Any = None, stats: dict[str, Any] | None = None, warnings: list[str] | None = None) -> str:
     """Compile one node and write its manifest; returns the manifest path. With ``tuning``
     (tuning.TuningOptions), MetaSchedule tunes the node's tasks first (or reuses its database)
-    and ``stats`` receives the tuned and untuned times."""
+    and ``stats`` receives the tuned and untuned times; ``warnings`` receives what the user should
+    hear about (a damaged tuning database)."""
     from .compiler import compile_model, import_model
     from .manifest import ManifestBuilder, node_info
     from .plan import build_plan
@@ -61,7 +62,7 @@ def generate(req: NodeRequest, arch: str, version: str, log: list[str], tuning: 
         imported = import_model(model, log)
         label = (req.node or {}).get("name") or req.id
         try:
-            outcome = tune_node(imported[0], arch, tuning, version, label, progress, log)
+            outcome = tune_node(imported[0], arch, tuning, version, label, progress, log, warnings=warnings)
         except Exception as exc:  # noqa: BLE001 - MetaSchedule raises anything: build untuned
             reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
             log.append("tuning failed, building with the default schedules:\n" + traceback.format_exc())
@@ -103,17 +104,21 @@ def op_name(req: NodeRequest) -> str:
     return (req.node or {}).get("opType") or op_of(req.model)
 
 
-def run_node(req: NodeRequest, arch: str, version: str, tuning: Any = None, progress: Any = None) -> dict[str, Any]:
-    """Generate one node's manifest; never raises (per-node errors go to the result)."""
+def run_node(req: NodeRequest, arch: str, version: str, tuning: Any = None, progress: Any = None,
+             warnings: list[str] | None = None) -> dict[str, Any]:
+    """Generate one node's manifest; never raises (per-node errors go to the result). ``warnings``
+    holds what was said about the node before (a damaged cache entry) and receives what
+    generating it says; the result carries them all (``warnings``), and so does the node's log."""
     start = time.perf_counter()
     os.makedirs(req.out_dir, exist_ok=True)
     log_path = os.path.join(req.out_dir, "bridge.log")
     log: list[str] = [f"node {req.id}: {req.model}"]
+    warnings = [] if warnings is None else warnings
     entry: dict[str, Any] = {"id": req.id}
     try:
         stats: dict[str, Any] = {}
         try:
-            entry.update(status="ok", manifest=generate(req, arch, version, log, tuning, progress, stats))
+            entry.update(status="ok", manifest=generate(req, arch, version, log, tuning, progress, stats, warnings))
         finally:
             if stats:
                 entry["tuning"] = stats
@@ -127,6 +132,9 @@ def run_node(req: NodeRequest, arch: str, version: str, tuning: Any = None, prog
         entry.update(status="error", errorClass="internal",
                      message=f"{op_name(req)}: {type(exc).__name__}: {reason}", log=log_path)
     entry["seconds"] = round(time.perf_counter() - start, 3)
+    if warnings:
+        entry["warnings"] = warnings
+        log[1:1] = [f"warning: {w}" for w in warnings]
     with open(log_path, "w") as f:
         f.write("\n\n".join(log))
         f.write("\n")
@@ -142,18 +150,25 @@ def cache_key(req: NodeRequest, arch: str, version: str, tuning: Any) -> str:
     return cache.key(req.model, req.node, req.kernel_prefix, arch, version, state)
 
 
-def cached_entry(req: NodeRequest, k: str, tuned: bool, cache_dir: str) -> dict[str, Any] | None:
+def cached_entry(req: NodeRequest, k: str, tuned: bool, cache_dir: str, warnings: list[str]) -> dict[str, Any] | None:
     """The result entry of the node the kernel cache holds under ``k`` (manifest and constants
-    copied into its folder), or None. A tuned entry reports its tuning figures as reused: nothing
-    was measured."""
+    copied into its folder, checked against the entry's digest), or None. A damaged entry is a
+    miss that adds one warning (the entry's path and what is wrong; the caller regenerates the
+    node and its store replaces the entry). A tuned entry reports its tuning figures as reused:
+    nothing was measured."""
     from . import cache
 
-    manifest = cache.restore(cache_dir, k, req.out_dir)
-    if manifest is None:
+    try:
+        restored = cache.restore(cache_dir, k, req.out_dir)
+    except cache.BrokenEntry as broken:
+        warnings.append(f"kernel cache entry {broken.path} cannot be used: {broken.reason}; "
+                        "generating the node again and replacing the entry")
         return None
-    entry: dict[str, Any] = {"id": req.id, "status": "ok", "manifest": manifest, "cached": True}
+    if restored is None:
+        return None
+    entry: dict[str, Any] = {"id": req.id, "status": "ok", "manifest": restored.manifest, "cached": True}
     note = f"node {req.id}: from the kernel cache ({cache.entry_dir(cache_dir, k)})"
-    stats = cache.tuning_stats(cache_dir, k) if tuned else None
+    stats = restored.tuning if tuned else None
     if stats is not None:
         stats = dict(stats, reused=True, seconds=0.0,
                      tasks=[dict(t, reused=True) for t in stats.get("tasks", []) if isinstance(t, dict)])
@@ -183,20 +198,24 @@ def run_request(request_path: str, result_path: str) -> int:
             req = NodeRequest(n["id"], n["model"], n["outDir"], n["kernelPrefix"], n.get("node"))
             start = time.perf_counter()
             k = cache_key(req, arch, version, tuning) if cache_dir else None
-            entry = cached_entry(req, k, tuning is not None, cache_dir) if k else None
+            warnings: list[str] = []
+            entry = cached_entry(req, k, tuning is not None, cache_dir, warnings) if k else None
             if entry is not None:
                 entry["seconds"] = round(time.perf_counter() - start, 3)
                 result["nodes"].append(entry)
                 continue
             import tvm  # noqa: F401 - paid once for all nodes, and only when one is not cached
 
-            entry = run_node(req, arch, version, tuning, progress)
+            entry = run_node(req, arch, version, tuning, progress, warnings)
             if k and entry["status"] == "ok" and "error" not in entry.get("tuning", {}):
                 from . import cache
 
                 if tuning is not None:  # the key holds the database as tuning left it
                     k = cache_key(req, arch, version, tuning)
-                cache.store(cache_dir, k, req.out_dir, entry.get("tuning"))
+                problem = cache.store(cache_dir, k, req.out_dir, entry.get("tuning"))
+                if problem is not None:
+                    entry.setdefault("warnings", []).append(
+                        f"kernel cache: could not store the node in {cache.entry_dir(cache_dir, k)} ({problem})")
             result["nodes"].append(entry)
     except Exception as exc:  # noqa: BLE001 - bad request or TVM missing: still write RESULT
         result["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
