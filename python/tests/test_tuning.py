@@ -298,3 +298,142 @@ def test_settling_tuned_tasks():
     assert not b.get("complete") and b["trials"] == 0
     assert c["complete"] and c["note"] == "no candidate built: bad schedule"
     assert not d.get("complete") and "note" not in d
+
+
+# ---- A damaged database: malformed lines are left out with one warning per file, never used.
+
+def _matmul_database(tmp_path):
+    """A JSONDatabase with two MatMul workloads (a: 32x32, b: 48x48), three records each; a's best
+    is its second record, b's its first."""
+    import tvm
+    from onnx import TensorProto, helper
+    from tvm.s_tir import Schedule
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+    from tvm.s_tir.meta_schedule.database import JSONDatabase, TuningRecord
+
+    from tpat_bridge.compiler import import_model
+    from tpat_bridge.tuning import extract
+
+    target = tvm.target.Target(target_dict("sm_90"))
+
+    def task_mod(n: int):
+        g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "g",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n]),
+                               helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])])
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        return extract(import_model(model, [])[0], target)[0].mod
+
+    a, b = task_mod(32), task_mod(48)
+    db = JSONDatabase(work_dir=str(tmp_path))
+    for mod, runs in ((a, [3e-6, 1e-6, 2e-6]), (b, [4e-6, 5e-6, 6e-6])):
+        wl = db.commit_workload(mod)
+        for secs in runs:
+            sch = Schedule(mod)
+            sch.get_sblock("matmul")
+            db.commit_tuning_record(TuningRecord(sch.trace, wl, [secs], target, ArgInfo.from_prim_func(mod["main"])))
+    return a, b
+
+
+def _lines(path):
+    return path.read_text().splitlines(keepends=True)
+
+
+def test_damaged_records_are_skipped_with_one_warning(tmp_path):
+    from tpat_bridge.tuning import top_records
+
+    a, b = _matmul_database(tmp_path)
+    records = tmp_path / "database_tuning_record.json"
+    lines = _lines(records)
+    # Records are written in order: a's 3 then b's 3. Garble a's best (line 2), give one a wrong
+    # shape (line 4: valid JSON), and cut the file short in the middle of b's last record.
+    lines[1] = lines[1][:40] + "#garbage#" + lines[1][49:]
+    lines[3] = json.dumps([1, "not a record"]) + "\n"
+    lines[5] = lines[5][: len(lines[5]) // 2]
+    records.write_text("".join(lines))
+    warnings = []
+    got = top_records(str(tmp_path), [a, b], warnings)
+    assert [float(x) for x in got[0].run_secs] == [2e-6]  # the best record left: never the garbled one
+    assert [float(x) for x in got[1].run_secs] == [5e-6]
+    assert len(warnings) == 1, warnings
+    assert str(records) in warnings[0] and "lines 2, 4, 6" in warnings[0]
+
+
+def test_a_damaged_workload_line_stops_its_records_and_later_ones_being_used(tmp_path):
+    """Records name workloads by line: past a malformed workload line (perhaps a line cut in two)
+    the numbering cannot be trusted, so those records are not used (default schedules instead)."""
+    from tpat_bridge.tuning import top_records
+
+    a, b = _matmul_database(tmp_path)
+    workloads = tmp_path / "database_workload.json"
+    lines = _lines(workloads)
+    workloads.write_text(lines[0] + lines[1][:30] + "\n" + lines[1][30:])  # b's line cut in two
+    warnings = []
+    got = top_records(str(tmp_path), [a, b], warnings)
+    assert [float(x) for x in got[0].run_secs] == [1e-6] and got[1] is None
+    assert len(warnings) == 1 and str(workloads) in warnings[0] and "lines 2, 3" in warnings[0]
+
+    workloads.write_text("")  # truncated to nothing: every record names a missing workload
+    warnings = []
+    assert top_records(str(tmp_path), [a, b], warnings) == [None, None]
+    assert len(warnings) == 1 and "lines 1, 2, 3, 4, 5 and 1 more" in warnings[0]
+
+
+def test_the_cache_key_changes_with_any_change_of_the_database(tmp_path):
+    from tpat_bridge.tuning import database_state
+
+    opts = TuningOptions(8, str(tmp_path))
+    directory = tmp_path / database_dir(str(tmp_path), "0.27.0.post1", target_dict("sm_90")).split(str(tmp_path) + os.sep)[1]
+    directory.mkdir(parents=True)
+    (directory / "database_tuning_record.json").write_text('[0, [[[["A"]], []], [1e-6]]]\n')
+    before = database_state(opts, "0.27.0.post1", "sm_90")
+    (directory / "database_tuning_record.json").write_text('[0, [[[["A"]], []], [1e-7]]]\n')  # one digit
+    after = database_state(opts, "0.27.0.post1", "sm_90")
+    (directory / "database_tuning_record.json").write_text('[0, [[[["A"]], []], [1e-7')  # truncated
+    truncated = database_state(opts, "0.27.0.post1", "sm_90")
+    assert len({before, after, truncated}) == 3
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", json.dumps({"version": 2, "tasks": [1]}),
+                                  json.dumps({"version": 2, "tasks": {"k": "x", "j": {"complete": True}}})])
+def test_a_damaged_index_is_reported_and_never_crashes(tmp_path, text):
+    (tmp_path / "tpat-tasks.json").write_text(text)
+    index = TaskIndex(str(tmp_path))
+    assert index.problem is not None and str(tmp_path / "tpat-tasks.json") in index.problem
+    assert not index.is_done("k", 1)
+    assert list(index.entries) == (["j"] if '"j"' in text else [])  # only well-formed entries kept
+    index.get("k").update(complete=True, requested=8)  # a malformed entry is never handed out
+    index.save()
+    again = TaskIndex(str(tmp_path))
+    assert again.problem is None and again.is_done("k", 8)
+
+
+def test_an_index_of_an_older_version_is_no_problem(tmp_path):
+    (tmp_path / "tpat-tasks.json").write_text(json.dumps({"version": 1, "tasks": {}}))
+    assert TaskIndex(str(tmp_path)).problem is None
+
+
+def test_tuning_into_a_damaged_database_builds_the_node_with_default_schedules(tmp_path):
+    """A task still to tune and a database MetaSchedule cannot load: the node is built (default
+    schedules), tuning reports why, naming the file and line; nothing is stored in the cache."""
+    from tpat_bridge.bridge import run_request, tvm_version
+    from onnx import TensorProto, helper
+    import onnx
+
+    directory = tmp_path / "db" / os.path.relpath(database_dir(str(tmp_path / "db"), tvm_version(), target_dict("sm_90")),
+                                                   str(tmp_path / "db"))
+    directory.mkdir(parents=True)
+    (directory / "database_workload.json").write_text('["123", {"trunc\n')
+    g = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 100])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 100])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    request = {"arch": "sm_90", "cacheDirectory": str(tmp_path / "cache"), "tuning": {"trials": 8, "database": str(tmp_path / "db")},
+               "nodes": [{"id": "n", "model": str(tmp_path / "m.onnx"), "outDir": str(tmp_path / "n"), "kernelPrefix": "tpat_n_"}]}
+    (tmp_path / "req.json").write_text(json.dumps(request))
+    assert run_request(str(tmp_path / "req.json"), str(tmp_path / "res.json")) == 0
+    node = json.loads((tmp_path / "res.json").read_text())["nodes"][0]
+    assert node["status"] == "ok" and os.path.isfile(node["manifest"])
+    assert "database_workload.json" in node["tuning"]["error"] and "line 1" in node["tuning"]["error"]
+    assert "move" in node["tuning"]["error"]
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("manifest.json"))

@@ -134,14 +134,25 @@ class TaskIndex:
     def __init__(self, directory: str) -> None:
         self.path = os.path.join(directory, INDEX_NAME)
         self.entries: dict[str, dict[str, Any]] = {}
+        # Why the index on disk was not used (unreadable or malformed), for a warning; None when
+        # it was, or when there is none yet.
+        self.problem: str | None = None
         if os.path.exists(self.path):
             try:
                 with open(self.path) as f:
                     data = json.load(f)
-                if data.get("version") == INDEX_VERSION:
-                    self.entries = dict(data.get("tasks", {}))
-            except (OSError, ValueError):
-                self.entries = {}  # unreadable: retune (the JSON database keeps its records)
+            except (OSError, ValueError) as exc:
+                data = None
+                self.problem = f"tuning index {self.path} cannot be read ({exc}): its tasks count as not tuned"
+            if isinstance(data, dict) and data.get("version") == INDEX_VERSION and isinstance(data.get("tasks"), dict):
+                self.entries = {k: v for k, v in data["tasks"].items() if isinstance(k, str) and isinstance(v, dict)}
+                if len(self.entries) != len(data["tasks"]):
+                    self.problem = (f"tuning index {self.path}: skipped {len(data['tasks']) - len(self.entries)} "
+                                    "malformed task entries (those tasks count as not tuned)")
+            elif isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] < INDEX_VERSION:
+                pass  # an older index: its tasks are tuned again (see INDEX_VERSION), as designed
+            elif self.problem is None:
+                self.problem = f"tuning index {self.path} is not one TPAT wrote: its tasks count as not tuned"
 
     def get(self, key: str) -> dict[str, Any]:
         return self.entries.setdefault(key, {"trials": 0, "complete": False})
@@ -395,50 +406,147 @@ def extract(mod: Any, target: Any) -> list[TaskInfo]:
     return tasks
 
 
-def top_records(directory: str, mods: list[Any]) -> list[Any | None]:
+@dataclass
+class DatabaseScan:
+    """What TPAT reads of a MetaSchedule JSON database folder: each workload line (by its index,
+    the number records name it by; None where the line is malformed) and each well-formed record
+    as (workload index, record). ``trusted`` is the number of leading workload indices records may
+    be matched against: past a malformed workload line the numbering may have shifted (a line cut
+    in two), so records naming those indices are not used. ``damage`` holds one message per file
+    with malformed lines."""
+
+    workloads: list[list[Any] | None]
+    records: list[tuple[int, list[Any]]]
+    trusted: int
+    damage: list[str]
+
+
+def _is_workload(entry: Any) -> bool:
+    return isinstance(entry, list) and len(entry) >= 2 and isinstance(entry[0], str)
+
+
+def _is_record(entry: Any) -> bool:
+    """``[workload index, [trace, run_secs, target, args_info]]`` with a trace ``[insts, decisions]``
+    and run times that are numbers (or null)."""
+    if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], int) and not isinstance(entry[0], bool)):
+        return False
+    record = entry[1]
+    if not (isinstance(record, list) and len(record) >= 2 and isinstance(record[0], list) and record[0]
+            and isinstance(record[0][0], list)):
+        return False
+    secs = record[1]
+    return secs is None or (isinstance(secs, list) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in secs))
+
+
+def _damage(path: str, bad_lines: list[int], what: str) -> str:
+    shown = ", ".join(str(n) for n in bad_lines[:5]) + (f" and {len(bad_lines) - 5} more" if len(bad_lines) > 5 else "")
+    return (f"tuning database {path}: skipped {len(bad_lines)} malformed line{'s' if len(bad_lines) > 1 else ''} "
+            f"(line{'s' if len(bad_lines) > 1 else ''} {shown}): {what}")
+
+
+def scan_database(directory: str) -> DatabaseScan:
+    """Reads the workload and record files of a JSON database without parsing any trace, checking
+    every line's shape (a garbled or truncated line is left out and reported, never used)."""
+    workloads: list[list[Any] | None] = []
+    damage: list[str] = []
+    trusted: int | None = None
+    path = os.path.join(directory, "database_workload.json")
+    bad: list[int] = []
+    try:
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue  # blank lines are not workloads (JSONDatabase skips them too)
+                try:
+                    entry = json.loads(raw)
+                except ValueError:
+                    entry = None
+                if not _is_workload(entry):
+                    bad.append(number)
+                    trusted = len(workloads) if trusted is None else trusted
+                    entry = None
+                workloads.append(entry)
+    except FileNotFoundError:
+        pass
+    if bad:
+        damage.append(_damage(path, bad, "records of the workloads from there on are not used"))
+    records: list[tuple[int, list[Any]]] = []
+    path = os.path.join(directory, "database_tuning_record.json")
+    bad = []
+    try:
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    entry = json.loads(raw)
+                except ValueError:
+                    entry = None
+                if not _is_record(entry) or not 0 <= entry[0] < len(workloads):
+                    bad.append(number)
+                    continue
+                records.append((entry[0], entry[1]))
+    except FileNotFoundError:
+        pass
+    if bad:
+        damage.append(_damage(path, bad, "those records are not used"))
+    return DatabaseScan(workloads, records, len(workloads) if trusted is None else trusted, damage)
+
+
+def top_records(directory: str, mods: list[Any], warnings: list[str] | None = None) -> list[Any | None]:
     """The best record of each module in the MetaSchedule JSON database at ``directory`` (what
     ``JSONDatabase.get_top_k(workload, 1)`` gives: the lowest mean run time among valid records),
-    or None. Reads the workloads' hashes and only the matching records' traces: ``JSONDatabase``
+    or None. Reads the workloads' hashes and only the chosen records' traces: ``JSONDatabase``
     parses every trace on load (2.0 s for 448 records here), which made reusing a tuned node cost
-    seconds."""
+    seconds. Malformed lines (a damaged or truncated file) are left out, with one message per
+    file added to ``warnings``; a record whose trace TVM cannot read gives way to the next best."""
     import tvm_ffi
     from tvm.s_tir.meta_schedule.database import TuningRecord, Workload
 
+    scan = scan_database(directory)
+    if warnings is not None:
+        warnings.extend(scan.damage)
     found: list[tuple[int, Any] | None] = [None] * len(mods)
     hashes = [str(tvm_ffi.structural_hash(m)) for m in mods]
-    try:
-        with open(os.path.join(directory, "database_workload.json")) as f:
-            lines = [line for line in f if line.strip()]
-    except FileNotFoundError:
-        return [None] * len(mods)
-    for i, line in enumerate(lines):  # a record names its workload by this line number
-        entry = json.loads(line)
+    for i, entry in enumerate(scan.workloads[:scan.trusted]):  # a record names its workload by this index
         for k, m in enumerate(mods):
-            if found[k] is None and entry[0] == hashes[k]:
-                workload = Workload.from_json(entry)
+            if entry is not None and found[k] is None and entry[0] == hashes[k]:
+                try:
+                    workload = Workload.from_json(entry)
+                except Exception as exc:  # noqa: BLE001 - TVM raises anything for a garbled workload
+                    if warnings is not None:
+                        warnings.append(f"tuning database {directory}: workload {i} cannot be read "
+                                        f"({' '.join(str(exc).split())[:200]}): its records are not used")
+                    continue
                 if tvm_ffi.structural_equal(workload.mod, m):
                     found[k] = (i, workload)
     wanted = {f[0]: f[1] for f in found if f is not None}
-    best: dict[int, tuple[float, Any]] = {}
-    try:
-        with open(os.path.join(directory, "database_tuning_record.json")) as f:
-            for line in f:
-                head = line[1:line.find(",")]
-                if not head.isdigit() or int(head) not in wanted:
-                    continue
-                index, record = json.loads(line)
-                insts, secs = record[0][0], [float(x) for x in (record[1] or [])]
-                # TuningRecord.IsValid: a trace with an instruction before its postprocessing, and
-                # a measurement that is not the 1e10 s MetaSchedule writes for a failed run.
-                if not insts or insts[0][0] == "EnterPostproc" or all(x == 1e10 for x in secs):
-                    continue
-                mean = sum(secs) / len(secs)  # JSONDatabase's order: mean run time, first wins
-                if index not in best or mean < best[index][0]:
-                    best[index] = (mean, record)
-    except FileNotFoundError:
-        pass
-    return [TuningRecord.from_json(best[f[0]][1], f[1]) if f is not None and f[0] in best else None
-            for f in found]
+    candidates: dict[int, list[tuple[float, int, list[Any]]]] = {}
+    for order, (index, record) in enumerate(scan.records):
+        if index not in wanted:
+            continue
+        insts, secs = record[0][0], [float(x) for x in (record[1] or [])]
+        # TuningRecord.IsValid: a trace with an instruction before its postprocessing, and a
+        # measurement that is not the 1e10 s MetaSchedule writes for a failed run.
+        if not insts or not isinstance(insts[0], list) or not insts[0] or insts[0][0] == "EnterPostproc" \
+                or not secs or all(x == 1e10 for x in secs):
+            continue
+        # JSONDatabase's order: mean run time, the first written wins a tie.
+        candidates.setdefault(index, []).append((sum(secs) / len(secs), order, record))
+    chosen: list[Any | None] = []
+    for f in found:
+        record = None
+        for _, _, raw in sorted(candidates.get(f[0], []), key=lambda c: (c[0], c[1])) if f is not None else []:
+            try:
+                record = TuningRecord.from_json(raw, f[1])
+                break
+            except Exception as exc:  # noqa: BLE001 - a garbled trace: TVM raises anything
+                if warnings is not None:
+                    warnings.append(f"tuning database {directory}: a record of workload {f[0]} cannot be read "
+                                    f"({' '.join(str(exc).split())[:200]}): the next best is used")
+        chosen.append(record)
+    return chosen
 
 
 def settle_tasks(entries: list[dict[str, Any]], failures: dict[int, tuple[str, str]], per_task: int,
@@ -484,8 +592,9 @@ def _us(seconds: float | None) -> float | None:
 
 def tune_node(mod: Any, arch: str, opts: TuningOptions, tvm_version: str, node_name: str,
               progress_stream: TextIO | None, log: list[str],
-              clock: Callable[[], float] = time.monotonic) -> TuneOutcome:
-    """Tune (or reuse) every task of one node's Relax module; returns the schedules to build with."""
+              clock: Callable[[], float] = time.monotonic, warnings: list[str] | None = None) -> TuneOutcome:
+    """Tune (or reuse) every task of one node's Relax module; returns the schedules to build with.
+    What the user should hear about a damaged database goes to ``warnings``."""
     import tvm
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
@@ -497,6 +606,8 @@ def tune_node(mod: Any, arch: str, opts: TuningOptions, tvm_version: str, node_n
     directory = database_dir(opts.database, tvm_version, tdict)
     os.makedirs(directory, exist_ok=True)
     index = TaskIndex(directory)
+    if index.problem is not None and warnings is not None:
+        warnings.append(index.problem)
     progress = Progress(progress_stream, node_name)
     tasks = extract(mod, target)
     pending = [t for t in tasks if not index.is_done(t.key, opts.per_task)]
@@ -505,6 +616,13 @@ def tune_node(mod: Any, arch: str, opts: TuningOptions, tvm_version: str, node_n
         t.entry = index.get(t.key)
         t.entry["task"] = t.name
     log.append(f"tuning: {len(tasks)} task(s), {len(pending)} to tune, database {directory}")
+    if pending:
+        damage = scan_database(directory).damage
+        if damage:
+            # MetaSchedule's JSONDatabase refuses a file with a malformed line (and would append
+            # new records after a cut-off one): nothing could be measured into it.
+            raise RuntimeError(f"{'; '.join(damage)}; MetaSchedule cannot add records to a damaged database: "
+                               f"move {directory} away to tune {len(pending)} task(s) again")
     if pending and opts.rpc_tracker:
         check_rpc_tracker(opts.rpc_tracker, opts.rpc_key or "")
     if pending and not opts.rpc_tracker and not tvm.cuda(0).exist:
@@ -579,7 +697,7 @@ def tune_node(mod: Any, arch: str, opts: TuningOptions, tvm_version: str, node_n
     chosen = MemoryDatabase()
     n_chosen = 0
     task_stats = []
-    for t, rec in zip(tasks, top_records(directory, [t.mod for t in tasks])):
+    for t, rec in zip(tasks, top_records(directory, [t.mod for t in tasks], warnings)):
         tuned = t.entry.get("tunedUs")
         untuned = t.entry.get("untunedUs")
         if rec is not None and rec.run_secs:
