@@ -22,9 +22,10 @@ export, so `--only` refreshes one model's entries and keeps the rest).
 """
 
 import argparse
+import inspect
 import json
 import multiprocessing
-import os
+import re
 import sys
 import time
 import traceback
@@ -226,7 +227,7 @@ MODELS = [
     Export("fasterrcnn_mobilenet_v3_large_fpn", "detection", detector("fasterrcnn_mobilenet_v3_large_fpn", 320), 13),
     Export("ssdlite320_mobilenet_v3_large", "detection", detector("ssdlite320_mobilenet_v3_large", 320), 17),
     Export("retinanet_resnet50_fpn", "detection", detector("retinanet_resnet50_fpn", 320), 17),
-    Export("bert", "transformer", bert, 13, f"bert-base sizes, {LAYERS} layers"),
+    Export("bert", "transformer", bert, 17, f"bert-base sizes, {LAYERS} layers"),
     Export("gpt2", "transformer", gpt2, 17, f"gpt2 (small) sizes, {LAYERS} layers, past key values in and out, no LM head"),
     Export("vit", "transformer", vit, 17, f"vit-base/16 sizes, {LAYERS} layers, 224x224"),
     Export("detr", "transformer", detr, 17, f"detr-resnet-50 sizes, {LAYERS} encoder and {LAYERS} decoder layers"),
@@ -234,7 +235,7 @@ MODELS = [
     Export("t5_encoder", "transformer", t5_encoder, 13, f"t5-small sizes, {LAYERS} layers"),
     Export("t5_decoder", "transformer", t5_decoder, 17, f"t5-small sizes, {LAYERS} layers, no cache"),
     Export("swin", "transformer", swin, 17, "swin-tiny sizes, depths 2-2-2-2 (swin-tiny: 2-2-6-2)"),
-    Export("clip_text", "transformer", clip_text, 13, f"CLIP ViT-B/32 text sizes, {LAYERS} layers"),
+    Export("clip_text", "transformer", clip_text, 17, f"CLIP ViT-B/32 text sizes, {LAYERS} layers"),
 ]
 
 
@@ -252,7 +253,7 @@ def export_one(name, exporter, queue):
             if exporter == "legacy":
                 torch.onnx.export(model, args, str(target), dynamo=False, dynamic_axes=dynamic, **options)
             else:
-                shapes = tuple(dynamic.get(name) for name in input_names)
+                shapes = dynamo_shapes(model, [dynamic.get(name) for name in input_names])
                 torch.onnx.export(model, args, str(target), dynamo=True, dynamic_shapes=shapes, external_data=False, **options)
         outcome = {"status": "exported", "seconds": round(time.time() - start, 1), "bytes": target.stat().st_size}
         outcome["onnxruntime"] = run_in_onnxruntime(target, dict(zip(input_names, args)))
@@ -261,6 +262,14 @@ def export_one(name, exporter, queue):
         outcome = {"status": "failed", "seconds": round(time.time() - start, 1), "reason": reason(error),
                    "traceback": traceback.format_exc()[-4000:]}
     queue.put(outcome)
+
+
+def dynamo_shapes(model, per_arg):
+    """torch.export's dynamic_shapes for positional arguments: those that a `*args` parameter of
+    forward takes form one tuple there."""
+    params = list(inspect.signature(model.forward).parameters.values())
+    named = next((i for i, p in enumerate(params) if p.kind == p.VAR_POSITIONAL), None)
+    return tuple(per_arg) if named is None else (*per_arg[:named], tuple(per_arg[named:]))
 
 
 def run_in_onnxruntime(path, inputs):
@@ -277,10 +286,20 @@ def run_in_onnxruntime(path, inputs):
 
 
 def reason(error):
-    """One line: the exception's type and the first non-empty line of its message, shortened."""
-    lines = [l.strip() for l in str(error).splitlines() if l.strip()]
-    text = f"{type(error).__name__}: {lines[0] if lines else ''}"
-    return text if len(text) <= 300 else text[:297] + "..."
+    """One line: the exception's type and the first line of its message, shortened. For the dynamo
+    exporter's wrapped torch.export errors, the summarised inner exception and where it was caused."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    kind = type(error).__name__
+    if "## Exception summary" in text:
+        text = text.split("## Exception summary", 1)[1]
+        inner = re.match(r"\s*<class '([\w.]+)'>: ", text)
+        if inner:
+            kind, text = inner.group(1).rsplit(".", 1)[-1], text[inner.end():]
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    first = lines[0] if lines else ""
+    first = first if len(first) <= 200 else first[:197] + "..."
+    caused = next((l for l in lines if l.startswith("Caused by:")), None)
+    return f"{kind}: {first}" + (f" {caused}" if caused else "")
 
 
 def load_record():
