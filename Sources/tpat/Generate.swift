@@ -76,8 +76,10 @@ struct Generate: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
+        // SIGINT/SIGTERM stop the tools, remove the staging folder and exit 130/143 (Cancellation).
+        Cancellation.shared.installSignalHandlers()
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = TerminalSafeLogHandler(StreamLogHandler.standardError(label: label))
             handler.logLevel = quiet ? .warning : .info
             return handler
         }
@@ -85,9 +87,12 @@ struct Generate: AsyncParsableCommand {
         do {
             let report = try await Pipeline(toolchain: try Toolchain.discover(), logger: logger).run(try request())
             print(Summary(report: report).text, terminator: "")
-            if report.outputModel == nil || !report.failures.isEmpty { throw ExitCode(report.outputModel == nil ? 1 : 3) }
+            if report.outputModel == nil { throw ExitCode(1) }
+            if !report.failures.isEmpty || report.plugins.contains(where: { $0.referenceDataError != nil }) { throw ExitCode(3) }
         } catch let error as TPATError {
-            fail(error.description)
+            // After a signal the handler prints the one line and exits; nothing more is said here.
+            if Cancellation.shared.isCancelled { await Cancellation.shared.waitForExit() }
+            fail(TerminalText.sanitized(error.description))
         }
     }
 
@@ -145,22 +150,62 @@ struct Summary {
 
     var text: String {
         var lines: [String] = []
+        // Node names, op types and the reasons that quote them come from the model: escaped, so
+        // that no control character of theirs reaches the terminal.
+        let e = TerminalText.escaped
         for p in report.plugins {
-            let nodes = p.nodes.count == 1 ? p.nodes[0] : "\(p.nodes.count) nodes: \(p.nodes.joined(separator: ", "))"
-            lines.append("  \(p.name)  \(p.opType) (\(nodes))  \(p.kernels) kernel(s), \(p.launches) step(s), \(String(format: "%.2f", p.generationSeconds)) s\(p.cached == true ? " (cached)" : ""), build: \(p.kernelBuild)")
+            let nodes = p.nodes.count == 1 ? e(p.nodes[0]) : "\(p.nodes.count) nodes: \(p.nodes.map(e).joined(separator: ", "))"
+            lines.append("  \(p.name)  \(e(p.opType)) (\(nodes))  \(p.kernels) kernel(s), \(p.launches) step(s), \(String(format: "%.2f", p.generationSeconds)) s\(p.cached == true ? " (cached)" : ""), build: \(p.kernelBuild)")
+            if let reason = p.referenceDataError {
+                lines.append("    self-test has no reference data: \(e(reason))" + (p.referenceDataLog.map { " log: \(e($0))" } ?? ""))
+            }
         }
         for f in report.failures {
-            lines.append("  FAILED \(f.node) (\(f.opType)): \(f.message) [\(f.errorClass)]" + (f.log.map { " log: \($0)" } ?? ""))
+            lines.append("  FAILED \(e(f.node)) (\(e(f.opType))): \(e(f.message)) [\(e(f.errorClass))]" + (f.log.map { " log: \(e($0))" } ?? ""))
         }
-        var text = "tpat: \(report.plugins.count) plugin(s) for \(report.plugins.reduce(0) { $0 + $1.nodes.count }) node(s), \(report.failures.count) node(s) failed, \(String(format: "%.1f", report.totalSeconds)) s\n"
+        let withoutData = report.plugins.filter { $0.referenceDataError != nil }.count
+        var text = "tpat: \(report.plugins.count) plugin(s) for \(report.plugins.reduce(0) { $0 + $1.nodes.count }) node(s), \(report.failures.count) node(s) failed"
+        if withoutData > 0 { text += ", \(withoutData) plugin(s) without self-test data" }
+        text += ", \(String(format: "%.1f", report.totalSeconds)) s\n"
         text += lines.joined(separator: "\n") + "\n"
-        if let model = report.outputModel { text += "model: \(model)\n" }
-        if let reason = report.pluginLibrariesSkipped { text += "plugin libraries skipped: \(reason)\n" }
-        if let trtexec = report.trtexecCommand { text += "TensorRT: \(trtexec)\n" }
-        if let first = report.plugins.first {
-            let out = URL(fileURLWithPath: first.directory).deletingLastPathComponent().deletingLastPathComponent().path
-            text += "check on a GPU: make -C \(out) check\n"
+        if let model = report.outputModel { text += "model: \(e(model))\n" }
+        if let logs = report.failureLogs { text += "nothing written; the report and the logs are in \(e(logs))\n" }
+        if let reason = report.pluginLibrariesSkipped { text += "plugin libraries skipped: \(e(reason))\n" }
+        if let trtexec = report.trtexecCommand { text += "TensorRT: \(e(trtexec))\n" }
+        if let model = report.outputModel, !report.plugins.isEmpty {
+            text += "check on a GPU: make -C \(e(URL(fileURLWithPath: model).deletingLastPathComponent().path)) check\n"
         }
         return text
+    }
+}
+
+/// A log handler that prints through another one with every control character of the message
+/// escaped (TerminalText): log lines quote node names and tool output, which come from the model.
+struct TerminalSafeLogHandler: LogHandler {
+    var wrapped: StreamLogHandler
+
+    init(_ wrapped: StreamLogHandler) {
+        self.wrapped = wrapped
+    }
+
+    var logLevel: Logger.Level {
+        get { wrapped.logLevel }
+        set { wrapped.logLevel = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { wrapped.metadata }
+        set { wrapped.metadata = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { wrapped[metadataKey: key] }
+        set { wrapped[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        event.message = "\(TerminalText.sanitized(event.message.description))"
+        wrapped.log(event: event)
     }
 }

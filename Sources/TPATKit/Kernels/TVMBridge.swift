@@ -191,13 +191,15 @@ public struct TVMBridge: Sendable {
         follower?.cancel()
         _ = await follower?.value
         guard let data = try? Data(contentsOf: resultURL), let response = try? JSONDecoder().decode(Response.self, from: data) else {
-            throw .tool(name: "TVM bridge", reason: "it exited (\(run.status)) without a result; log \(run.log.path):\n\(run.logTail())")
+            // The log lies in the staging folder: the pipeline keeps it (OUT.failed/) and names
+            // its final place in this message; the reason is quoted so the message stands alone.
+            throw .tool(name: "TVM bridge", reason: "it exited (\(run.status)) without a result: \(run.reason) (log \(run.log.path))")
         }
         let byID = Dictionary(response.nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var results: [KernelResult] = []
         for job in jobs {
             guard let node = byID[job.id] else {
-                results.append(KernelResult(id: job.id, outcome: .failure(KernelFailure(errorClass: "internal", message: "the bridge returned nothing for this node", log: run.log.path)), seconds: 0))
+                results.append(KernelResult(id: job.id, outcome: .failure(KernelFailure(errorClass: "internal", message: "the bridge returned nothing for this node (its log ends: \(run.reason))", log: run.log.path)), seconds: 0))
                 continue
             }
             if node.status == "ok", let path = node.manifest {

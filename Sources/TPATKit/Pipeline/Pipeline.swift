@@ -69,6 +69,11 @@ public struct PluginReport: Codable, Sendable, Equatable {
     public var tuning: TuningReport? = nil
     /// True when the kernels came from the kernel cache (generated before).
     public var cached: Bool? = nil
+    /// Why the self-test has no reference data (ONNX Runtime could not run the node, ...); nil
+    /// when it has, or when none was asked for (`--no-reference`). The plugin itself is fine.
+    public var referenceDataError: String? = nil
+    /// The log of the reference-data run that failed (kept in the output folder).
+    public var referenceDataLog: String? = nil
 }
 
 /// A node that did not become a plugin, and why.
@@ -99,6 +104,9 @@ public struct PipelineReport: Codable, Sendable, Equatable {
     /// `reference` (ONNX Runtime self-test data), `render`, `build` (nvcc), `rewrite`.
     public var phaseSeconds: [String: Double]
     public var totalSeconds: Double
+    /// When no node became a plugin: the folder (`OUT.failed/`) that holds this report and the
+    /// logs of the failed nodes; OUT itself is then left as it was.
+    public var failureLogs: String? = nil
 
     /// The plugins' folders.
     public var pluginPaths: [String] { plugins.map(\.directory) }
@@ -121,29 +129,26 @@ public struct Pipeline: Sendable {
     /// Runs the pipeline. Throws for bad input (nothing written); per-node failures are in the report.
     public func run(_ request: PipelineRequest) async throws(TPATError) -> PipelineReport {
         let start = Date()
-        let fm = FileManager.default
-        let out = request.outputDirectory.standardizedFileURL
-        if fm.fileExists(atPath: out.path), !request.force, !((try? fm.contentsOfDirectory(atPath: out.path))?.isEmpty ?? true) {
-            throw .usage("the output folder \(out.path) exists and is not empty; pass --force to replace it")
-        }
+        let cancellation = Cancellation.shared
+        // The output rules are checked before any work: a refused OUT costs nothing, and nothing
+        // of the user's is ever at risk (OutputFolder says which rules).
+        try OutputFolder.checkRequested(request.outputDirectory.standardizedFileURL, force: request.force)
         var model: ONNXModel
         do { model = try ONNXModel.load(contentsOf: request.model) } catch { throw .usage(error.description) }
-        if out.path == model.baseDirectory.standardizedFileURL.path || model.baseDirectory.path.hasPrefix(out.path + "/") {
-            throw .usage("the output folder \(out.path) holds the input model; choose another (TPAT never modifies its input)")
-        }
+        let output = try OutputFolder(request.outputDirectory, protecting: OutputFolder.protectedFiles(of: model, at: request.model))
         let tables = try OpSupportTables.bundled()
         var index = GraphIndex(model: model)
         let selection = try NodeSelector(tables: tables).select(request.criteria, in: index)
         var selected = selection.nodes
         for warning in selection.warnings { logger.warning("\(warning)") }
-        for skip in selection.skipped { logger.info("left out \(skip.node) (\(skip.opType)): \(skip.reason)") }
+        for skip in selection.skipped { logger.info("left out \(TerminalText.escaped(skip.node)) (\(TerminalText.escaped(skip.opType))): \(skip.reason)") }
         guard !selected.isEmpty else {
             if !selection.skipped.isEmpty {
                 throw .usage("nothing to replace: each of the \(selection.skipped.count) matching node(s) computes shape arithmetic, which must stay native in TensorRT (\(selection.skipped[0].node): \(selection.skipped[0].reason)); name nodes with --nodes to replace them anyway")
             }
             throw .usage("nothing to replace: TensorRT's ONNX parser runs every node of this model natively, within its documented limits; to replace nodes anyway, name them with --nodes or --op-types")
         }
-        logger.info("selected \(selected.count) node(s): \(selected.map(\.name).joined(separator: ", "))")
+        logger.info("selected \(selected.count) node(s): \(selected.map { TerminalText.escaped($0.name) }.joined(separator: ", "))")
         let values = Set(selected.flatMap { $0.node.input + $0.node.output }.filter { !$0.isEmpty })
         if values.contains(where: { !index.isConstant($0) && !(index.types[$0]?.isFullyKnown ?? false) }) {
             logger.info("some shapes are not declared: running ONNX shape inference")
@@ -152,13 +157,31 @@ public struct Pipeline: Sendable {
             selected = selected.map { SelectedNode(index: $0.index, name: $0.name, node: index.graph.node[$0.index], tensorRTRestriction: $0.tensorRTRestriction) }
         }
 
-        let work = out.deletingLastPathComponent().appendingPathComponent(".\(out.lastPathComponent).tpat-\(UUID().uuidString.prefix(8))")
-        do { try fm.createDirectory(at: work.appendingPathComponent("plugins"), withIntermediateDirectories: true) } catch {
-            throw .usage("cannot create the output folder beside \(out.path): \(error.localizedDescription)")
+        try cancellation.checkCancelled()
+        // The staging folder is registered before it exists: a signal from then on removes it.
+        let (work, createdParents) = output.plannedStaging()
+        try cancellation.track(stagingFolder: work, createdParents: createdParents)
+        // Whatever is still in the staging folder at the end (nothing after a commit) goes, and so
+        // do the parent folders this run created, if it left them empty.
+        defer { cancellation.removeStagingFolder(work) }
+        try output.createStaging(work)
+        do {
+            return try await produce(
+                request, model: model, index: index, selected: selected, skipped: selection.skipped, output: output, work: work, start: start)
+        } catch {
+            throw keepingEvidence(of: error, output: output, staging: work)
         }
-        var committed = false
-        defer { if !committed { try? fm.removeItem(at: work) } }
+    }
 
+    /// The run from the staging folder on: extraction, kernels, reference data, rendering, build,
+    /// rewrite, and the move into place (OUT, or OUT.failed/ when no node became a plugin).
+    private func produce(
+        _ request: PipelineRequest, model: ONNXModel, index: GraphIndex, selected: [SelectedNode], skipped: [SkippedNode],
+        output: OutputFolder, work: URL, start: Date
+    ) async throws(TPATError) -> PipelineReport {
+        let fm = FileManager.default
+        let out = output.url
+        let cancellation = Cancellation.shared
         // Extract, and group identical nodes into one plugin.
         let extractor = NodeExtractor(
             model: model, index: index,
@@ -185,7 +208,7 @@ public struct Pipeline: Sendable {
                 try fm.createDirectory(at: dir, withIntermediateDirectories: true)
                 try ONNXModel(proto: group.nodes[0].subModel, baseDirectory: dir).write(to: subModel)
             } catch {
-                throw .tool(name: "extraction", reason: "cannot write \(subModel.path): \(error)")
+                throw .tool(name: "extraction", reason: "cannot write plugins/\(group.name)/node.onnx: \(error)")
             }
             let first = group.nodes[0]
             jobs.append(KernelJob(
@@ -212,17 +235,26 @@ public struct Pipeline: Sendable {
                 for node in group.nodes {
                     failures.append(NodeFailureReport(node: node.nodeName, opType: node.opType, errorClass: failure.errorClass, message: failure.message, log: log))
                 }
-                logger.warning("node \(group.nodes.map(\.nodeName).joined(separator: ", ")) (\(group.nodes[0].opType)): \(failure.message)")
+                logger.warning("node \(group.nodes.map { TerminalText.escaped($0.nodeName) }.joined(separator: ", ")) (\(TerminalText.escaped(group.nodes[0].opType))): \(failure.message)")
             }
         }
 
         endPhase("kernels")
-        // Self-test data (ONNX Runtime on the CPU), plugin sources, Makefile.
+        try cancellation.checkCancelled()
+        // Self-test data (ONNX Runtime on the CPU), plugin sources, Makefile. A plugin whose data
+        // cannot be made is still generated: its self-test has no reference data, and says why.
         let renderer = try PluginRenderer()
         let options = PluginOptions(tensorrtAPI: request.tensorRTAPI)
+        var referenceFailures: [String: ReferenceFailure] = [:]
         if request.referenceData {
-            try await writeReferences(for: made.map { ($0.name, $0.directory, $0.nodes[0].symbols) }, values: request.symbolicTestValues)
+            referenceFailures = try await writeReferences(for: made.map { ($0.name, $0.directory, $0.nodes[0].symbols) }, values: request.symbolicTestValues)
+            for plugin in made {
+                guard let failure = referenceFailures[plugin.name] else { continue }
+                logger.warning(
+                    "plugin \(plugin.name) (\(plugin.nodes.map { TerminalText.escaped($0.nodeName) }.joined(separator: ", "))): its self-test has no reference data: \(failure.reason)")
+            }
         }
+        try cancellation.checkCancelled()
         endPhase("reference")
         var rendered = made
         rendered.removeAll()
@@ -254,8 +286,14 @@ public struct Pipeline: Sendable {
             let builder = try PluginBuilder(toolchain: toolchain, tensorRTDirectory: request.tensorRTDirectory)
             librariesSkipped = builder.pluginLibrariesSkippedReason
             builds = await builder.build(plugins: made.map(\.name), in: work)
+            // make reports a build it could not finish when a signal stopped it: not a build failure.
+            try cancellation.checkCancelled()
+            for (name, build) in builds where !build.succeeded {
+                builds[name]?.message = Self.buildFailureMessage(build, plugin: name)
+            }
             for (name, build) in builds.sorted(by: { $0.key < $1.key }) where !build.succeeded {
-                logger.error("plugin \(name) failed to build: \(build.message) (log \(relocate(build.log.path, from: work, to: out)))")
+                // The log's final place (OUT or OUT.failed/) is known only at the end: the summary names it.
+                logger.error("plugin \(name) failed to build: \(build.message)")
             }
         } else if !request.build {
             librariesSkipped = "the build was turned off (--no-build)"
@@ -289,7 +327,9 @@ public struct Pipeline: Sendable {
                 library: build?.library.map { relocate($0.path, from: work, to: out) },
                 selfTest: build?.selfTest.map { relocate($0.path, from: work, to: out) },
                 buildLog: build.map { relocate($0.log.path, from: work, to: out) }, tuning: plugin.tuning,
-                cached: plugin.cached ? true : nil))
+                cached: plugin.cached ? true : nil,
+                referenceDataError: referenceFailures[plugin.name]?.reason,
+                referenceDataLog: referenceFailures[plugin.name]?.log.map { relocate($0.path, from: work, to: out) }))
         }
         var outputModel: URL?
         if !replacements.isEmpty {
@@ -305,20 +345,62 @@ public struct Pipeline: Sendable {
         }
         var report = PipelineReport(
             inputModel: request.model.path, outputModel: outputModel?.path, arch: request.kernels.arch,
-            tensorRTAPI: request.tensorRTAPI.rawValue, plugins: plugins, failures: failures, skipped: selection.skipped,
+            tensorRTAPI: request.tensorRTAPI.rawValue, plugins: plugins, failures: failures, skipped: skipped,
             pluginLibrariesSkipped: librariesSkipped, trtexecCommand: trtexec, phaseSeconds: phases, totalSeconds: 0)
         report.totalSeconds = Date().timeIntervalSince(start)
-        do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try encoder.encode(report).write(to: work.appendingPathComponent("report.json"))
-            if fm.fileExists(atPath: out.path) { try fm.removeItem(at: out) }
-            try fm.moveItem(at: work, to: out)
-            committed = true
-        } catch {
-            throw .tool(name: "output", reason: "cannot move the results into \(out.path): \(error.localizedDescription)")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try cancellation.checkCancelled()
+        guard outputModel != nil else {
+            // No node became a plugin: OUT stays as it was (an earlier good run's output is not
+            // replaced by nothing); the report and the logs go to OUT.failed/.
+            let destination = output.evidenceDestination()
+            report = report.replacingPathPrefix(out.path, with: destination.path)
+            report.failureLogs = destination.path
+            let data: Data
+            do { data = try encoder.encode(report) } catch { throw .tool(name: "output", reason: "cannot encode report.json: \(error)") }
+            _ = try cancellation.commit(stagingFolder: work, destination: destination) { () throws(TPATError) -> URL? in
+                try output.keepEvidence(from: work, at: destination, files: ["report.json": data], evenWithoutLogs: true)
+            }
+            return report
         }
+        do { try encoder.encode(report).write(to: work.appendingPathComponent("report.json")) } catch {
+            throw .tool(name: "output", reason: "cannot write report.json: \(error.localizedDescription)")
+        }
+        try cancellation.commit(stagingFolder: work, destination: out) { () throws(TPATError) in try output.replace(with: work) }
         return report
+    }
+
+    /// A thrown error after the staging folder was made: the logs written so far (the bridge's,
+    /// ONNX Runtime's, nvcc's) are moved to OUT.failed/ with the message in `error.txt`, and the
+    /// message names their new place; it never names a path in the staging folder, which is removed.
+    private func keepingEvidence(of error: TPATError, output: OutputFolder, staging: URL) -> TPATError {
+        let cancellation = Cancellation.shared
+        if case .interrupted = error { return error }
+        if let signal = cancellation.signal { return .interrupted(signal: signal) }
+        let destination = output.evidenceDestination()
+        do throws(TPATError) {
+            let message = error.replacingPath(staging.path, with: destination.path).description
+            let kept = try cancellation.commit(stagingFolder: staging, destination: destination) { () throws(TPATError) -> URL? in
+                try output.keepEvidence(from: staging, at: destination, files: ["error.txt": Data((message + "\n").utf8)], evenWithoutLogs: false)
+            }
+            if let kept {
+                logger.info("the logs of this run are in \(kept.path)")
+                return error.replacingPath(staging.path, with: kept.path)
+            }
+        } catch {
+            if case .interrupted = error { return error }
+            return error.replacingPath(staging.path, with: output.url.path + " (not kept: \(error.description))")
+        }
+        // Nothing to keep: a path in the staging folder is named as where it was to be in OUT.
+        return error.replacingPath(staging.path, with: output.url.path)
+    }
+
+    /// A build failure's message with its reason in it: the builder's own, unless that points at
+    /// the log without quoting it, then the log's last meaningful line.
+    static func buildFailureMessage(_ build: PluginBuildResult, plugin: String) -> String {
+        guard build.message.hasSuffix("see the log") else { return build.message }
+        return "nvcc failed for plugin \(plugin): " + (LogExcerpt.lastMeaningfulLine(ofFile: build.log) ?? "make stopped and its log says nothing more")
     }
 
     /// The trtexec command line for the rewritten model and its plugin libraries.
@@ -338,9 +420,18 @@ public struct Pipeline: Sendable {
         path.hasPrefix(work.path) ? out.path + path.dropFirst(work.path.count) : path
     }
 
+    /// Why a plugin's self-test has no reference data, and the log that tells more.
+    struct ReferenceFailure {
+        var reason: String
+        var log: URL?
+    }
+
     /// Runs the bridge's `reference` command for each plugin: one case per symbolic value (one
     /// case when the node has no symbolic dims), then writes `test/reference.json` listing them.
-    private func writeReferences(for plugins: [(name: String, directory: URL, symbols: [String])], values: [Int64]) async throws(TPATError) {
+    /// Returns the plugins whose data could not be made, with why; throws only when interrupted.
+    private func writeReferences(
+        for plugins: [(name: String, directory: URL, symbols: [String])], values: [Int64]
+    ) async throws(TPATError) -> [String: ReferenceFailure] {
         struct Job: Sendable { var plugin: String; var directory: URL; var caseName: String; var dims: String; var seed: Int }
         var jobs: [Job] = []
         for plugin in plugins {
@@ -367,6 +458,7 @@ public struct Pipeline: Sendable {
                             log: test.appendingPathComponent("\(job.caseName).log"))
                         return (job, run, nil)
                     } catch let error as TPATError {
+                        if case .interrupted = error { return (job, nil, nil) }
                         return (job, nil, error.description)
                     } catch {
                         return (job, nil, "\(error)")
@@ -381,20 +473,27 @@ public struct Pipeline: Sendable {
             }
             return results
         }
-        for (job, run, error) in outcomes {
-            if let error { throw .tool(name: "reference data for \(job.plugin)", reason: error) }
-            if let run, !run.succeeded {
-                throw .tool(name: "reference data for \(job.plugin)", reason: "ONNX Runtime could not run the node (log \(run.log.path)):\n\(run.logTail(lines: 5))")
+        try Cancellation.shared.checkCancelled()
+        var failures: [String: ReferenceFailure] = [:]
+        for (job, run, error) in outcomes.sorted(by: { ($0.0.plugin, $0.0.caseName) < ($1.0.plugin, $1.0.caseName) }) where failures[job.plugin] == nil {
+            if let error {
+                failures[job.plugin] = ReferenceFailure(reason: "the reference data could not be made: \(error)", log: nil)
+            } else if let run, !run.succeeded {
+                failures[job.plugin] = ReferenceFailure(reason: "ONNX Runtime could not run the node (\(job.caseName)): \(run.reason)", log: run.log)
             }
         }
-        for plugin in plugins {
+        for plugin in plugins where failures[plugin.name] == nil {
             let test = plugin.directory.appendingPathComponent("test")
             let caseNames = jobs.filter { $0.plugin == plugin.name }.map(\.caseName)
             var cases: [[String: Any]] = []
             for name in caseNames {
                 guard let data = try? Data(contentsOf: test.appendingPathComponent("\(name)/reference.json")),
                     let doc = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-                else { throw .tool(name: "reference data for \(plugin.name)", reason: "test/\(name)/reference.json is missing") }
+                else {
+                    failures[plugin.name] = ReferenceFailure(
+                        reason: "ONNX Runtime ran the node but wrote no test/\(name)/reference.json", log: test.appendingPathComponent("\(name).log"))
+                    break
+                }
                 func entries(_ key: String) -> [[String: Any]] {
                     ((doc[key] as? [[String: Any]]) ?? []).map { entry in
                         var e = entry
@@ -406,12 +505,14 @@ public struct Pipeline: Sendable {
                 let dims = dimValues.keys.sorted().map { key in "\(key)=\(dimValues[key]!)" }.joined(separator: ",")
                 cases.append(["name": dims.isEmpty ? name : "\(name) (\(dims))", "inputs": entries("inputs"), "outputs": entries("outputs")])
             }
+            if failures[plugin.name] != nil { continue }
             do {
                 let data = try JSONSerialization.data(withJSONObject: ["cases": cases], options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
                 try data.write(to: test.appendingPathComponent("reference.json"))
             } catch {
-                throw .tool(name: "reference data for \(plugin.name)", reason: "cannot write test/reference.json: \(error)")
+                failures[plugin.name] = ReferenceFailure(reason: "cannot write test/reference.json: \(error.localizedDescription)", log: nil)
             }
         }
+        return failures
     }
 }

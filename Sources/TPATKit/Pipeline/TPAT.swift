@@ -26,7 +26,9 @@ public enum TPAT {
             tensorRTDirectory: tensorRTDirectory.map { URL(fileURLWithPath: $0) }, force: false)
         let report = try await Pipeline(toolchain: try Toolchain.discover()).run(request)
         guard let model = report.outputModel else {
-            throw .usage("no node became a plugin: " + report.failures.map { "\($0.node): \($0.message)" }.joined(separator: "; "))
+            throw .usage(
+                "no node became a plugin: " + report.failures.map { "\(TerminalText.escaped($0.node)): \($0.message)" }.joined(separator: "; ")
+                    + (report.failureLogs.map { " (the report and the logs are in \($0))" } ?? ""))
         }
         return (model, report.pluginPaths)
     }

@@ -10,6 +10,8 @@ public enum TPATError: Error, Equatable, Sendable, CustomStringConvertible {
     case node(name: String, reason: String)
     /// An external tool (Python bridge, nvcc) failed.
     case tool(name: String, reason: String)
+    /// The run was stopped by a signal (SIGINT, SIGTERM) before it finished; nothing was written.
+    case interrupted(signal: Int32)
 
     public var description: String {
         switch self {
@@ -17,6 +19,7 @@ public enum TPATError: Error, Equatable, Sendable, CustomStringConvertible {
         case .usage(let message): message
         case .node(let name, let reason): "node '\(name)': \(reason)"
         case .tool(let name, let reason): "\(name) failed: \(reason)"
+        case .interrupted(let signal): "interrupted by signal \(signal) before the run finished; nothing was written"
         }
     }
 }

@@ -74,32 +74,64 @@ public struct ToolRun: Sendable {
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
+
+    /// Why the tool failed, in one line: the last meaningful line of its log, else its exit status.
+    public var reason: String {
+        LogExcerpt.lastMeaningfulLine(ofFile: log) ?? "it exited with \(status) and wrote nothing to its log"
+    }
 }
 
 /// Runs external tools (Python, nvcc) through swift-subprocess, output to a log file.
+///
+/// Each tool runs in a process group of its own, registered with ``Cancellation`` while it runs,
+/// so that a signal stops the tool and everything it started (make -> nvcc -> cicc/ptxas), and
+/// whatever a tool leaves running when it exits is stopped too.
 public enum ToolRunner {
-    /// Runs `executable` with `arguments`, standard output and error into `log`.
+    /// Runs `executable` with `arguments`, standard output and error into `log`. Throws
+    /// ``TPATError/interrupted(signal:)`` when a signal stopped the run (before or while the tool ran).
     public static func run(
         _ executable: URL, arguments: [String], environment: [String: String] = [:],
         workingDirectory: URL? = nil, log: URL
     ) async throws(TPATError) -> ToolRun {
         let name = executable.lastPathComponent
+        let cancellation = Cancellation.shared
+        try cancellation.checkCancelled()
+        let group: pid_t
+        let status: TerminationStatus
         do {
             try FileManager.default.createDirectory(at: log.deletingLastPathComponent(), withIntermediateDirectories: true)
             let fd = try FileDescriptor.open(
                 FilePath(log.path), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite, .groupRead, .otherRead])
             var env: [Environment.Key: String?] = [:]
             for (key, value) in environment { env[Environment.Key(stringLiteral: key)] = value }
+            var options = PlatformOptions()
+            // 0: a new group whose id is the tool's pid.
+            options.processGroupID = 0
             let result = try await Subprocess.run(
                 .path(FilePath(executable.path)), arguments: Arguments(arguments),
                 environment: .inherit.updating(env),
                 workingDirectory: workingDirectory.map { FilePath($0.path) },
+                platformOptions: options,
+                input: .none,
                 output: .fileDescriptor(fd, closeAfterSpawningProcess: true),
-                error: .combinedWithOutput)
-            return ToolRun(succeeded: result.terminationStatus.isSuccess, status: "\(result.terminationStatus)", log: log)
+                error: .combinedWithOutput
+            ) { execution in
+                let group = execution.processIdentifier.value
+                if !cancellation.track(processGroup: group) {
+                    // The signal handler may have looked before this tool registered.
+                    _ = kill(-group, SIGKILL)
+                }
+                return group
+            }
+            group = result.closureResult
+            status = result.terminationStatus
         } catch {
+            try cancellation.checkCancelled()
             throw .tool(name: name, reason: "cannot start \(executable.path): \(error)")
         }
+        cancellation.processGroupEnded(group)
+        try cancellation.checkCancelled()
+        return ToolRun(succeeded: status.isSuccess, status: "\(status)", log: log)
     }
 }
 
