@@ -220,6 +220,40 @@ struct ReliabilityOutputTests {
         #expect(TestSupport.listing(dir) == ["m.onnx", "out", "out.failed"])
     }
 
+    @Test("the bridge dies: its log goes to OUT.failed/, the message quotes its last line and names the log there")
+    func bridgeCrashKeepsItsLog() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let model = dir.appendingPathComponent("m.onnx")
+        try Self.absModel().write(to: model)
+        let modelBytes = try Data(contentsOf: model)
+        // TPAT_PYTHON names the interpreter TPAT runs the bridge with: one that fails as a broken
+        // TVM installation would, after a traceback.
+        let tools = try TestSupport.temporaryDirectory()
+        let python = tools.appendingPathComponent("python")
+        try Data("""
+            #!/bin/sh
+            echo 'Traceback (most recent call last):'
+            echo '  File "<frozen runpy>", line 198, in _run_module_as_main'
+            echo 'ImportError: libtvm.so: cannot open shared object file'
+            exit 1
+
+            """.utf8).write(to: python)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: python.path)
+        let out = dir.appendingPathComponent("out")
+        let before = Self.tree(dir)
+        let result = try TestSupport.runTPAT(Self.generate(model, out.path, ["--nodes", "abs"]), environment: ["TPAT_PYTHON": python.path])
+        let failed = dir.appendingPathComponent("out.failed")
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(
+            result.stderr
+                == "tpat: error: TVM bridge failed: it exited (exited(1)) without a result: ImportError: libtvm.so: cannot open shared object file (log \(failed.path)/bridge.log)\n")
+        #expect(try Data(contentsOf: model) == modelBytes)
+        #expect(Self.tree(dir, excluding: ["out.failed"]) == before)
+        #expect(TestSupport.listing(failed) == [".tpat-failed", "bridge.log", "error.txt"])
+        #expect(try String(contentsOf: failed.appendingPathComponent("bridge.log"), encoding: .utf8).contains("ImportError: libtvm.so"))
+        #expect(try String(contentsOf: failed.appendingPathComponent("error.txt"), encoding: .utf8).contains("(log \(failed.path)/bridge.log)"))
+    }
+
     /// x[4,3] -> Gather(indices = [7]) on axis 0: TVM generates it; ONNX Runtime refuses to run it
     /// (an index outside the data), so its self-test data cannot be made.
     static func outOfRangeGatherModel() -> ModelBuilder {
