@@ -235,7 +235,8 @@ public struct TVMBridge: Sendable {
                 let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
                 pending.removeSubrange(pending.startIndex...newline)
                 if line.hasPrefix("tpat-tune: ") {
-                    FileHandle.standardError.write(Data((line + "\n").utf8))
+                    // Task names quote the model's ops and values: escaped like every model string.
+                    FileHandle.standardError.write(Data((TerminalText.escaped(line) + "\n").utf8))
                 }
             }
         }
