@@ -1,53 +1,89 @@
-"""The ``infer-shapes`` subcommand keeps external data external."""
+"""``infer-shapes``: one consistent set of symbols for the whole model."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import PYTHON_DIR
+from tpat_bridge.shapes import ENGINE_KEY, symbolic_shapes
 
 
-def two_nodes(tmp: Path) -> tuple[Path, np.ndarray]:
-    w = np.arange(64 * 32, dtype=np.float32).reshape(64, 32)
+def dims(model: onnx.ModelProto, name: str) -> list[int | str]:
+    info = next(v for v in list(model.graph.value_info) + list(model.graph.output) if v.name == name)
+    return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in info.type.tensor_type.shape.dim]
+
+
+def attention_cache_model() -> onnx.ModelProto:
+    """Two layers' key caches: Concat(past, new) along the sequence, then a Reshape to heads whose
+    shape is computed from the first Concat's Shape (the legacy exporter's arithmetic)."""
+    i1 = numpy_helper.from_array(np.array(1, np.int64), "i1")
+    i0 = numpy_helper.from_array(np.array(0, np.int64), "i0")
+    ax = numpy_helper.from_array(np.array([0], np.int64), "ax")
+    heads = numpy_helper.from_array(np.array([2, 32], np.int64), "heads")
+    nodes = [
+        helper.make_node("Concat", ["past0", "x"], ["k0"], axis=1),
+        helper.make_node("Concat", ["past1", "x"], ["k1"], axis=1),
+        helper.make_node("Shape", ["k0"], ["s"]),
+        helper.make_node("Gather", ["s", "i0"], ["b"], axis=0),
+        helper.make_node("Gather", ["s", "i1"], ["l"], axis=0),
+        helper.make_node("Unsqueeze", ["b", "ax"], ["b1"]),
+        helper.make_node("Unsqueeze", ["l", "ax"], ["l1"]),
+        helper.make_node("Concat", ["b1", "l1", "heads"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["k1", "shape"], ["r"]),
+        helper.make_node("Softmax", ["r"], ["y"], axis=-1),
+    ]
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [numpy_helper.from_array(w, "w")])
+        nodes, "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 64]),
+         helper.make_tensor_value_info("past0", TensorProto.FLOAT, ["batch", "past", 64]),
+         helper.make_tensor_value_info("past1", TensorProto.FLOAT, ["batch", "past", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [i0, i1, ax, heads])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    tmp.mkdir(parents=True, exist_ok=True)
-    path = tmp / "model.onnx"
-    onnx.save(model, str(path), save_as_external_data=True, location="model.data", size_threshold=0)
-    return path, w
+    model.ir_version = 8
+    return model
 
 
-def check(out: Path, w: np.ndarray) -> None:
-    lean = onnx.load(str(out), load_external_data=False)
-    assert lean.graph.initializer[0].data_location == TensorProto.EXTERNAL
-    shapes = {vi.name: [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
-              for vi in list(lean.graph.value_info) + list(lean.graph.output)}
-    assert shapes["h"] == ["N", 32] and shapes["y"] == ["N", 32]
-    full = onnx.load(str(out))
-    assert np.array_equal(numpy_helper.to_array(full.graph.initializer[0]), w)
+def test_related_dims_share_one_symbol() -> None:
+    model = attention_cache_model()
+    onnx_only = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    # ONNX's inference names the concatenated length anew for each Concat
+    assert dims(onnx_only, "k0")[1] != dims(onnx_only, "k1")[1]
+    inferred = symbolic_shapes(model)
+    assert {p.key: p.value for p in inferred.metadata_props}[ENGINE_KEY] == "symbolic"
+    length = dims(inferred, "k0")[1]
+    assert isinstance(length, str) and "past" in length and "seq" in length
+    assert dims(inferred, "k1") == ["batch", length, 64]
+    # the Reshape's shape computed at run time is followed: heads stay static
+    assert dims(inferred, "r") == ["batch", length, 2, 32]
+    assert dims(inferred, "y") == ["batch", length, 2, 32]
 
 
-def test_other_folder(tmp_path: Path) -> None:
-    src, w = two_nodes(tmp_path / "in")
-    out = tmp_path / "out" / "inferred.onnx"
-    out.parent.mkdir()
-    subprocess.run([sys.executable, "-m", "tpat_bridge", "infer-shapes", str(src), str(out)], cwd=PYTHON_DIR, check=True)
-    assert (out.parent / "inferred.onnx.data").exists()
-    check(out, w)
+def test_an_op_the_symbolic_inference_does_not_know_keeps_the_rest(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    model = attention_cache_model()
+    model.graph.node.append(helper.make_node("Mystery", ["y"], ["w"], domain="example.custom"))
+    model.opset_import.append(helper.make_opsetid("example.custom", 1))
+    inferred = symbolic_shapes(model)
+    assert {p.key: p.value for p in inferred.metadata_props}[ENGINE_KEY] == "symbolic"
+    assert dims(inferred, "k0") == dims(inferred, "k1")
+    # ONNX Runtime's own entry point would have left sym_shape_infer_temp.onnx here
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_same_folder(tmp_path: Path) -> None:
-    src, w = two_nodes(tmp_path)
-    out = tmp_path / "inferred.onnx"
-    subprocess.run([sys.executable, "-m", "tpat_bridge", "infer-shapes", str(src), str(out)], cwd=PYTHON_DIR, check=True)
-    assert not (tmp_path / "inferred.onnx.data").exists()
-    check(out, w)
+def test_onnx_inference_stands_in_past_the_time_budget(monkeypatch) -> None:
+    import tpat_bridge.shapes as shapes
+
+    monkeypatch.setattr(shapes, "SYMBOLIC_SECONDS", 1)
+    import time
+    from onnxruntime.tools import symbolic_shape_infer
+
+    def slow(self, *args, **kwargs):  # noqa: ANN001
+        time.sleep(5)
+
+    monkeypatch.setattr(symbolic_shape_infer.SymbolicShapeInference, "_preprocess", slow)
+    start = time.monotonic()
+    inferred = shapes.symbolic_shapes(attention_cache_model())
+    assert time.monotonic() - start < 4
+    assert {p.key: p.value for p in inferred.metadata_props}[ENGINE_KEY] == "onnx"
+    assert dims(inferred, "k0")[0] == "batch"

@@ -9,9 +9,18 @@ folder and written as external data beside OUT (``<OUT name>.data``).
 from __future__ import annotations
 
 import os
+import signal
+import sys
+from typing import Any
 
 import onnx
 from onnx import external_data_helper
+
+# Time the symbolic inference may take before ONNX's inference stands in.
+# The metadata entry of the inferred model that says which inference made its shapes:
+# "symbolic" (related symbols, which the Swift side prefers to declared ones) or "onnx".
+ENGINE_KEY = "tpat.shape_inference"
+SYMBOLIC_SECONDS = int(os.environ.get("TPAT_SYMBOLIC_SHAPES_SECONDS", "60"))
 
 
 def _has_external(model: onnx.ModelProto) -> bool:
@@ -19,10 +28,52 @@ def _has_external(model: onnx.ModelProto) -> bool:
                for t in external_data_helper._get_all_tensors(model))  # noqa: SLF001 - public in practice
 
 
+def symbolic_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Shapes with one consistent set of symbols for the whole model: ONNX Runtime's symbolic
+    shape inference follows the shape arithmetic of exported graphs (Shape -> Gather -> Concat ->
+    Reshape) with sympy, so a dim is ``batch`` or ``2*seq`` wherever it occurs, static dims stay
+    static (a ViT's heads), and two dims that must agree (the operands of an Add) are merged into
+    one symbol. ONNX's own inference names every dim it cannot compute ``unk__N`` anew, which
+    relates nothing: it is the fallback for models the symbolic inference cannot take (ops of
+    other domains, for instance)."""
+    def out_of_time(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"over {SYMBOLIC_SECONDS} s")
+
+    # sympy can take minutes on the box arithmetic of a detection head: past the budget, ONNX's
+    # inference (which never takes long) stands in
+    previous = signal.signal(signal.SIGALRM, out_of_time)
+    signal.alarm(SYMBOLIC_SECONDS)
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        # The loop of SymbolicShapeInference.infer_shapes, whose incomplete answer would be
+        # saved as sym_shape_infer_temp.onnx in the working folder and then thrown away: here an
+        # incomplete answer (an op it does not know) is kept, and ONNX's inference adds what it can.
+        engine = SymbolicShapeInference(2**31 - 1, True, False, 0)
+        engine._preprocess(model)  # noqa: SLF001 - see above
+        complete = False
+        while engine.run_:
+            complete = engine._infer_impl()  # noqa: SLF001
+        engine._update_output_from_vi()  # noqa: SLF001
+        inferred = engine.out_mp_
+        if not complete:
+            inferred = onnx.shape_inference.infer_shapes(inferred, check_type=False, strict_mode=False, data_prop=True)
+        onnx.helper.set_model_props(inferred, {**{p.key: p.value for p in inferred.metadata_props}, ENGINE_KEY: "symbolic"})
+        return inferred
+    except Exception as exc:  # noqa: BLE001 - the symbolic inference raises anything; ONNX's is the fallback
+        print(f"infer-shapes: symbolic shape inference failed ({type(exc).__name__}: {exc}); using ONNX's", file=sys.stderr)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    onnx.helper.set_model_props(inferred, {**{p.key: p.value for p in inferred.metadata_props}, ENGINE_KEY: "onnx"})
+    return inferred
+
+
 def infer_shapes(in_path: str, out_path: str) -> None:
     """Infer shapes of IN and write OUT."""
     model = onnx.load(in_path, load_external_data=False)
-    inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    inferred = symbolic_shapes(model)
     in_dir = os.path.dirname(os.path.abspath(in_path))
     out_dir = os.path.dirname(os.path.abspath(out_path))
     if not _has_external(inferred) or in_dir == out_dir:

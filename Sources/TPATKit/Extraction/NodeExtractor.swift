@@ -35,6 +35,8 @@ public struct NodeExtractor: Sendable {
     let model: ONNXModel
     let index: GraphIndex
     let carriedAsInt32: Set<ElementType>
+    /// The symbolic dims of the model's own inputs (`batch`, `sequence`): the names a user knows.
+    let modelSymbols: Set<String>
 
     /// Creates an extractor over an indexed model; inputs and outputs of the types in
     /// `carriedAsInt32` are converted to INT32 at the plugin's boundary.
@@ -42,6 +44,11 @@ public struct NodeExtractor: Sendable {
         self.model = model
         self.index = index
         self.carriedAsInt32 = carriedAsInt32
+        var symbols = Set<String>()
+        for input in index.inputNames {
+            for case .symbolic(let symbol) in index.types[input]?.shape ?? [] { symbols.insert(symbol) }
+        }
+        modelSymbols = symbols
     }
 
     /// Extracts `selected` into a standalone model.
@@ -117,6 +124,8 @@ public struct NodeExtractor: Sendable {
         guard !ports.isEmpty else {
             throw .node(name: selected.name, reason: "all its inputs are constants, so its outputs are constants too; fold it with an ONNX optimizer instead of making a plugin")
         }
+        let symbolNames = Self.canonicalSymbols(inputs: &graph.input, outputs: &graph.output, modelSymbols: modelSymbols)
+        symbols = symbols.compactMap { symbolNames[$0] }
         graph.node = prelude + [inner] + epilogue
         var sub = Onnx_ModelProto()
         sub.irVersion = model.proto.irVersion
@@ -135,6 +144,46 @@ public struct NodeExtractor: Sendable {
         return ExtractedNode(
             nodeIndex: selected.index, nodeName: selected.name, opType: node.opType, subModel: sub,
             inputs: ports, outputs: outputPorts, symbols: orderedSymbols, signature: signature)
+    }
+
+    /// Renames the sub-model's symbolic dims so that a plugin depends on what the node computes,
+    /// not on where it sits: a symbol of the model's inputs (`batch`, `sequence`) keeps its name,
+    /// any other (shape inference's `floor(height/2 - 1/2) + 1`, `unk__7`) becomes `dim0`,
+    /// `dim1`, ... by first appearance, equal expressions getting equal names. An output dim no
+    /// input dim defines (a data-dependent size) is left unnamed: TVM computes output shapes
+    /// from the inputs. Returns the old-to-new names of the inputs' symbols.
+    static func canonicalSymbols(
+        inputs: inout [Onnx_ValueInfoProto], outputs: inout [Onnx_ValueInfoProto], modelSymbols: Set<String>
+    ) -> [String: String] {
+        var names: [String: String] = [:]
+        var taken = Set<String>()
+        func rename(_ info: inout Onnx_ValueInfoProto, defining: Bool) {
+            guard var type = TensorType(info.type), let shape = type.shape else { return }
+            type.shape = shape.map { dim in
+                guard case .symbolic(let symbol) = dim else { return dim }
+                if let known = names[symbol] { return .symbolic(known) }
+                guard defining else { return .unknown }
+                var name = symbol
+                if !modelSymbols.contains(symbol) || !Self.isPlainName(symbol) || taken.contains(symbol) {
+                    var k = 0
+                    repeat { name = "dim\(k)"; k += 1 } while taken.contains(name) || modelSymbols.contains(name)
+                }
+                names[symbol] = name
+                taken.insert(name)
+                return .symbolic(name)
+            }
+            info.type = type.proto
+        }
+        for i in inputs.indices { rename(&inputs[i], defining: true) }
+        for i in outputs.indices { rename(&outputs[i], defining: false) }
+        return names
+    }
+
+    /// A symbol name that reads as a name (a C identifier not of TPAT's `dimN` form).
+    private static func isPlainName(_ symbol: String) -> Bool {
+        guard let first = symbol.unicodeScalars.first, first == "_" || (first.isASCII && first.properties.isAlphabetic) else { return false }
+        guard symbol.unicodeScalars.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil)) }) else { return false }
+        return !(symbol.hasPrefix("dim") && symbol.dropFirst(3).allSatisfy(\.isNumber) && symbol.count > 3)
     }
 
     private func knownType(of value: String, node: String, role: String) throws(TPATError) -> TensorType {

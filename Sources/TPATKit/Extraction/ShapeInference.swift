@@ -1,7 +1,7 @@
 import Foundation
 
-/// Fills in the value_info a model does not declare, with ONNX's shape inference (through the
-/// bridge). Weights do not travel: tensors over 1 KiB are passed as external references that
+/// Types every value of a model with one consistent set of symbols, through the bridge: ONNX
+/// Runtime's symbolic shape inference, or ONNX's where that cannot take the model. Weights do not travel: tensors over 1 KiB are passed as external references that
 /// inference never reads, so a 1 GB model costs no more than its structure.
 public struct ShapeInference: Sendable {
     let toolchain: Toolchain
@@ -11,7 +11,22 @@ public struct ShapeInference: Sendable {
         self.toolchain = toolchain
     }
 
-    /// Returns `model` with value_info added for every value whose type was missing or partial.
+    /// The metadata entry the bridge sets on the inferred model: `symbolic` when ONNX Runtime's
+    /// symbolic shape inference made its shapes, `onnx` when ONNX's did (python/tpat_bridge/shapes.py).
+    static let engineKey = "tpat.shape_inference"
+
+    /// Whether the values a selection reads and writes need shape inference: a type that is not
+    /// fully known, or a symbolic dim that a whole-model inference would relate to the others.
+    public static func isNeeded(for values: Set<String>, in index: GraphIndex) -> Bool {
+        values.contains { value in
+            guard !index.isConstant(value) else { return false }
+            guard let type = index.types[value], type.isFullyKnown else { return true }
+            return type.shape?.contains { if case .symbolic = $0 { true } else { false } } ?? false
+        }
+    }
+
+    /// Returns `model` with the inferred types: every value whose type was missing or partial,
+    /// and, when the symbolic inference ran, every value it typed.
     public func fillMissingTypes(of model: ONNXModel) async throws(TPATError) -> ONNXModel {
         let fm = FileManager.default
         let work = fm.temporaryDirectory.appendingPathComponent("tpat-shapes-\(UUID().uuidString)")
@@ -40,19 +55,27 @@ public struct ShapeInference: Sendable {
         }
         var result = model
         let declared = GraphIndex(model: model).types
-        let known = Set(model.graph.input.map(\.name) + model.graph.output.map(\.name))
-        var valueInfo = model.graph.valueInfo.filter { info in
-            // Drop partial declarations that inference improved on.
-            !inferred.graph.valueInfo.contains { $0.name == info.name && TensorType($0.type)?.isFullyKnown == true && declared[info.name]?.isFullyKnown != true }
+        let inputs = Set(model.graph.input.map(\.name))
+        // The symbolic inference relates every dim of the model; its answer replaces declared
+        // types (exporters declare dims like `unk__3` or `Conv_output_dim_2` that relate
+        // nothing). ONNX's inference only fills in what was not declared.
+        let symbolic = inferred.metadataProps.contains { $0.key == Self.engineKey && $0.value == "symbolic" }
+        func better(_ name: String, _ type: Onnx_TypeProto) -> Bool {
+            guard let found = TensorType(type), found.isFullyKnown else { return false }
+            return symbolic || declared[name]?.isFullyKnown != true
         }
-        for info in inferred.graph.valueInfo where !known.contains(info.name) && declared[info.name]?.isFullyKnown != true {
+        var inferredTypes: [String: Onnx_TypeProto] = [:]
+        for info in inferred.graph.valueInfo + inferred.graph.output where !inputs.contains(info.name) && better(info.name, info.type) {
+            inferredTypes[info.name] = info.type
+        }
+        var valueInfo = model.graph.valueInfo.filter { inferredTypes[$0.name] == nil }
+        let outputs = Set(model.graph.output.map(\.name))
+        for info in inferred.graph.valueInfo where inferredTypes[info.name] != nil && !outputs.contains(info.name) {
             valueInfo.append(info)
         }
         result.proto.graph.valueInfo = valueInfo
-        for (i, output) in result.proto.graph.output.enumerated() where declared[output.name]?.isFullyKnown != true {
-            if let better = inferred.graph.output.first(where: { $0.name == output.name }), TensorType(better.type) != nil {
-                result.proto.graph.output[i].type = better.type
-            }
+        for (i, output) in result.proto.graph.output.enumerated() {
+            if let type = inferredTypes[output.name] { result.proto.graph.output[i].type = type }
         }
         return result
     }

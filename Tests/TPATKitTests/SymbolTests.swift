@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+
+@testable import TPATKit
+
+/// The extraction stage: the symbols of a sub-model.
+@Suite struct SymbolTests {
+    /// x[batch, 64, height, width] -> (Relu -> MaxPool) x 4 -> NonZero, with the spatial dims as
+    /// shape inference writes them (the model's symbols, expressions of them, unrelated `unk__N`).
+    static func model() -> ONNXModel {
+        var b = ModelBuilder()
+        b.input("x", .float32, [.symbolic("batch"), .fixed(64), .symbolic("height"), .symbolic("width")])
+        let spatial = [("height", "width"), ("floor(height/2 - 1/2) + 1", "floor(width/2 - 1/2) + 1"), ("unk__7", "unk__8"), ("unk__9", "unk__9")]
+        var previous = "x"
+        for (k, (h, w)) in spatial.enumerated() {
+            let dims: [TensorDim] = [.symbolic("batch"), .fixed(64), .symbolic(h), .symbolic(w)]
+            if k > 0 {
+                b.node("MaxPool", [previous], ["p\(k)"], name: "/layer\(k)/MaxPool")
+                b.value("p\(k)", .float32, dims)
+                previous = "p\(k)"
+            }
+            b.node("Relu", [previous], ["r\(k)"], name: "/layer\(k)/Relu")
+            b.value("r\(k)", .float32, dims)
+            previous = "r\(k)"
+        }
+        b.node("NonZero", [previous], ["nz"], name: "/NonZero")
+        b.output("nz", .int64, [.fixed(4), .symbolic("unk__0")])
+        return ONNXModel(proto: b.model(), baseDirectory: FileManager.default.temporaryDirectory)
+    }
+
+    @Test func symbolsNameWhatTheNodeComputesNotWhereItSits() throws {
+        let model = Self.model()
+        let index = GraphIndex(model: model)
+        let extractor = NodeExtractor(model: model, index: index)
+        func extract(_ name: String) throws -> ExtractedNode {
+            let k = try #require(index.nodeByName[name])
+            return try extractor.extract(SelectedNode(index: k, name: name, node: index.graph.node[k]))
+        }
+        let relus = try (0..<4).map { try extract("/layer\($0)/Relu") }
+        // the model's own symbols keep their names
+        #expect(relus[0].symbols == ["batch", "height", "width"])
+        // expressions and unrelated unknowns become dim0, dim1 by first appearance...
+        #expect(relus[1].symbols == ["batch", "dim0", "dim1"])
+        #expect(relus[2].symbols == ["batch", "dim0", "dim1"])
+        // ...so the same Relu at two depths of the network is one plugin
+        #expect(relus[1].signature == relus[2].signature)
+        #expect(relus[1].signature != relus[0].signature)
+        // a dim that equals another stays equal (a square feature map)
+        let square = try #require(TensorType(relus[3].subModel.graph.input[0].type))
+        #expect(square.shape == [.symbolic("batch"), .fixed(64), .symbolic("dim0"), .symbolic("dim0")])
+        #expect(relus[3].signature != relus[2].signature)
+        // an output dim no input defines (a pooled size, a data-dependent count) is left to TVM
+        let pooled = try #require(TensorType(try extract("/layer1/MaxPool").subModel.graph.output[0].type))
+        #expect(pooled.shape == [.symbolic("batch"), .fixed(64), .unknown, .unknown])
+        let nonZero = try #require(TensorType(try extract("/NonZero").subModel.graph.output[0].type))
+        #expect(nonZero.shape == [.fixed(4), .unknown])
+    }
+
+    @Test func symbolicDimsAskForShapeInference() {
+        let index = GraphIndex(model: Self.model())
+        #expect(ShapeInference.isNeeded(for: ["r0"], in: index))
+        var b = ModelBuilder()
+        b.input("x", .float32, [.fixed(2)])
+        b.node("Relu", ["x"], ["y"], name: "relu")
+        b.output("y", .float32, [.fixed(2)])
+        #expect(!ShapeInference.isNeeded(for: ["x", "y"], in: GraphIndex(graph: b.model().graph)))
+    }
+}
