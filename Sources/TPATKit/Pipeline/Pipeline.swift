@@ -150,8 +150,8 @@ public struct Pipeline: Sendable {
         }
         logger.info("selected \(selected.count) node(s): \(selected.map { TerminalText.escaped($0.name) }.joined(separator: ", "))")
         let values = Set(selected.flatMap { $0.node.input + $0.node.output }.filter { !$0.isEmpty })
-        if values.contains(where: { !index.isConstant($0) && !(index.types[$0]?.isFullyKnown ?? false) }) {
-            logger.info("some shapes are not declared: running ONNX shape inference")
+        if ShapeInference.isNeeded(for: values, in: index) {
+            logger.info("relating the dims of the model: running shape inference")
             model = try await ShapeInference(toolchain: toolchain).fillMissingTypes(of: model)
             index = GraphIndex(model: model)
             selected = selected.map { SelectedNode(index: $0.index, name: $0.name, node: index.graph.node[$0.index], tensorRTRestriction: $0.tensorRTRestriction) }
