@@ -13,7 +13,7 @@ import Testing
 
     /// x[N,4,8] -> Shape -> Gather(0) -> Unsqueeze -> Concat(-1) -> Reshape(x): the legacy
     /// exporter's way of flattening; plus a data Gather (an embedding look-up) and a data Concat.
-    static func shapeArithmeticModel() -> GraphIndex {
+    static func shapeArithmeticModel() -> ModelGraphs {
         var b = ModelBuilder()
         b.input("x", .float32, [.symbolic("N"), .fixed(4), .fixed(8)])
         b.input("ids", .int64, [.symbolic("N"), .fixed(3)])
@@ -34,11 +34,15 @@ import Testing
         b.value("new_shape", .int64, [.fixed(2)])
         b.output("flat", .float32, [.symbolic("N"), .fixed(32)])
         b.output("both", .int64, [.symbolic("N"), .fixed(6), .fixed(4)])
-        return GraphIndex(graph: b.model().graph, opsetImport: b.model().opsetImport)
+        return Self.graphs(b)
+    }
+
+    static func graphs(_ builder: ModelBuilder) -> ModelGraphs {
+        ModelGraphs(model: ONNXModel(proto: builder.model(), baseDirectory: FileManager.default.temporaryDirectory))
     }
 
     @Test func shapeArithmeticIsFound() {
-        let shapes = ShapeValues(index: Self.shapeArithmeticModel())
+        let shapes = ShapeValues(index: Self.shapeArithmeticModel().main)
         #expect(shapes.values == ["new_shape", "batch1", "batch", "zero", "axes0", "minus1", "x_shape"])
     }
 
@@ -96,8 +100,7 @@ import Testing
         b.node("CumSum", ["x", "axis"], ["c"], name: "cumsum_input_axis")
         for out in ["v1", "i1", "v2", "i2", "s1", "r", "c"] { b.output(out, .float32, []) }
         b.opset = 18
-        let index = GraphIndex(graph: b.model().graph, opsetImport: b.model().opsetImport)
-        let selection = try selector.select(.auto, in: index)
+        let selection = try selector.select(.auto, in: Self.graphs(b))
         #expect(selection.nodes.map(\.name) == ["topk_big", "cumsum_input_axis"])
         #expect(selection.nodes[0].tensorRTRestriction == "K = 5000 (TensorRT needs K < 3840)")
         #expect(selection.nodes[1].tensorRTRestriction?.contains("axis is computed at run time") == true)
@@ -108,7 +111,7 @@ import Testing
         b.input("x", .float32, [.fixed(4)])
         b.node("Relu", ["x"], ["y"], name: "relu")
         b.output("y", .float32, [.fixed(4)])
-        let selection = try selector.select(.auto, in: GraphIndex(graph: b.model().graph))
+        let selection = try selector.select(.auto, in: Self.graphs(b))
         #expect(selection.nodes.isEmpty && selection.skipped.isEmpty)
     }
 
@@ -131,9 +134,9 @@ import Testing
             proto.graph.node[i].attribute[0].docString = "axis of layer \(i)"
         }
         let model = ONNXModel(proto: proto, baseDirectory: FileManager.default.temporaryDirectory)
-        let index = GraphIndex(model: model)
-        let selection = try selector.select(.opTypes(["Softmax"]), in: index)
-        let extractor = NodeExtractor(model: model, index: index)
+        let graphs = ModelGraphs(model: model)
+        let selection = try selector.select(.opTypes(["Softmax"]), in: graphs)
+        let extractor = NodeExtractor(model: model, graphs: graphs)
         let signatures = try selection.nodes.map { try extractor.extract($0).signature }
         #expect(signatures.count == 2)
         #expect(signatures[0] == signatures[1])

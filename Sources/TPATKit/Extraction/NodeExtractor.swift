@@ -3,8 +3,12 @@ import Foundation
 /// A node cut out of its model into a standalone single-node model that TVM can compile, with
 /// what the later stages need to put a plugin back in its place.
 public struct ExtractedNode: Sendable, Equatable {
-    /// The node's index in the original graph.
+    /// The node's index in its graph.
     public var nodeIndex: Int
+    /// The graph it is in (the main graph, or an `If`/`Loop`/`Scan` body).
+    public var path: GraphPath
+    /// The node's domain.
+    public var domain: String
     /// The name the node is known by.
     public var nodeName: String
     /// The op type.
@@ -33,26 +37,34 @@ public struct NodeExtractor: Sendable {
     public static let typesCarriedAsInt32ForTensorRT8: Set<ElementType> = [.bool, .uint8, .int64]
 
     let model: ONNXModel
-    let index: GraphIndex
+    let graphs: ModelGraphs
     let carriedAsInt32: Set<ElementType>
     /// The symbolic dims of the model's own inputs (`batch`, `sequence`): the names a user knows.
     let modelSymbols: Set<String>
 
-    /// Creates an extractor over an indexed model; inputs and outputs of the types in
+    /// Creates an extractor over a model's graphs; inputs and outputs of the types in
     /// `carriedAsInt32` are converted to INT32 at the plugin's boundary.
-    public init(model: ONNXModel, index: GraphIndex, carriedAsInt32: Set<ElementType> = NodeExtractor.typesCarriedAsInt32) {
+    public init(model: ONNXModel, graphs: ModelGraphs, carriedAsInt32: Set<ElementType> = NodeExtractor.typesCarriedAsInt32) {
         self.model = model
-        self.index = index
+        self.graphs = graphs
         self.carriedAsInt32 = carriedAsInt32
         var symbols = Set<String>()
-        for input in index.inputNames {
-            for case .symbolic(let symbol) in index.types[input]?.shape ?? [] { symbols.insert(symbol) }
+        for input in graphs.main.inputNames {
+            for case .symbolic(let symbol) in graphs.main.types[input]?.shape ?? [] { symbols.insert(symbol) }
         }
         modelSymbols = symbols
     }
 
+    /// Creates an extractor over a model's main graph.
+    public init(model: ONNXModel, index: GraphIndex, carriedAsInt32: Set<ElementType> = NodeExtractor.typesCarriedAsInt32) {
+        self.init(model: model, graphs: ModelGraphs(model: model), carriedAsInt32: carriedAsInt32)
+    }
+
     /// Extracts `selected` into a standalone model.
     public func extract(_ selected: SelectedNode) throws(TPATError) -> ExtractedNode {
+        guard let index = graphs.entry(at: selected.path)?.index else {
+            throw .node(name: selected.name, reason: "its graph (\(selected.path)) is not in the model")
+        }
         let node = selected.node
         var graph = Onnx_GraphProto()
         graph.name = "tpat_node"
@@ -85,7 +97,7 @@ public struct NodeExtractor: Sendable {
                 inner.input[slot] = name
                 continue
             }
-            let type = try knownType(of: value, node: selected.name, role: "input \(slot)")
+            let type = try knownType(of: value, in: index, node: selected.name, role: "input \(slot)")
             symbols += type.shape?.compactMap { if case .symbolic(let s) = $0 { s } else { nil } } ?? []
             let name = "input\(ports.count)"
             var carried = type
@@ -106,7 +118,7 @@ public struct NodeExtractor: Sendable {
         var epilogue: [Onnx_NodeProto] = []
         for (slot, value) in node.output.enumerated() {
             guard !value.isEmpty else { continue }
-            let type = try knownType(of: value, node: selected.name, role: "output \(slot)")
+            let type = try knownType(of: value, in: index, node: selected.name, role: "output \(slot)")
             let name = "output\(outputPorts.count)"
             var port = PluginPort(value: value, originalType: type.elementType!)
             var carried = type
@@ -142,7 +154,7 @@ public struct NodeExtractor: Sendable {
         var orderedSymbols: [String] = []
         for s in symbols where !orderedSymbols.contains(s) { orderedSymbols.append(s) }
         return ExtractedNode(
-            nodeIndex: selected.index, nodeName: selected.name, opType: node.opType, subModel: sub,
+            nodeIndex: selected.index, path: selected.path, domain: node.domain, nodeName: selected.name, opType: node.opType, subModel: sub,
             inputs: ports, outputs: outputPorts, symbols: orderedSymbols, signature: signature)
     }
 
@@ -186,7 +198,7 @@ public struct NodeExtractor: Sendable {
         return !(symbol.hasPrefix("dim") && symbol.dropFirst(3).allSatisfy(\.isNumber) && symbol.count > 3)
     }
 
-    private func knownType(of value: String, node: String, role: String) throws(TPATError) -> TensorType {
+    private func knownType(of value: String, in index: GraphIndex, node: String, role: String) throws(TPATError) -> TensorType {
         guard let type = index.types[value], type.elementType != nil else {
             throw .node(name: node, reason: "the type of its \(role) '\(value)' is unknown; run ONNX shape inference on the model or give the model's inputs fixed shapes")
         }

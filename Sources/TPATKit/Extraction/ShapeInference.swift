@@ -15,13 +15,49 @@ public struct ShapeInference: Sendable {
     /// symbolic shape inference made its shapes, `onnx` when ONNX's did (python/tpat_bridge/shapes.py).
     static let engineKey = "tpat.shape_inference"
 
+    /// Gives every `If`/`Loop`/`Scan` body of `graph` the value_info the symbolic inference found
+    /// for it, recursively. Bodies are matched through their owner node's outputs and the
+    /// attribute, since the inference may reorder a body's nodes.
+    static func takeBodyTypes(into graph: inout Onnx_GraphProto, from inferred: Onnx_GraphProto) {
+        var inferredOwners: [String: Onnx_NodeProto] = [:]
+        for node in inferred.node { if let first = node.output.first(where: { !$0.isEmpty }) { inferredOwners[first] = node } }
+        for n in graph.node.indices {
+            guard let first = graph.node[n].output.first(where: { !$0.isEmpty }), let owner = inferredOwners[first] else { continue }
+            for a in graph.node[n].attribute.indices {
+                let name = graph.node[n].attribute[a].name
+                guard let twin = owner.attribute.first(where: { $0.name == name }) else { continue }
+                if graph.node[n].attribute[a].hasG, twin.hasG {
+                    take(into: &graph.node[n].attribute[a].g, from: twin.g)
+                }
+                for k in graph.node[n].attribute[a].graphs.indices where twin.graphs.indices.contains(k) {
+                    take(into: &graph.node[n].attribute[a].graphs[k], from: twin.graphs[k])
+                }
+            }
+        }
+        func take(into body: inout Onnx_GraphProto, from twin: Onnx_GraphProto) {
+            let typed = twin.valueInfo.filter { TensorType($0.type)?.isFullyKnown == true }
+            let names = Set(typed.map(\.name))
+            body.valueInfo = body.valueInfo.filter { !names.contains($0.name) } + typed
+            takeBodyTypes(into: &body, from: twin)
+        }
+    }
+
     /// Whether the values a selection reads and writes need shape inference: a type that is not
     /// fully known, or a symbolic dim that a whole-model inference would relate to the others.
     public static func isNeeded(for values: Set<String>, in index: GraphIndex) -> Bool {
         values.contains { value in
-            guard !index.isConstant(value) else { return false }
+            guard !value.isEmpty, !index.isConstant(value) else { return false }
             guard let type = index.types[value], type.isFullyKnown else { return true }
             return type.shape?.contains { if case .symbolic = $0 { true } else { false } } ?? false
+        }
+    }
+
+    /// Whether the values the selected nodes read and write (in their own graphs) need shape
+    /// inference.
+    public static func isNeeded(for selected: [SelectedNode], in graphs: ModelGraphs) -> Bool {
+        selected.contains { node in
+            guard let index = graphs.entry(at: node.path)?.index else { return true }
+            return isNeeded(for: Set(node.node.input + node.node.output), in: index)
         }
     }
 
@@ -74,6 +110,7 @@ public struct ShapeInference: Sendable {
             valueInfo.append(info)
         }
         result.proto.graph.valueInfo = valueInfo
+        if symbolic { Self.takeBodyTypes(into: &result.proto.graph, from: inferred.graph) }
         for (i, output) in result.proto.graph.output.enumerated() {
             if let type = inferredTypes[output.name] { result.proto.graph.output[i].type = type }
         }

@@ -137,8 +137,8 @@ public struct Pipeline: Sendable {
         do { model = try ONNXModel.load(contentsOf: request.model) } catch { throw .usage(error.description) }
         let output = try OutputFolder(request.outputDirectory, protecting: OutputFolder.protectedFiles(of: model, at: request.model))
         let tables = try OpSupportTables.bundled()
-        var index = GraphIndex(model: model)
-        let selection = try NodeSelector(tables: tables).select(request.criteria, in: index)
+        var graphs = ModelGraphs(model: model)
+        let selection = try NodeSelector(tables: tables).select(request.criteria, in: graphs)
         var selected = selection.nodes
         for warning in selection.warnings { logger.warning("\(warning)") }
         for skip in selection.skipped { logger.info("left out \(TerminalText.escaped(skip.node)) (\(TerminalText.escaped(skip.opType))): \(skip.reason)") }
@@ -149,12 +149,15 @@ public struct Pipeline: Sendable {
             throw .usage("nothing to replace: TensorRT's ONNX parser runs every node of this model natively, within its documented limits; to replace nodes anyway, name them with --nodes or --op-types")
         }
         logger.info("selected \(selected.count) node(s): \(selected.map { TerminalText.escaped($0.name) }.joined(separator: ", "))")
-        let values = Set(selected.flatMap { $0.node.input + $0.node.output }.filter { !$0.isEmpty })
-        if ShapeInference.isNeeded(for: values, in: index) {
+        if ShapeInference.isNeeded(for: selected, in: graphs) {
             logger.info("relating the dims of the model: running shape inference")
             model = try await ShapeInference(toolchain: toolchain).fillMissingTypes(of: model)
-            index = GraphIndex(model: model)
-            selected = selected.map { SelectedNode(index: $0.index, name: $0.name, node: index.graph.node[$0.index], tensorRTRestriction: $0.tensorRTRestriction) }
+            graphs = ModelGraphs(model: model)
+            selected = selected.map { node in
+                var refreshed = node
+                refreshed.node = graphs.entry(at: node.path)?.index.graph.node[node.index] ?? node.node
+                return refreshed
+            }
         }
 
         try cancellation.checkCancelled()
@@ -167,7 +170,7 @@ public struct Pipeline: Sendable {
         try output.createStaging(work)
         do {
             return try await produce(
-                request, model: model, index: index, selected: selected, skipped: selection.skipped, output: output, work: work, start: start)
+                request, model: model, graphs: graphs, selected: selected, skipped: selection.skipped, output: output, work: work, start: start)
         } catch {
             throw keepingEvidence(of: error, output: output, staging: work)
         }
@@ -176,7 +179,7 @@ public struct Pipeline: Sendable {
     /// The run from the staging folder on: extraction, kernels, reference data, rendering, build,
     /// rewrite, and the move into place (OUT, or OUT.failed/ when no node became a plugin).
     private func produce(
-        _ request: PipelineRequest, model: ONNXModel, index: GraphIndex, selected: [SelectedNode], skipped: [SkippedNode],
+        _ request: PipelineRequest, model: ONNXModel, graphs: ModelGraphs, selected: [SelectedNode], skipped: [SkippedNode],
         output: OutputFolder, work: URL, start: Date
     ) async throws(TPATError) -> PipelineReport {
         let fm = FileManager.default
@@ -184,7 +187,7 @@ public struct Pipeline: Sendable {
         let cancellation = Cancellation.shared
         // Extract, and group identical nodes into one plugin.
         let extractor = NodeExtractor(
-            model: model, index: index,
+            model: model, graphs: graphs,
             carriedAsInt32: request.tensorRTAPI == .v2 ? NodeExtractor.typesCarriedAsInt32ForTensorRT8 : NodeExtractor.typesCarriedAsInt32)
         var groups: [(name: String, nodes: [ExtractedNode])] = []
         var groupBySignature: [Data: Int] = [:]
@@ -213,7 +216,7 @@ public struct Pipeline: Sendable {
             let first = group.nodes[0]
             jobs.append(KernelJob(
                 id: group.name, subModel: subModel, outDir: dir, kernelPrefix: group.name + "_",
-                node: KernelManifest.NodeInfo(name: first.nodeName, opType: first.opType, domain: index.graph.node[first.nodeIndex].domain)))
+                node: KernelManifest.NodeInfo(name: first.nodeName, opType: first.opType, domain: first.domain)))
         }
         logger.info("generating kernels with TVM for \(jobs.count) plugin(s), arch \(request.kernels.arch)")
         var phases: [String: Double] = [:]
@@ -308,7 +311,7 @@ public struct Pipeline: Sendable {
             let buildFailed = build.map { !$0.succeeded } ?? false
             if !buildFailed {
                 for node in plugin.nodes {
-                    replacements.append(NodeReplacement(nodeIndex: node.nodeIndex, pluginName: plugin.name, inputs: node.inputs, outputs: node.outputs))
+                    replacements.append(NodeReplacement(nodeIndex: node.nodeIndex, path: node.path, pluginName: plugin.name, inputs: node.inputs, outputs: node.outputs))
                 }
             } else {
                 for node in plugin.nodes {

@@ -21,8 +21,10 @@ public struct PluginPort: Sendable, Equatable, Codable {
 
 /// How one node of the model is replaced by a plugin node.
 public struct NodeReplacement: Sendable, Equatable {
-    /// The node's index in the graph.
+    /// The node's index in its graph.
     public var nodeIndex: Int
+    /// The graph it is in: the main graph, or an `If`/`Loop`/`Scan` body, rewritten in place.
+    public var path: GraphPath
     /// The plugin's name: the new op_type.
     public var pluginName: String
     /// `plugin_version`.
@@ -35,8 +37,12 @@ public struct NodeReplacement: Sendable, Equatable {
     public var outputs: [PluginPort]
 
     /// Creates a replacement.
-    public init(nodeIndex: Int, pluginName: String, pluginVersion: String = "1", pluginNamespace: String = "", inputs: [PluginPort], outputs: [PluginPort]) {
+    public init(
+        nodeIndex: Int, path: GraphPath = .main, pluginName: String, pluginVersion: String = "1", pluginNamespace: String = "",
+        inputs: [PluginPort], outputs: [PluginPort]
+    ) {
         self.nodeIndex = nodeIndex
+        self.path = path
         self.pluginName = pluginName
         self.pluginVersion = pluginVersion
         self.pluginNamespace = pluginNamespace
@@ -59,20 +65,15 @@ public struct ModelRewriter: Sendable {
     public func rewrite(_ model: ONNXModel, replacements: [NodeReplacement]) -> ONNXModel {
         var result = model
         var graph = model.graph
-        let byIndex = Dictionary(replacements.map { ($0.nodeIndex, $0) }, uniquingKeysWith: { a, _ in a })
-        var nodes: [Onnx_NodeProto] = []
-        nodes.reserveCapacity(graph.node.count + replacements.count * 2)
-        for (i, node) in graph.node.enumerated() {
-            guard let replacement = byIndex[i] else {
-                nodes.append(node)
-                continue
+        // Deepest graphs first: rewriting a graph inserts Casts and so moves its nodes, which
+        // would leave the paths into its bodies stale; a graph is rewritten only after every
+        // graph inside it.
+        let byGraph = Dictionary(grouping: replacements, by: \.path)
+        for path in byGraph.keys.sorted(by: { $0.steps.count > $1.steps.count }) {
+            path.modify(&graph) { target in
+                target.node = rewritten(target.node, byGraph[path] ?? [])
             }
-            let (before, plugin, after) = pluginNodes(for: node, replacement)
-            nodes += before
-            nodes.append(plugin)
-            nodes += after
         }
-        graph.node = nodes
         // Initializers no remaining node reads (weights now inside plugins) would only bloat the model.
         var used = Set(graph.output.map(\.name))
         func collect(_ graph: Onnx_GraphProto) {
@@ -93,6 +94,24 @@ public struct ModelRewriter: Sendable {
             opset.domain = Self.pluginDomain
             opset.version = 1
             result.proto.opsetImport.append(opset)
+        }
+        return result
+    }
+
+    /// `nodes` with each replacement's node swapped for the plugin node (and its Casts).
+    private func rewritten(_ nodes: [Onnx_NodeProto], _ replacements: [NodeReplacement]) -> [Onnx_NodeProto] {
+        let byIndex = Dictionary(replacements.map { ($0.nodeIndex, $0) }, uniquingKeysWith: { a, _ in a })
+        var result: [Onnx_NodeProto] = []
+        result.reserveCapacity(nodes.count + replacements.count * 2)
+        for (i, node) in nodes.enumerated() {
+            guard let replacement = byIndex[i] else {
+                result.append(node)
+                continue
+            }
+            let (before, plugin, after) = pluginNodes(for: node, replacement)
+            result += before
+            result.append(plugin)
+            result += after
         }
         return result
     }

@@ -12,15 +12,18 @@ public enum NodeCriteria: Sendable, Equatable {
 
 /// A node chosen for a plugin.
 public struct SelectedNode: Sendable, Equatable {
-    /// Index in the graph.
+    /// Index in its graph.
     public var index: Int
-    /// The name the node is known by (``GraphIndex/nodeNames``).
+    /// The name the node is known by: ``GraphIndex/nodeNames`` in the main graph, with its
+    /// body's prefix in an `If`/`Loop`/`Scan` body (``ModelGraphs``).
     public var name: String
     /// The node.
     public var node: Onnx_NodeProto
     /// Why `--auto` chose it when TensorRT lists its op as supported: the documented limit the
     /// node breaks. nil otherwise.
     public var tensorRTRestriction: String? = nil
+    /// The graph it is in.
+    public var path: GraphPath = .main
 }
 
 /// A node the criteria matched that stays a native node, and why.
@@ -58,74 +61,86 @@ public struct NodeSelector: Sendable {
     /// Ops that compute nothing on the device (or only shapes); selecting them is a mistake.
     public static let opsWithoutKernels: Set<String> = ["Constant", "Shape", "Size", "ConstantOfShape", "Optional", "OptionalGetElement", "OptionalHasElement"]
 
-    /// Chooses the nodes of `index` that `criteria` names.
+    /// Chooses the nodes of a model's graphs (bodies of `If`, `Loop` and `Scan` included) that
+    /// `criteria` names.
     ///
     /// `--nodes` takes every named node. `--op-types` and `--auto` leave out nodes whose outputs
     /// are shape arithmetic (``ShapeValues``): TensorRT cannot use a plugin's output as a shape.
-    public func select(_ criteria: NodeCriteria, in index: GraphIndex) throws(TPATError) -> NodeSelection {
-        var chosen: [Int: String?] = [:]
+    public func select(_ criteria: NodeCriteria, in graphs: ModelGraphs) throws(TPATError) -> NodeSelection {
+        var chosen: [ChosenKey: String?] = [:]
         var skipped: [SkippedNode] = []
         var warnings: [String] = []
-        let shapeValues = ShapeValues(index: index)
-        func shapeReason(_ node: Onnx_NodeProto) -> String? {
-            shapeValues.shapeOutput(of: node).map {
+        let shapeValues = graphs.entries.map { ShapeValues(index: $0.index) }
+        func shapeReason(_ node: Onnx_NodeProto, graph g: Int) -> String? {
+            shapeValues[g].shapeOutput(of: node).map {
                 "its output '\($0)' is shape arithmetic (it ends in a shape, size or axis input); TensorRT needs it as a shape tensor, which a plugin cannot produce"
+            }
+        }
+        func every(_ body: (Int, ModelGraphs.Entry, Int, Onnx_NodeProto) throws(TPATError) -> Void) throws(TPATError) {
+            for (g, entry) in graphs.entries.enumerated() {
+                for (k, node) in entry.index.graph.node.enumerated() { try body(g, entry, k, node) }
             }
         }
         switch criteria {
         case .names(let names):
             guard !names.isEmpty else { throw .usage("no node names given; pass --nodes A,B or --op-types, or --auto") }
             for name in names {
-                let found: (index: Int, node: Onnx_NodeProto)
-                do { found = try index.node(named: name) } catch { throw .usage(error.description) }
-                chosen[found.index] = .some(nil)
-                if let reason = shapeReason(found.node) {
+                guard let found = graphs.node(named: name) else {
+                    let lowered = name.lowercased()
+                    let suggestions = graphs.allNodeNames.filter { $0.lowercased().contains(lowered) || lowered.contains($0.lowercased()) }
+                    throw .usage(ONNXError.unknownNode(name: name, suggestions: Array(suggestions.prefix(3))).description)
+                }
+                let g = graphs.entries.firstIndex { $0.path == found.entry.path }!
+                chosen[ChosenKey(graph: g, node: found.index)] = .some(nil)
+                if let reason = shapeReason(found.entry.index.graph.node[found.index], graph: g) {
                     warnings.append("node '\(name)': \(reason); the rewritten model may not build in TensorRT")
                 }
             }
         case .opTypes(let types):
             guard !types.isEmpty else { throw .usage("no op types given") }
-            let present = Set(index.graph.node.map(\.opType))
-            for type in types {
-                let matches = index.graph.node.indices.filter { index.graph.node[$0].opType == type }
-                if matches.isEmpty {
-                    guard tables.isKnownOpType(type) else {
-                        throw .usage("'\(type)' is not an ONNX op type (op types are case-sensitive; the model has: \(present.sorted().joined(separator: ", ")))")
-                    }
-                    warnings.append("the model has no node of op type '\(type)'")
-                    continue
+            var present = Set<String>()
+            try every { _, _, _, node throws(TPATError) in present.insert(node.opType) }
+            for type in types where !present.contains(type) {
+                guard tables.isKnownOpType(type) else {
+                    throw .usage("'\(type)' is not an ONNX op type (op types are case-sensitive; the model has: \(present.sorted().joined(separator: ", ")))")
                 }
-                for i in matches {
-                    if let reason = shapeReason(index.graph.node[i]) {
-                        skipped.append(SkippedNode(node: index.nodeNames[i], opType: type, reason: reason))
-                    } else {
-                        chosen[i] = .some(nil)
-                    }
+                warnings.append("the model has no node of op type '\(type)'")
+            }
+            let wanted = Set(types)
+            try every { g, entry, k, node throws(TPATError) in
+                guard wanted.contains(node.opType) else { return }
+                if let reason = shapeReason(node, graph: g) {
+                    skipped.append(SkippedNode(node: graphs.name(of: k, in: entry), opType: node.opType, reason: reason))
+                } else {
+                    chosen[ChosenKey(graph: g, node: k)] = .some(nil)
                 }
             }
             guard !chosen.isEmpty || !skipped.isEmpty else {
                 throw .usage("the model has no node of op type \(types.map { "'\($0)'" }.joined(separator: ", ")) (the model has: \(present.sorted().joined(separator: ", ")))")
             }
         case .auto:
-            for (i, node) in index.graph.node.enumerated()
-            where tables.tvmConverts(opType: node.opType, domain: node.domain) && !Self.opsWithoutKernels.contains(node.opType) {
+            try every { g, entry, k, node throws(TPATError) in
+                guard tables.tvmConverts(opType: node.opType, domain: node.domain), !Self.opsWithoutKernels.contains(node.opType) else { return }
                 let restriction: String?
                 if !tables.tensorRTRunsNatively(opType: node.opType, domain: node.domain) {
                     restriction = nil
-                } else if let broken = TensorRTRestrictions.brokenRestriction(of: node, in: index) {
+                } else if let broken = TensorRTRestrictions.brokenRestriction(of: node, in: entry.index) {
                     restriction = broken
                 } else {
-                    continue
+                    return
                 }
-                if let reason = shapeReason(node) {
-                    skipped.append(SkippedNode(node: index.nodeNames[i], opType: node.opType, reason: reason))
+                if let reason = shapeReason(node, graph: g) {
+                    skipped.append(SkippedNode(node: graphs.name(of: k, in: entry), opType: node.opType, reason: reason))
                 } else {
-                    chosen[i] = .some(restriction)
+                    chosen[ChosenKey(graph: g, node: k)] = .some(restriction)
                 }
             }
         }
-        let selected = chosen.keys.sorted().map {
-            SelectedNode(index: $0, name: index.nodeNames[$0], node: index.graph.node[$0], tensorRTRestriction: chosen[$0] ?? nil)
+        let selected = chosen.keys.sorted().map { key in
+            let entry = graphs.entries[key.graph]
+            return SelectedNode(
+                index: key.node, name: graphs.name(of: key.node, in: entry), node: entry.index.graph.node[key.node],
+                tensorRTRestriction: chosen[key] ?? nil, path: entry.path)
         }
         for s in selected {
             if Self.opsWithoutKernels.contains(s.node.opType) {
@@ -137,6 +152,13 @@ public struct NodeSelector: Sendable {
             }
         }
         return NodeSelection(nodes: selected, skipped: skipped, warnings: warnings)
+    }
+
+    /// A node by its graph (position in ``ModelGraphs/entries``) and index there, in model order.
+    private struct ChosenKey: Hashable, Comparable {
+        var graph: Int
+        var node: Int
+        static func < (a: ChosenKey, b: ChosenKey) -> Bool { (a.graph, a.node) < (b.graph, b.node) }
     }
 }
 
