@@ -394,36 +394,66 @@ struct ReliabilityOutputTests {
         TestSupport.listing(dir).first { $0.hasPrefix(".\(out).tpat-") }.map { dir.appendingPathComponent($0) }
     }
 
-    /// The processes working on `folder`: whose command line names it (what `pgrep -f` finds) or
-    /// whose working folder lies in it (nvcc and its cicc/ptxas run with relative paths), as
-    /// "pid name: command line" lines. Zombies run nothing and are not listed.
-    static func processes(touching folder: URL) -> [String] {
+    /// A living process, as /proc tells it.
+    struct LivingProcess: CustomStringConvertible {
+        var pid: String
+        var group: String
+        var name: String
+        var workingFolder: String
+        var commandLine: String
+
+        var description: String { "\(pid) \(name) (group \(group)): \(commandLine)" }
+    }
+
+    /// Every process that is alive (zombies run nothing and are not listed).
+    static func livingProcesses() -> [LivingProcess] {
         let fm = FileManager.default
-        var found: [String] = []
+        var found: [LivingProcess] = []
         for entry in (try? fm.contentsOfDirectory(atPath: "/proc")) ?? [] where entry.allSatisfy(\.isNumber) {
             guard let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")"),
-                stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+                let close = stat.lastIndex(of: ")")
             else { continue }
-            let cwd = (try? fm.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd")) ?? ""
+            // After "pid (comm) ": state ppid pgrp ...
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 2, fields[0] != "Z", fields[0] != "X" else { continue }
             let commandLine = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(entry)/cmdline"))).map {
                 String(decoding: $0.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
             } ?? ""
-            if cwd == folder.path || cwd.hasPrefix(folder.path + "/") || cwd.hasPrefix(folder.path + " ") || commandLine.contains(folder.lastPathComponent) {
-                let name = (try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
-                found.append("\(entry) \(name): \(commandLine)")
-            }
+            found.append(LivingProcess(
+                pid: entry, group: String(fields[2]),
+                name: (try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?",
+                workingFolder: (try? fm.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd")) ?? "", commandLine: commandLine))
         }
         return found
     }
 
-    /// After tpat exited: no process names the staging folder, and for a while nothing appears or
-    /// changes in `dir` (a child left running would go on writing there).
-    static func expectNothingLeft(staging: URL, in dir: URL, before: [String: String], sourceLocation: SourceLocation = #_sourceLocation) throws {
-        #expect(processes(touching: staging).isEmpty, "children still running: \(processes(touching: staging))", sourceLocation: sourceLocation)
+    /// The processes working on `folder`, and every process of their process groups (a tool's
+    /// whole tree: make's nvcc runs in a temporary folder that links to the staging folder): whose
+    /// command line names the folder (what `pgrep -f` finds), whose working folder lies in it, or
+    /// that share a process group with one of those or with one of `knownGroups`.
+    static func processes(touching folder: URL, knownGroups: Set<String> = []) -> [LivingProcess] {
+        let all = livingProcesses()
+        let direct = all.filter { p in
+            p.workingFolder == folder.path || p.workingFolder.hasPrefix(folder.path + "/") || p.workingFolder.hasPrefix(folder.path + " ")
+                || p.commandLine.contains(folder.lastPathComponent)
+        }
+        let groups = knownGroups.union(direct.map(\.group))
+        return all.filter { p in groups.contains(p.group) && p.group != String(getpgrp()) || direct.contains { $0.pid == p.pid } }
+    }
+
+    /// After tpat exited: no process works on the staging folder or lives in a group seen working
+    /// on it, and for a while nothing appears or changes in `dir` (a child left running would go on
+    /// writing there).
+    static func expectNothingLeft(
+        staging: URL, in dir: URL, before: [String: String], groups: Set<String>, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        #expect(!groups.isEmpty, "no tool was seen", sourceLocation: sourceLocation)
+        let left = processes(touching: staging, knownGroups: groups)
+        #expect(left.isEmpty, "children still running: \(left)", sourceLocation: sourceLocation)
         #expect(!FileManager.default.fileExists(atPath: staging.path), "the staging folder is still there", sourceLocation: sourceLocation)
         #expect(tree(dir) == before, "the folder changed", sourceLocation: sourceLocation)
         sleep(2)
+        #expect(processes(touching: staging, knownGroups: groups).isEmpty, "children still running", sourceLocation: sourceLocation)
         #expect(!FileManager.default.fileExists(atPath: staging.path), "the staging folder came back", sourceLocation: sourceLocation)
         #expect(tree(dir) == before, "something was written after tpat exited", sourceLocation: sourceLocation)
     }
@@ -435,17 +465,19 @@ struct ReliabilityOutputTests {
         try Self.absModel().write(to: model)
         let before = Self.tree(dir)
         var staging: URL?
+        var groups: Set<String> = []
         let result = try Self.interrupt(Self.generate(model, dir.appendingPathComponent("out").path, ["--nodes", "abs"]), signal: SIGINT) {
             // Ready once the bridge (a Python process naming the staging folder) is running.
             guard let folder = Self.stagingFolder(of: "out", in: dir) else { return false }
             staging = folder
-            return FileManager.default.fileExists(atPath: folder.appendingPathComponent("bridge-request.json").path)
-                && Self.processes(touching: folder).contains { $0.contains("tpat_bridge") }
+            let bridge = Self.processes(touching: folder).filter { $0.commandLine.contains("tpat_bridge") }
+            groups.formUnion(bridge.map(\.group))
+            return !bridge.isEmpty
         }
         #expect(result.readyInTime, "the bridge never started: \(result.stderr)")
         #expect(result.reason == .exit && result.status == 130, "\(result.reason) \(result.status): \(result.stderr)")
         #expect(result.stderr == "tpat: interrupted by SIGINT: stopped the tools and removed the unfinished output; nothing was written\n")
-        try Self.expectNothingLeft(staging: try #require(staging), in: dir, before: before)
+        try Self.expectNothingLeft(staging: try #require(staging), in: dir, before: before, groups: groups)
     }
 
     @Test("SIGTERM while make and nvcc build: the whole tree is stopped, the staging folder removed, exit 143, one line")
@@ -458,18 +490,20 @@ struct ReliabilityOutputTests {
         let out = dir.appendingPathComponent("out")
         let before = Self.tree(dir)
         var staging: URL?
+        var groups: Set<String> = []
         let arguments = ["generate", model.path, "-o", out.path, "--arch", "sm_90", "-q", "--nodes", "abs", "--no-reference"]
         let result = try Self.interrupt(arguments, signal: SIGTERM) {
-            // Ready once nvcc (under make) is compiling in the staging folder.
+            // Ready once nvcc or one of its compilers runs in make's process group (make names
+            // the staging folder; nvcc works in a temporary folder linking to it).
             guard let folder = Self.stagingFolder(of: "out", in: dir) else { return false }
             staging = folder
-            return Self.processes(touching: folder).contains { line in
-                ["nvcc", "cicc", "ptxas", "cudafe++", "gcc", "cc1plus"].contains { line.split(separator: ":")[0].hasSuffix(" " + $0) }
-            }
+            let tree = Self.processes(touching: folder)
+            groups.formUnion(tree.filter { $0.name == "make" }.map(\.group))
+            return tree.contains { ["nvcc", "cicc", "ptxas", "cudafe++", "gcc", "cc1plus"].contains($0.name) }
         }
         #expect(result.readyInTime, "nvcc never started: \(result.stderr)")
         #expect(result.reason == .exit && result.status == 143, "\(result.reason) \(result.status): \(result.stderr)")
         #expect(result.stderr == "tpat: interrupted by SIGTERM: stopped the tools and removed the unfinished output; nothing was written\n")
-        try Self.expectNothingLeft(staging: try #require(staging), in: dir, before: before)
+        try Self.expectNothingLeft(staging: try #require(staging), in: dir, before: before, groups: groups)
     }
 }
