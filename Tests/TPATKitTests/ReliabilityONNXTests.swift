@@ -231,6 +231,17 @@ struct ReliabilityONNXTests {
         #expect(throws: FileAccessFailure.changedWhileOpening) { _ = try RegularFile.open(link.path, confinedTo: RealPath.resolve(root.path)!) }
     }
 
+    @Test("the folder check compares bytes, not Unicode-equivalent strings")
+    func folderCheckComparesBytes() {
+        let composed = "/data/caf\u{E9}"
+        let decomposed = "/data/cafe\u{301}"
+        #expect(composed == decomposed)  // Swift's String equality: why bytes are compared
+        #expect(!RealPath.isInside(decomposed + "/secret", folder: composed))
+        #expect(RealPath.isInside(composed + "/w.bin", folder: composed))
+        #expect(!RealPath.isInside(composed, folder: composed))
+        #expect(!RealPath.isInside(composed + "x/w.bin", folder: composed))
+    }
+
     @Test("byte ranges near Int.max are checked without overflow")
     func byteRanges() throws {
         let cases: [(offset: Int, length: Int?, size: Int, fits: Bool)] = [

@@ -170,9 +170,12 @@ enum RealPath {
         return String(cString: resolved)
     }
 
-    /// Whether `path` (a real path) lies strictly inside `folder` (a real path).
+    /// Whether `path` (a real path) lies strictly inside `folder` (a real path). Compares bytes:
+    /// Swift's `String.hasPrefix` treats canonically equivalent Unicode as equal, so a sibling
+    /// folder named "café" in decomposed form would pass as the folder "café" in composed form.
     static func isInside(_ path: String, folder: String) -> Bool {
-        let prefix = folder.hasSuffix("/") ? folder : folder + "/"
-        return path.hasPrefix(prefix) && path.count > prefix.count
+        let prefix = Array((folder.hasSuffix("/") ? folder : folder + "/").utf8)
+        let bytes = Array(path.utf8)
+        return bytes.count > prefix.count && bytes.starts(with: prefix)
     }
 }
