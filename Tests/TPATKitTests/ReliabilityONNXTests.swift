@@ -80,10 +80,10 @@ struct ReliabilityONNXTests {
     static let wireCases: [HostileCase] = [
         HostileCase(description: "protobuf length 2^63-1", make: { folder in
             try writeBytes(folder, [0x08, 0x08, 0x3A] + ProtobufWire.varint(UInt64(Int64.max)) + [0x0A, 0x00])
-        }, message: "not an ONNX model"),
+        }, message: "not an ONNX model (protobuf wire format: a length-delimited field at byte 2 claims 9223372036854775807 bytes but only 2 remain)"),
         HostileCase(description: "protobuf length 2^64-1", make: { folder in
             try writeBytes(folder, [0x08, 0x08, 0x3A] + ProtobufWire.varint(UInt64.max) + [0x0A, 0x00])
-        }, message: "not an ONNX model"),
+        }, message: "not an ONNX model (protobuf wire format: a length-delimited field at byte 2 claims 18446744073709551615 bytes but only 2 remain)"),
         HostileCase(description: "a raw_data length of 2^63-1 inside an initializer", make: { folder in
             try writeBytes(folder, [0x08, 0x08, 0x3A, 0x10, 0x2A, 0x0E, 0x4A] + ProtobufWire.varint(UInt64(Int64.max)))
         }, message: "not an ONNX model"),

@@ -20,8 +20,19 @@ enum MappedModelDecoder {
     static func decode(_ region: MappedRegion) throws -> Onnx_ModelProto {
         let all = UnsafeBufferPointer(start: region.base.assumingMemoryBound(to: UInt8.self), count: region.length)
         // A layout the scan does not take apart (or bytes that are not protobuf): SwiftProtobuf
-        // decodes the whole, and says what is wrong where something is.
-        guard let plan = (try? plan(all)) ?? nil else {
+        // decodes the whole. When both fail, the scan's error says more (which field, at which
+        // byte, claiming how many bytes) than SwiftProtobuf's "malformedProtobuf".
+        let scanned: Plan?
+        do {
+            scanned = try plan(all)
+        } catch {
+            do {
+                return try Onnx_ModelProto(serializedBytes: region.data)
+            } catch _ {
+                throw error
+            }
+        }
+        guard let plan = scanned else {
             return try Onnx_ModelProto(serializedBytes: region.data)
         }
         var skeleton = try Onnx_ModelProto(serializedBytes: plan.skeleton)

@@ -50,6 +50,8 @@ public struct ONNXModel: Sendable {
             // Large initializers stay in the mapping (no copy of their bytes).
             do {
                 proto = try MappedModelDecoder.decode(region)
+            } catch let error as ProtobufWire.WireError {
+                throw .notONNX(path: path, reason: "\(error)")
             } catch {
                 throw .notONNX(path: path, reason: "protobuf decoding failed: \(error)")
             }
