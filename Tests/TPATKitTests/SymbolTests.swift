@@ -39,15 +39,15 @@ import Testing
         let relus = try (0..<4).map { try extract("/layer\($0)/Relu") }
         // the model's own symbols keep their names
         #expect(relus[0].symbols == ["batch", "height", "width"])
-        // expressions and unrelated unknowns become dim0, dim1 by first appearance...
-        #expect(relus[1].symbols == ["batch", "dim0", "dim1"])
-        #expect(relus[2].symbols == ["batch", "dim0", "dim1"])
+        // expressions and unrelated unknowns become dyn0, dyn1 by first appearance...
+        #expect(relus[1].symbols == ["batch", "dyn0", "dyn1"])
+        #expect(relus[2].symbols == ["batch", "dyn0", "dyn1"])
         // ...so the same Relu at two depths of the network is one plugin
         #expect(relus[1].signature == relus[2].signature)
         #expect(relus[1].signature != relus[0].signature)
         // a dim that equals another stays equal (a square feature map)
         let square = try #require(TensorType(relus[3].subModel.graph.input[0].type))
-        #expect(square.shape == [.symbolic("batch"), .fixed(64), .symbolic("dim0"), .symbolic("dim0")])
+        #expect(square.shape == [.symbolic("batch"), .fixed(64), .symbolic("dyn0"), .symbolic("dyn0")])
         #expect(relus[3].signature != relus[2].signature)
         // an output dim no input defines (a pooled size, a data-dependent count) is left to TVM
         let pooled = try #require(TensorType(try extract("/layer1/MaxPool").subModel.graph.output[0].type))

@@ -78,6 +78,8 @@ def test_inputs_come_from_the_model(tmp_path: Path) -> None:
     assert result["cases"][1]["dims"] == {"N": 8, "S": 5}
     assert "no_such_value" in result["missing"]["tpat_inner"]
     assert result["plugins"]["tpat_inner"] == {"case0": None, "case1": None}
+    assert result["bytes"]["tpat_scatter"] == {"case0": 3 * 3 * 4 * 4 + 3 * 3 * 8 + 3 * 3 * 4,
+                                               "case1": 8 * 5 * 4 * 4 + 8 * 5 * 8 + 8 * 5 * 4}
     sub_path = tmp_path / "node.onnx"
     onnx.save(scatter_sub_model(), str(sub_path))
     for case, (n, s) in (("case0", (3, 3)), ("case1", (8, 5))):

@@ -18,11 +18,12 @@ Result (JSON, the Swift side's ``CaptureResult``)::
 
     {"cases": [{"name": "case0", "dims": {"batch": 3, ...}, "error": null | "reason"}],
      "plugins": {"tpat_x": {"case0": "OUT/tpat_x/case0" | null, ...}},
+     "bytes": {"tpat_x": {"case0": 123456, ...}},
      "missing": {"tpat_x": "reason"}}
 
 ``dims`` of a case is every symbolic dim of the model's inputs with the value it took. A
 symbolic dim the request does not give gets a value that suits where it appears (a spatial dim of
-an image input 224 or 320, anything else 3 or 8 by case). Integer inputs that index an embedding
+an image input 64x64 or 96x128, anything else 3 or 8 by case). Integer inputs that index an embedding
 table are drawn below the table's size, ``*mask*`` inputs are ones, images are uniform in [0, 1).
 """
 
@@ -41,7 +42,9 @@ from onnx import external_data_helper
 from .reference import _session_from_model
 
 DEFAULT_DIMS = (3, 8)
-SPATIAL_DIMS = (224, 320)
+# (height, width) of image inputs by case: square, then not, so that a detection model's own
+# resize (to a fixed shorter side) still gives the two cases different feature-map sizes
+SPATIAL_DIMS = ((64, 64), (96, 128))
 SMALL_TENSOR_BYTES = 64 * 1024
 
 
@@ -102,7 +105,7 @@ def _dim_value(name: str, position: int, rank: int, is_float: bool, case: int, g
         return given[name]
     # images: NCHW with dynamic H and W (detection models)
     if is_float and rank in (3, 4) and position >= rank - 2:
-        return SPATIAL_DIMS[case % len(SPATIAL_DIMS)]
+        return SPATIAL_DIMS[case % len(SPATIAL_DIMS)][position - (rank - 2)]
     return DEFAULT_DIMS[case % len(DEFAULT_DIMS)]
 
 
@@ -168,7 +171,8 @@ def capture(request_path: str, result_path: str, out_dir: str) -> int:
             missing[plugin.id] = f"value '{absent[0]}' is not in the model's main graph"
             continue
         wanted += [v for v in plugin.values if v not in wanted]
-    result: dict[str, Any] = {"cases": [], "plugins": {p.id: {} for p in req.plugins}, "missing": missing}
+    result: dict[str, Any] = {"cases": [], "plugins": {p.id: {} for p in req.plugins}, "missing": missing,
+                              "bytes": {p.id: {} for p in req.plugins}}
     fetch = [v for v in wanted if v not in graph_outputs]
     for v in fetch:
         model.graph.output.append(onnx.ValueInfoProto(name=v))
@@ -208,6 +212,7 @@ def capture(request_path: str, result_path: str, out_dir: str) -> int:
             for i, v in enumerate(plugin.values):
                 np.save(os.path.join(folder, f"input_{i}.npy"), np.ascontiguousarray(values[v]), allow_pickle=False)
             result["plugins"][plugin.id][case.name] = folder
+            result["bytes"][plugin.id][case.name] = int(sum(np.asarray(values[v]).nbytes for v in plugin.values))
         result["cases"].append(entry)
     with open(result_path, "w") as f:
         json.dump(result, f, indent=1)

@@ -332,6 +332,11 @@ class PlanBuilder:
                 items += [("scalar", self.relax_node(v)) for v in a.values]
             elif isinstance(a, tirx.IntImm):
                 items.append(("scalar", Int(int(a.value))))
+            elif isinstance(getattr(a, "ty", None), tvm.ir.PrimType):
+                # a symbolic size handed to a kernel as a number: shape_to_tensor(dim0, dim1, ...),
+                # which the frontend emits where ONNX reads a shape as data (Gather's index
+                # normalised against the gathered dim)
+                items.append(("scalar", self.relax_node(a)))
             else:
                 items.append(("tensor", (ref(a), self.shape_of(a.ty))))
         params = list(func.params)

@@ -52,8 +52,14 @@ def symbolic_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
         engine = SymbolicShapeInference(2**31 - 1, True, False, 0)
         engine._preprocess(model)  # noqa: SLF001 - see above
         complete = False
-        while engine.run_:
-            complete = engine._infer_impl()  # noqa: SLF001
+        try:
+            while engine.run_:
+                complete = engine._infer_impl()  # noqa: SLF001
+        except TimeoutError:
+            # what it found so far (the nodes before the slow one) is kept; ONNX's adds the rest
+            print(f"infer-shapes: symbolic shape inference stopped after {SYMBOLIC_SECONDS} s; ONNX's inference adds the rest",
+                  file=sys.stderr)
+        signal.alarm(0)
         engine._update_output_from_vi()  # noqa: SLF001
         inferred = engine.out_mp_
         if not complete:

@@ -160,8 +160,8 @@ public struct NodeExtractor: Sendable {
 
     /// Renames the sub-model's symbolic dims so that a plugin depends on what the node computes,
     /// not on where it sits: a symbol of the model's inputs (`batch`, `sequence`) keeps its name,
-    /// any other (shape inference's `floor(height/2 - 1/2) + 1`, `unk__7`) becomes `dim0`,
-    /// `dim1`, ... by first appearance, equal expressions getting equal names. An output dim no
+    /// any other (shape inference's `floor(height/2 - 1/2) + 1`, `unk__7`) becomes `dyn0`,
+    /// `dyn1`, ... by first appearance (not `dimN`: CUDA has a type `dim3`), equal expressions getting equal names. An output dim no
     /// input dim defines (a data-dependent size) is left unnamed: TVM computes output shapes
     /// from the inputs. Returns the old-to-new names of the inputs' symbols.
     static func canonicalSymbols(
@@ -178,7 +178,7 @@ public struct NodeExtractor: Sendable {
                 var name = symbol
                 if !modelSymbols.contains(symbol) || !Self.isPlainName(symbol) || taken.contains(symbol) {
                     var k = 0
-                    repeat { name = "dim\(k)"; k += 1 } while taken.contains(name) || modelSymbols.contains(name)
+                    repeat { name = "dyn\(k)"; k += 1 } while taken.contains(name) || modelSymbols.contains(name)
                 }
                 names[symbol] = name
                 taken.insert(name)
@@ -191,11 +191,11 @@ public struct NodeExtractor: Sendable {
         return names
     }
 
-    /// A symbol name that reads as a name (a C identifier not of TPAT's `dimN` form).
+    /// A symbol name that reads as a name (a C identifier not of TPAT's `dynN` form).
     private static func isPlainName(_ symbol: String) -> Bool {
         guard let first = symbol.unicodeScalars.first, first == "_" || (first.isASCII && first.properties.isAlphabetic) else { return false }
         guard symbol.unicodeScalars.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil)) }) else { return false }
-        return !(symbol.hasPrefix("dim") && symbol.dropFirst(3).allSatisfy(\.isNumber) && symbol.count > 3)
+        return !(symbol.hasPrefix("dyn") && symbol.dropFirst(3).allSatisfy(\.isNumber) && symbol.count > 3)
     }
 
     private func knownType(of value: String, in index: GraphIndex, node: String, role: String) throws(TPATError) -> TensorType {

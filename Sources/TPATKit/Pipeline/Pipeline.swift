@@ -21,8 +21,14 @@ public struct PipelineRequest: Sendable {
     public var build: Bool
     /// Replace an existing output folder.
     public var force: Bool
-    /// Values each symbolic dim takes in the self-test cases (two cases by default).
+    /// Values each symbolic dim takes in the self-test cases (two cases by default), where a
+    /// plugin's inputs cannot come from the model run whole.
     public var symbolicTestValues: [Int64]
+    /// Values of the model's own symbolic dims in the self-test cases (`--dim batch=1,4`: case k
+    /// takes the k-th value, the last one repeating); dims not given get values that suit them.
+    public var sampleDims: [String: [Int64]] = [:]
+    /// A `.npz` file of the model's inputs (`--inputs`): one self-test case from exactly these.
+    public var sampleInputs: URL? = nil
     /// Whether to compute self-test data with ONNX Runtime (off for huge nodes whose data would
     /// not travel, or when the caller supplies its own, as the conformance runner does).
     public var referenceData: Bool
@@ -141,7 +147,10 @@ public struct Pipeline: Sendable {
         let selection = try NodeSelector(tables: tables).select(request.criteria, in: graphs)
         var selected = selection.nodes
         for warning in selection.warnings { logger.warning("\(warning)") }
-        for skip in selection.skipped { logger.info("left out \(TerminalText.escaped(skip.node)) (\(TerminalText.escaped(skip.opType))): \(skip.reason)") }
+        if let first = selection.skipped.first {
+            // report.json lists each one; the terminal gets one line
+            logger.info("left out \(selection.skipped.count) node(s) whose outputs are shape arithmetic, which must stay native in TensorRT (e.g. \(TerminalText.escaped(first.node)); report.json lists them)")
+        }
         guard !selected.isEmpty else {
             if !selection.skipped.isEmpty {
                 throw .usage("nothing to replace: each of the \(selection.skipped.count) matching node(s) computes shape arithmetic, which must stay native in TensorRT (\(selection.skipped[0].node): \(selection.skipped[0].reason)); name nodes with --nodes to replace them anyway")
@@ -192,8 +201,16 @@ public struct Pipeline: Sendable {
         var groups: [(name: String, nodes: [ExtractedNode])] = []
         var groupBySignature: [Data: Int] = [:]
         var naming = PluginNaming()
+        // A node that cannot be cut out (a type shape inference could not find) fails alone.
+        var extractionFailures: [NodeFailureReport] = []
         for node in selected {
-            let extracted = try extractor.extract(node)
+            let extracted: ExtractedNode
+            do { extracted = try extractor.extract(node) } catch {
+                let reason: String = if case .node(_, let why) = error { why } else { error.description }
+                extractionFailures.append(NodeFailureReport(node: node.name, opType: node.node.opType, errorClass: "extraction", message: reason, log: nil))
+                logger.warning("node \(TerminalText.escaped(node.name)) (\(TerminalText.escaped(node.node.opType))): \(TerminalText.escaped(reason))")
+                continue
+            }
             if let g = groupBySignature[extracted.signature] {
                 groups[g].nodes.append(extracted)
             } else {
@@ -228,7 +245,7 @@ public struct Pipeline: Sendable {
         let results = try await TVMBridge(toolchain: toolchain).compile(jobs, options: request.kernels, workDirectory: work)
 
         var made: [(name: String, nodes: [ExtractedNode], manifest: KernelManifest, directory: URL, seconds: Double, tuning: TuningReport?, cached: Bool)] = []
-        var failures: [NodeFailureReport] = []
+        var failures = extractionFailures
         for (group, result) in zip(groups, results) {
             switch result.outcome {
             case .success(let (manifest, directory)):
@@ -250,7 +267,11 @@ public struct Pipeline: Sendable {
         let options = PluginOptions(tensorrtAPI: request.tensorRTAPI)
         var referenceFailures: [String: ReferenceFailure] = [:]
         if request.referenceData {
-            referenceFailures = try await writeReferences(for: made.map { ($0.name, $0.directory, $0.nodes[0].symbols) }, values: request.symbolicTestValues)
+            let captured = await captureInputs(
+                request, plugins: made.map { ($0.name, $0.nodes[0].inputs.map(\.value)) }, work: work)
+            referenceFailures = try await writeReferences(
+                for: made.map { ($0.name, $0.directory, $0.nodes[0].symbols) }, values: request.symbolicTestValues, captured: captured)
+            try? fm.removeItem(at: work.appendingPathComponent(Self.captureFolder))
             for plugin in made {
                 guard let failure = referenceFailures[plugin.name] else { continue }
                 logger.warning(
@@ -432,16 +453,61 @@ public struct Pipeline: Sendable {
     /// Runs the bridge's `reference` command for each plugin: one case per symbolic value (one
     /// case when the node has no symbolic dims), then writes `test/reference.json` listing them.
     /// Returns the plugins whose data could not be made, with why; throws only when interrupted.
+    /// The staging folder's scratch folder for the values captured from the model (removed once
+    /// the reference data is written: only the plugins' own test data stays in OUT).
+    static let captureFolder = ".capture"
+
+    /// The most bytes of captured inputs one self-test case of a plugin carries.
+    static let capturedInputBudget = 16 << 20
+
+    /// Runs the original model in ONNX Runtime, once per self-test case, and keeps each plugin's
+    /// real inputs. nil when the model cannot run there (the self-tests then draw their inputs).
+    private func captureInputs(
+        _ request: PipelineRequest, plugins: [(name: String, values: [String])], work: URL
+    ) async -> CaptureResult? {
+        let caseCount = max(1, request.symbolicTestValues.count)
+        let cases = (0..<caseCount).map { k in
+            CaptureRequest.Case(name: "case\(k)", dims: request.sampleDims.compactMapValues { $0.isEmpty ? nil : $0[min(k, $0.count - 1)] })
+        }
+        let capture = CaptureRequest(
+            model: request.model.standardizedFileURL.path, seed: 1000, cases: cases, inputs: request.sampleInputs?.standardizedFileURL.path,
+            plugins: plugins.map { CaptureRequest.Plugin(id: $0.name, values: $0.values) })
+        do {
+            let result = try await ModelCapture(toolchain: toolchain).run(capture, in: work.appendingPathComponent(Self.captureFolder))
+            for failed in result.cases where failed.error != nil {
+                logger.info("self-test data: ONNX Runtime could not run the whole model (\(failed.name)): \(failed.error!); those self-tests draw their inputs")
+            }
+            return result
+        } catch {
+            logger.info("self-test data: \(error.description); the self-tests draw their inputs")
+            return nil
+        }
+    }
+
     private func writeReferences(
-        for plugins: [(name: String, directory: URL, symbols: [String])], values: [Int64]
+        for plugins: [(name: String, directory: URL, symbols: [String])], values: [Int64], captured: CaptureResult?
     ) async throws(TPATError) -> [String: ReferenceFailure] {
-        struct Job: Sendable { var plugin: String; var directory: URL; var caseName: String; var dims: String; var seed: Int }
+        struct Job: Sendable { var plugin: String; var directory: URL; var caseName: String; var dims: String; var inputs: URL?; var seed: Int }
         var jobs: [Job] = []
         for plugin in plugins {
+            // Inputs captured from the model where there are some: consistent sizes, valid
+            // indices, real value ranges. A plugin with no symbolic dim needs one case.
+            // Real data can be large (a detection head's 1000 proposals of 256x7x7): a case over
+            // the budget is drawn at the small test sizes instead, so OUT stays small.
+            let capturedCases = (captured?.cases ?? []).compactMap { c -> (String, URL)? in
+                guard (captured?.bytes[plugin.name]?[c.name] ?? .max) <= Self.capturedInputBudget else { return nil }
+                return captured?.inputs(of: plugin.name, in: c.name).map { (c.name, $0) }
+            }
+            if !capturedCases.isEmpty {
+                for (name, folder) in plugin.symbols.isEmpty ? Array(capturedCases.prefix(1)) : capturedCases {
+                    jobs.append(Job(plugin: plugin.name, directory: plugin.directory, caseName: name, dims: "", inputs: folder, seed: 0))
+                }
+                continue
+            }
             let cases = plugin.symbols.isEmpty ? [Int64(0)] : values
             for (k, value) in cases.enumerated() {
                 let dims = plugin.symbols.map { "\($0)=\(value)" }.joined(separator: ",")
-                jobs.append(Job(plugin: plugin.name, directory: plugin.directory, caseName: "case\(k)", dims: dims, seed: 1000 + k))
+                jobs.append(Job(plugin: plugin.name, directory: plugin.directory, caseName: "case\(k)", dims: dims, inputs: nil, seed: 1000 + k))
             }
         }
         let toolchain = self.toolchain
@@ -456,7 +522,8 @@ public struct Pipeline: Sendable {
                             toolchain.python,
                             arguments: ["-m", "tpat_bridge", "reference", job.directory.appendingPathComponent("node.onnx").path,
                                         test.appendingPathComponent(job.caseName).path, "--seed", String(job.seed)]
-                                + (job.dims.isEmpty ? [] : ["--dims", job.dims]),
+                                + (job.dims.isEmpty ? [] : ["--dims", job.dims])
+                                + (job.inputs.map { ["--inputs", $0.path] } ?? []),
                             environment: ["PYTHONPATH": toolchain.bridgePath.path],
                             log: test.appendingPathComponent("\(job.caseName).log"))
                         return (job, run, nil)

@@ -50,6 +50,8 @@ public struct CaptureResult: Codable, Sendable, Equatable {
     public var plugins: [String: [String: String?]]
     /// Plugins whose inputs cannot be captured (a value inside an If/Loop body), with the reason.
     public var missing: [String: String]
+    /// For each plugin and case, the bytes of its captured inputs.
+    public var bytes: [String: [String: Int]]
 
     /// The folder of `plugin`'s inputs in `caseName`, when they were captured.
     public func inputs(of plugin: String, in caseName: String) -> URL? {

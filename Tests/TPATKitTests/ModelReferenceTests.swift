@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+
+@testable import TPATKit
+
+/// Self-test data from the model itself: the original model run whole in ONNX Runtime gives each
+/// plugin the inputs its node really sees.
+@Suite("self-test data from the model", .serialized)
+struct ModelReferenceTests {
+    /// ids[N,S] -> Gather(table[10,4]) -> emb[N,S,4]; ScatterElements(emb, ArgMax(emb), ReduceSum(emb))
+    /// along the last axis: its indices and updates come from upstream, with sizes tied to the
+    /// data's. Drawn inputs would give it indices of one size and updates of another.
+    static func scatterModel() -> ModelBuilder {
+        var b = ModelBuilder()
+        b.input("ids", .int64, [.symbolic("N"), .symbolic("S")])
+        b.initializer("axes", int64: [2], shape: [1])
+        var table = Data()
+        for k in 0..<40 { withUnsafeBytes(of: (Float(k) * 0.25 - 3).bitPattern.littleEndian) { table.append(contentsOf: $0) } }
+        b.graph.initializer.append(TensorValue(elementType: .float32, shape: [10, 4], bytes: table).proto(name: "table"))
+        b.node("Gather", ["table", "ids"], ["emb"], name: "embed", ints: ["axis": 0])
+        b.node("ArgMax", ["emb"], ["idx"], name: "argmax", ints: ["axis": 2, "keepdims": 1])
+        b.node("ReduceSum", ["emb", "axes"], ["upd"], name: "sum", ints: ["keepdims": 1])
+        b.node("ScatterElements", ["emb", "idx", "upd"], ["y"], name: "scatter", ints: ["axis": 2])
+        b.output("y", .float32, [.symbolic("N"), .symbolic("S"), .fixed(4)])
+        return b
+    }
+
+    @Test("a node's self-test inputs are the values the model gives it, at two sizes")
+    func capturedInputs() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let input = dir.appendingPathComponent("model.onnx")
+        try Self.scatterModel().write(to: input)
+        let out = dir.appendingPathComponent("out")
+        let result = try TestSupport.runTPAT([
+            "generate", input.path, "-o", out.path, "--arch", "sm_90", "-q", "--no-build", "--nodes", "scatter",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        let test = out.appendingPathComponent("plugins/tpat_scatter/test")
+        struct Reference: Decodable {
+            struct Case: Decodable { var name: String; var inputs: [Tensor] }
+            struct Tensor: Decodable { var shape: [Int]; var file: String; var dtype: String }
+            var cases: [Case]
+        }
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: test.appendingPathComponent("reference.json")))
+        try #require(reference.cases.count == 2)
+        // the model's N and S took 3 and 8 (no --dim given): the data is [N,S,4], indices and updates [N,S,1]
+        #expect(reference.cases.map { $0.inputs.map(\.shape) } == [[[3, 3, 4], [3, 3, 1], [3, 3, 1]], [[8, 8, 4], [8, 8, 1], [8, 8, 1]]])
+        for c in reference.cases {
+            let data = try Data(contentsOf: test.appendingPathComponent(c.inputs[0].file))
+            let emb = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            let indices = try Data(contentsOf: test.appendingPathComponent(c.inputs[1].file)).withUnsafeBytes { Array($0.bindMemory(to: Int64.self)) }
+            // real embedding rows (k * 0.25 - 3 for k < 40), and each index the row's argmax
+            #expect(emb.allSatisfy { $0 >= -3 && $0 < 7 && ($0 * 4).rounded() == $0 * 4 })
+            #expect(indices.allSatisfy { $0 == 3 })
+        }
+        // the captured values stay out of OUT: only the self-test's own files are there
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent(Pipeline.captureFolder).path))
+    }
+}
