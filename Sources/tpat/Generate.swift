@@ -10,6 +10,12 @@ struct Generate: AsyncParsableCommand {
             Writes OUT/model.tpat.onnx, OUT/plugins/<name>/ (sources, manifest.json, CMakeLists.txt, \
             build/, test/), OUT/Makefile (`make -C OUT check` runs every plugin's self-test on a GPU) \
             and OUT/report.json.
+
+            Exit codes: 0 every chosen node became a plugin with its self-test data; 1 bad input \
+            or no node became a plugin (nothing written; the logs are in OUT.failed/ when a run \
+            got that far); 3 some nodes failed or a plugin has no self-test data (the rest is \
+            written; report.json and the summary say why); 130 and 143 interrupted by SIGINT or \
+            SIGTERM (nothing written).
             """)
 
     @Argument(help: "The ONNX model (never modified).")
@@ -41,6 +47,14 @@ struct Generate: AsyncParsableCommand {
 
     @Flag(name: .customLong("no-reference"), help: "Skip the self-test data (ONNX Runtime on the CPU); `make check` then has nothing to compare with.")
     var noReference = false
+
+    @Option(
+        name: .customLong("dim"),
+        help: "A symbolic dim of the model's inputs in the self-test data: NAME=V, or NAME=V1,V2 for the two cases (repeatable; others get sizes that suit them).")
+    var sampleDims: [String] = []
+
+    @Option(name: .customLong("inputs"), help: "A .npz file of the model's inputs (by input name) for the self-test data: one case from exactly these.")
+    var sampleInputs: String?
 
     @Flag(help: "Replace the output folder if it exists.")
     var force = false
@@ -96,6 +110,27 @@ struct Generate: AsyncParsableCommand {
         }
     }
 
+    func validate() throws {
+        _ = try parsedSampleDims()
+        if let sampleInputs, !FileManager.default.isReadableFile(atPath: sampleInputs) {
+            throw ValidationError("--inputs \(sampleInputs): no such file (give a .npz of the model's inputs, by input name)")
+        }
+    }
+
+    /// `--dim batch=1,4 --dim seq=7` as [batch: [1, 4], seq: [7]].
+    private func parsedSampleDims() throws(ValidationError) -> [String: [Int64]] {
+        var dims: [String: [Int64]] = [:]
+        for item in sampleDims {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            let values = parts.count == 2 ? parts[1].split(separator: ",").map { Int64($0.trimmingCharacters(in: .whitespaces)) } : []
+            guard parts.count == 2, !parts[0].isEmpty, !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
+                throw ValidationError("--dim \(item): write NAME=SIZE or NAME=SIZE1,SIZE2 with positive sizes, e.g. --dim batch=1,4")
+            }
+            dims[parts[0]] = values.compactMap { $0 }
+        }
+        return dims
+    }
+
     private func request() async throws(TPATError) -> PipelineRequest {
         let criteria: NodeCriteria
         switch (nodes, opTypes, auto) {
@@ -122,10 +157,13 @@ struct Generate: AsyncParsableCommand {
             tuning = TuningOptions(trials: trials, trialsPerTask: trialsPerTask, timeBudgetSeconds: timeBudget, database: db, rpcTracker: rpcTracker, rpcKey: rpcKey)
         }
         let trt = (tensorRT ?? ProcessInfo.processInfo.environment["TENSORRT_DIR"]).map { URL(fileURLWithPath: $0) }
-        return PipelineRequest(
+        var request = PipelineRequest(
             model: URL(fileURLWithPath: model), criteria: criteria, outputDirectory: URL(fileURLWithPath: output),
             kernels: KernelOptions(arch: chosenArch, tuning: tuning, cacheDirectory: kernelCacheDirectory()), tensorRTAPI: api, tensorRTDirectory: trt,
             build: !noBuild, force: force, referenceData: !noReference)
+        request.sampleDims = (try? parsedSampleDims()) ?? [:]
+        request.sampleInputs = sampleInputs.map { URL(fileURLWithPath: $0) }
+        return request
     }
 
     /// `--kernel-cache`, else $TPAT_KERNEL_CACHE (`off` turns it off), else ~/.cache/tpat/kernels.
@@ -160,8 +198,15 @@ struct Summary {
                 lines.append("    self-test has no reference data: \(e(reason))" + (p.referenceDataLog.map { " log: \(e($0))" } ?? ""))
             }
         }
-        for f in report.failures {
-            lines.append("  FAILED \(e(f.node)) (\(e(f.opType))): \(e(f.message)) [\(e(f.errorClass))]" + (f.log.map { " log: \(e($0))" } ?? ""))
+        // Each reason once, with the nodes it stopped (report.json has every node's own message):
+        // a 451-node run of one exported model fails for a handful of reasons.
+        for group in FailureGroup.grouping(report.failures) {
+            let f = group.failures[0]
+            let nodes = group.failures.map(\.node)
+            let shown = nodes.prefix(3).map(e).joined(separator: ", ") + (nodes.count > 3 ? ", and \(nodes.count - 3) more" : "")
+            lines.append(
+                "  FAILED \(nodes.count) node(s) (\(e(f.opType))) [\(e(f.errorClass))]: \(e(f.message))\n    \(shown)"
+                    + (f.log.map { "\n    log: \(e($0))" } ?? ""))
         }
         let withoutData = report.plugins.filter { $0.referenceDataError != nil }.count
         var text = "tpat: \(report.plugins.count) plugin(s) for \(report.plugins.reduce(0) { $0 + $1.nodes.count }) node(s), \(report.failures.count) node(s) failed"
@@ -176,6 +221,41 @@ struct Summary {
             text += "check on a GPU: make -C \(e(URL(fileURLWithPath: model).deletingLastPathComponent().path)) check\n"
         }
         return text
+    }
+}
+
+/// Failures that share a reason: the same op type, error class and message once the names it
+/// quotes are set aside ('/model/rpn/Gather_4_output_0' and '/model/rpn/Gather_5_output_0' are
+/// one reason).
+struct FailureGroup {
+    var failures: [NodeFailureReport]
+
+    /// The groups, largest first, in report order among equals.
+    static func grouping(_ failures: [NodeFailureReport]) -> [FailureGroup] {
+        var order: [String] = []
+        var groups: [String: [NodeFailureReport]] = [:]
+        for f in failures {
+            let key = [f.opType, f.errorClass, reason(f.message)].joined(separator: "\u{0}")
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(f)
+        }
+        return order.map { FailureGroup(failures: groups[$0]!) }.enumerated()
+            .sorted { ($0.element.failures.count, -$0.offset) > ($1.element.failures.count, -$1.offset) }.map(\.element)
+    }
+
+    /// A message with its quoted names and numbers replaced, so that equal reasons compare equal.
+    static func reason(_ message: String) -> String {
+        var out = ""
+        var quoted = false
+        for ch in message {
+            if ch == "'" {
+                quoted.toggle()
+                out.append(quoted ? "'…" : "'")
+            } else if !quoted {
+                out.append(ch.isNumber ? "#" : ch)
+            }
+        }
+        return out
     }
 }
 

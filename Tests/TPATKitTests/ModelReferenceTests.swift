@@ -56,4 +56,25 @@ struct ModelReferenceTests {
         // the captured values stay out of OUT: only the self-test's own files are there
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent(Pipeline.captureFolder).path))
     }
+
+    @Test("--dim sets the model's sizes of each case; a bad --dim is refused before any work")
+    func givenDims() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let input = dir.appendingPathComponent("model.onnx")
+        try Self.scatterModel().write(to: input)
+        let out = dir.appendingPathComponent("out")
+        let result = try TestSupport.runTPAT([
+            "generate", input.path, "-o", out.path, "--arch", "sm_90", "-q", "--no-build", "--nodes", "scatter",
+            "--dim", "N=2,5", "--dim", "S=4",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("plugins/tpat_scatter/test/reference.json"))) as? [String: Any]
+        let cases = try #require(doc?["cases"] as? [[String: Any]])
+        let shapes = cases.map { (($0["inputs"] as? [[String: Any]]) ?? []).first?["shape"] as? [Int] }
+        #expect(shapes == [[2, 4, 4], [5, 4, 4]])
+        let bad = try TestSupport.runTPAT(["generate", input.path, "-o", dir.appendingPathComponent("bad").path, "--arch", "sm_90", "--nodes", "scatter", "--dim", "N=0"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("--dim N=0: write NAME=SIZE"))
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("bad").path))
+    }
 }

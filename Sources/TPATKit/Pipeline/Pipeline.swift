@@ -208,7 +208,7 @@ public struct Pipeline: Sendable {
             do { extracted = try extractor.extract(node) } catch {
                 let reason: String = if case .node(_, let why) = error { why } else { error.description }
                 extractionFailures.append(NodeFailureReport(node: node.name, opType: node.node.opType, errorClass: "extraction", message: reason, log: nil))
-                logger.warning("node \(TerminalText.escaped(node.name)) (\(TerminalText.escaped(node.node.opType))): \(TerminalText.escaped(reason))")
+                logger.debug("node \(TerminalText.escaped(node.name)) (\(TerminalText.escaped(node.node.opType))): \(TerminalText.escaped(reason))")
                 continue
             }
             if let g = groupBySignature[extracted.signature] {
@@ -255,7 +255,8 @@ public struct Pipeline: Sendable {
                 for node in group.nodes {
                     failures.append(NodeFailureReport(node: node.nodeName, opType: node.opType, errorClass: failure.errorClass, message: failure.message, log: log))
                 }
-                logger.warning("node \(group.nodes.map { TerminalText.escaped($0.nodeName) }.joined(separator: ", ")) (\(TerminalText.escaped(group.nodes[0].opType))): \(failure.message)")
+                // the closing summary gives each failure once, grouped by reason
+                logger.debug("node \(group.nodes.map { TerminalText.escaped($0.nodeName) }.joined(separator: ", ")) (\(TerminalText.escaped(group.nodes[0].opType))): \(failure.message)")
             }
         }
 
@@ -274,7 +275,7 @@ public struct Pipeline: Sendable {
             try? fm.removeItem(at: work.appendingPathComponent(Self.captureFolder))
             for plugin in made {
                 guard let failure = referenceFailures[plugin.name] else { continue }
-                logger.warning(
+                logger.debug(
                     "plugin \(plugin.name) (\(plugin.nodes.map { TerminalText.escaped($0.nodeName) }.joined(separator: ", "))): its self-test has no reference data: \(failure.reason)")
             }
         }
@@ -291,7 +292,7 @@ public struct Pipeline: Sendable {
                 for node in plugin.nodes {
                     failures.append(NodeFailureReport(node: node.nodeName, opType: node.opType, errorClass: "render", message: error.description, log: nil))
                 }
-                logger.warning("plugin \(plugin.name): \(error.description)")
+                logger.debug("plugin \(plugin.name): \(error.description)")
             }
         }
         made = rendered
@@ -317,7 +318,7 @@ public struct Pipeline: Sendable {
             }
             for (name, build) in builds.sorted(by: { $0.key < $1.key }) where !build.succeeded {
                 // The log's final place (OUT or OUT.failed/) is known only at the end: the summary names it.
-                logger.error("plugin \(name) failed to build: \(build.message)")
+                logger.debug("plugin \(name) failed to build: \(build.message)")
             }
         } else if !request.build {
             librariesSkipped = "the build was turned off (--no-build)"
