@@ -126,3 +126,27 @@ def test_model_of_a_newer_ir_version_still_runs(tmp_path: Path) -> None:
     assert doc["outputs"][0]["array"].shape == (16, 16384)
     assert onnx.load(str(tmp_path / "m.onnx")).ir_version == 13
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "ref"]
+
+
+def test_batch_makes_every_case_and_reports_each_failure(tmp_path: Path) -> None:
+    good = tmp_path / "abs.onnx"
+    onnx.save(models.abs_sym(), str(good))
+    bad = tmp_path / "bad.onnx"
+    broken = models.abs_sym()
+    broken.graph.node[0].op_type = "NoSuchOp"
+    onnx.save(broken, str(bad))
+    request = {"jobs": [
+        {"model": str(good), "out_dir": str(tmp_path / "t" / "case0"), "seed": 1, "dims": {"N": 4}, "inputs": None},
+        {"model": str(bad), "out_dir": str(tmp_path / "u" / "case0"), "seed": 1, "dims": {"N": 4}, "inputs": None},
+        {"model": str(good), "out_dir": str(tmp_path / "t" / "case1"), "seed": 2, "dims": {"N": 9}, "inputs": None},
+    ]}
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    subprocess.run([sys.executable, "-m", "tpat_bridge", "references", str(tmp_path / "request.json"),
+                    str(tmp_path / "result.json")], cwd=PYTHON_DIR, check=True)
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert [j["error"] is None for j in result["jobs"]] == [True, False, True]
+    assert "NoSuchOp" in result["jobs"][1]["error"]
+    assert "Traceback" in (tmp_path / "u" / "case0.log").read_text()
+    for case, n in (("case0", 4), ("case1", 9)):
+        doc = json.loads((tmp_path / "t" / case / "reference.json").read_text())
+        assert doc["inputs"][0]["shape"][0] == n

@@ -1,4 +1,4 @@
-"""Command line of the bridge: ``manifests``, ``capture``, ``reference``, ``infer-shapes``."""
+"""Command line of the bridge: ``manifests``, ``capture``, ``reference``, ``references``, ``infer-shapes``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dims", default="", help="values of symbolic dims, e.g. N=4,L=16")
     p.add_argument("--inputs", default=None, help="a folder of input_<i>.npy kept by capture, instead of drawn inputs")
+    p = sub.add_parser("references", help="many reference jobs in one process (a JSON request)")
+    p.add_argument("request")
+    p.add_argument("result")
     p = sub.add_parser("capture", help="run the whole model and keep each plugin's real inputs")
     p.add_argument("request")
     p.add_argument("result")
@@ -45,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
 
         write_reference(args.model, args.out_dir, args.seed, parse_dims(args.dims), args.inputs)
         return 0
+    if args.command == "references":
+        from .reference import write_references
+
+        return write_references(args.request, args.result)
     if args.command == "capture":
         from .capture import capture
 

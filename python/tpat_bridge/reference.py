@@ -260,3 +260,32 @@ def write_reference(model_path: str, out_dir: str, seed: int, dims: dict[str, in
         f.write("\n")
     return path
 
+
+
+def write_references(request_path: str, result_path: str) -> int:
+    """``references``: many ``reference`` jobs in one process (ONNX Runtime and numpy imported
+    once instead of once per case). Request: ``{"jobs": [{"model", "out_dir", "seed", "dims",
+    "inputs"}]}`` (the Swift side's ``ReferenceBatch``); result: ``{"jobs": [{"error": null |
+    "reason"}]}`` in request order. A job that fails leaves its traceback in ``<out_dir>.log``
+    and does not stop the others."""
+    import traceback
+
+    with open(request_path) as f:
+        jobs = json.load(f)["jobs"]
+    results: list[dict[str, Any]] = []
+    for job in jobs:
+        log = job["out_dir"].rstrip("/") + ".log"
+        try:
+            write_reference(job["model"], job["out_dir"], int(job.get("seed", 0)),
+                            {k: int(v) for k, v in (job.get("dims") or {}).items()}, job.get("inputs"))
+            results.append({"error": None})
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - each job's failure is reported, the batch goes on
+            os.makedirs(os.path.dirname(log), exist_ok=True)
+            with open(log, "w") as f:
+                traceback.print_exc(file=f)
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            results.append({"error": re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)})
+    with open(result_path, "w") as f:
+        json.dump({"jobs": results}, f, indent=1)
+        f.write("\n")
+    return 0

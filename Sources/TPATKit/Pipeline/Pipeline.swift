@@ -488,7 +488,7 @@ public struct Pipeline: Sendable {
     private func writeReferences(
         for plugins: [(name: String, directory: URL, symbols: [String])], values: [Int64], captured: CaptureResult?
     ) async throws(TPATError) -> [String: ReferenceFailure] {
-        struct Job: Sendable { var plugin: String; var directory: URL; var caseName: String; var dims: String; var inputs: URL?; var seed: Int }
+        struct Job: Sendable { var plugin: String; var directory: URL; var caseName: String; var dims: [String: Int64]; var inputs: URL?; var seed: Int }
         var jobs: [Job] = []
         for plugin in plugins {
             // Inputs captured from the model where there are some: consistent sizes, valid
@@ -501,57 +501,53 @@ public struct Pipeline: Sendable {
             }
             if !capturedCases.isEmpty {
                 for (name, folder) in plugin.symbols.isEmpty ? Array(capturedCases.prefix(1)) : capturedCases {
-                    jobs.append(Job(plugin: plugin.name, directory: plugin.directory, caseName: name, dims: "", inputs: folder, seed: 0))
+                    jobs.append(Job(plugin: plugin.name, directory: plugin.directory, caseName: name, dims: [:], inputs: folder, seed: 0))
                 }
                 continue
             }
             let cases = plugin.symbols.isEmpty ? [Int64(0)] : values
             for (k, value) in cases.enumerated() {
-                let dims = plugin.symbols.map { "\($0)=\(value)" }.joined(separator: ",")
+                let dims = Dictionary(plugin.symbols.map { ($0, value) }, uniquingKeysWith: { a, _ in a })
                 jobs.append(Job(plugin: plugin.name, directory: plugin.directory, caseName: "case\(k)", dims: dims, inputs: nil, seed: 1000 + k))
             }
         }
+        // One bridge process per core, each making its share of the cases.
+        let parallelism = max(1, min(jobs.count, ProcessInfo.processInfo.activeProcessorCount))
+        let shares = (0..<parallelism).map { p in Array(stride(from: p, to: jobs.count, by: parallelism)) }
         let toolchain = self.toolchain
-        let outcomes: [(Job, ToolRun?, String?)] = await withTaskGroup(of: (Job, ToolRun?, String?).self) { group in
-            var pending = jobs[...]
-            var results: [(Job, ToolRun?, String?)] = []
-            func launch(_ job: Job) {
+        let scratch = plugins.first.map { $0.directory.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(Self.captureFolder) }
+        let outcomes: [(Int, String?)] = await withTaskGroup(of: [(Int, String?)].self) { group in
+            for (p, share) in shares.enumerated() where !share.isEmpty {
+                let batch = ReferenceBatch(jobs: share.map { k in
+                    let job = jobs[k]
+                    return ReferenceBatch.Job(
+                        model: job.directory.appendingPathComponent("node.onnx").path,
+                        outDir: job.directory.appendingPathComponent("test/\(job.caseName)").path, seed: job.seed,
+                        dims: job.dims, inputs: job.inputs?.path)
+                })
                 group.addTask {
-                    do {
-                        let test = job.directory.appendingPathComponent("test")
-                        let run = try await ToolRunner.run(
-                            toolchain.python,
-                            arguments: ["-m", "tpat_bridge", "reference", job.directory.appendingPathComponent("node.onnx").path,
-                                        test.appendingPathComponent(job.caseName).path, "--seed", String(job.seed)]
-                                + (job.dims.isEmpty ? [] : ["--dims", job.dims])
-                                + (job.inputs.map { ["--inputs", $0.path] } ?? []),
-                            environment: ["PYTHONPATH": toolchain.bridgePath.path],
-                            log: test.appendingPathComponent("\(job.caseName).log"))
-                        return (job, run, nil)
-                    } catch let error as TPATError {
-                        if case .interrupted = error { return (job, nil, nil) }
-                        return (job, nil, error.description)
+                    do throws(TPATError) {
+                        let result = try await batch.run(with: toolchain, in: scratch!, name: "references-\(p)")
+                        return zip(share, result.jobs).map { ($0, $1.error) }
                     } catch {
-                        return (job, nil, "\(error)")
+                        if case .interrupted = error { return [] }
+                        return share.map { ($0, error.description) }
                     }
                 }
             }
-            let parallelism = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
-            for _ in 0..<parallelism { if let job = pending.popFirst() { launch(job) } }
-            while let result = await group.next() {
-                results.append(result)
-                if let job = pending.popFirst() { launch(job) }
-            }
-            return results
+            var all: [(Int, String?)] = []
+            for await part in group { all += part }
+            return all
         }
         try Cancellation.shared.checkCancelled()
         var failures: [String: ReferenceFailure] = [:]
-        for (job, run, error) in outcomes.sorted(by: { ($0.0.plugin, $0.0.caseName) < ($1.0.plugin, $1.0.caseName) }) where failures[job.plugin] == nil {
-            if let error {
-                failures[job.plugin] = ReferenceFailure(reason: "the reference data could not be made: \(error)", log: nil)
-            } else if let run, !run.succeeded {
-                failures[job.plugin] = ReferenceFailure(reason: "ONNX Runtime could not run the node (\(job.caseName)): \(run.reason)", log: run.log)
-            }
+        for (k, error) in outcomes.sorted(by: { ($0.0) < ($1.0) }) {
+            let job = jobs[k]
+            guard failures[job.plugin] == nil, let error else { continue }
+            let log = job.directory.appendingPathComponent("test/\(job.caseName).log")
+            failures[job.plugin] = ReferenceFailure(
+                reason: "ONNX Runtime could not run the node (\(job.caseName)): \(error)",
+                log: FileManager.default.fileExists(atPath: log.path) ? log : nil)
         }
         for plugin in plugins where failures[plugin.name] == nil {
             let test = plugin.directory.appendingPathComponent("test")
