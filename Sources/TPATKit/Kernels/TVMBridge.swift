@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Options for the kernel backend.
 public struct KernelOptions: Sendable, Equatable {
@@ -122,16 +123,23 @@ public struct KernelResult: Sendable {
     public var tuning: TuningReport? = nil
     /// True when the manifest came from the kernel cache.
     public var cached: Bool = false
+    /// What the bridge warned about for this node (a damaged kernel-cache entry it regenerated, a
+    /// damaged tuning database), each already told through the logger.
+    public var warnings: [String] = []
 }
 
 /// The kernel-backend stage: standalone node models in, kernel manifests out, through one run of
 /// the Python bridge to TVM for all nodes (TVM's import is paid once).
 public struct TVMBridge: Sendable {
     let toolchain: Toolchain
+    /// Tells the user the bridge's warnings (they reach the terminal; the bridge's own stderr only
+    /// reaches its log).
+    let logger: Logger
 
     /// Creates the stage over a toolchain.
-    public init(toolchain: Toolchain) {
+    public init(toolchain: Toolchain, logger: Logger = Logger(label: "tpat")) {
         self.toolchain = toolchain
+        self.logger = logger
     }
 
     /// Compiles every job; a failing node does not stop the others.
@@ -158,6 +166,7 @@ public struct TVMBridge: Sendable {
                 var seconds: Double?
                 var tuning: TuningReport?
                 var cached: Bool?
+                var warnings: [String]?
             }
             var nodes: [Node]
         }
@@ -202,11 +211,13 @@ public struct TVMBridge: Sendable {
                 results.append(KernelResult(id: job.id, outcome: .failure(KernelFailure(errorClass: "internal", message: "the bridge returned nothing for this node (its log ends: \(run.reason))", log: run.log.path)), seconds: 0))
                 continue
             }
+            let warnings = node.warnings ?? []
+            for warning in warnings { logger.warning("node \(job.node.name): \(warning)") }
             if node.status == "ok", let path = node.manifest {
                 let url = URL(fileURLWithPath: path)
                 do {
                     let manifest = try KernelManifest.load(contentsOf: url)
-                    results.append(KernelResult(id: job.id, outcome: .success((manifest, url.deletingLastPathComponent())), seconds: node.seconds ?? 0, tuning: node.tuning, cached: node.cached ?? false))
+                    results.append(KernelResult(id: job.id, outcome: .success((manifest, url.deletingLastPathComponent())), seconds: node.seconds ?? 0, tuning: node.tuning, cached: node.cached ?? false, warnings: warnings))
                 } catch {
                     results.append(KernelResult(id: job.id, outcome: .failure(KernelFailure(errorClass: "internal", message: error.description, log: node.log)), seconds: node.seconds ?? 0))
                 }
