@@ -126,6 +126,17 @@ struct PluginRendererTests {
         ])
         try PluginFixtures.checkGolden(text, "plugins/Makefile")
         #expect(text.contains("echo \"$$passed passed, $$failed failed\""))
+        // No path of the output folder in any command: nvcc runs only in a link folder and names
+        // files through it; TensorRT's folder only through the environment.
+        #expect(!text.contains("$(ROOT)") && !text.contains("abspath") && !text.contains("$(CURDIR)") && !text.contains("MAKEFILE_LIST"))
+        let commands = text.replacingOccurrences(of: "\\\n", with: " ").split(separator: "\n").filter { $0.hasPrefix("\t") }
+        let compiles = commands.filter { $0.contains("$(COMPILE)") }
+        #expect(compiles.count == 6)
+        for command in compiles {
+            #expect(command.contains("$(IN_LINK_FOLDER)"), "nvcc run outside the link folder: \(command)")
+            #expect(!command.contains(" $< ") && !command.contains(" $^ ") && !command.contains(" $@ "), "a file named outside the link: \(command)")
+        }
+        #expect(!text.contains("$(TENSORRT_DIR)/"))
         #expect(text.contains("CUDA_ARCH ?= sm_90"))
         #expect(text.contains("NVCC ?= nvcc"))
     }
@@ -211,8 +222,10 @@ struct PluginRendererTests {
         m.launches[3] = .copy(src: .init(kind: .workspace, index: 7, byteOffset: nil), dst: .init(kind: .output, index: 0, byteOffset: nil), bytes: SizeExpr(4))
         expectError(m, "workspace region 7")
         m = good
-        m.constants[0].file = "../etc/passwd"
-        expectError(m, "not under constants/")
+        for file in ["../etc/passwd", "constants/../../x", "constants/", "constants/a\"b.bin", "constants/a\\b", "constants/a\nb", "constants/.hidden"] {
+            m.constants[0].file = file
+            expectError(m, "not a plain file name under constants/")
+        }
         m = good
         m.outputs[0].dtype = .float64
         expectError(m, "float64")

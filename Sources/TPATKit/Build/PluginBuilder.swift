@@ -19,7 +19,8 @@ public struct PluginBuildResult: Sendable, Equatable {
 /// parallel, each with its own log.
 public struct PluginBuilder: Sendable {
     let nvcc: URL
-    let cudartFlags: String
+    /// How to link the CUDA runtime: nvcc arguments, each one word.
+    let cudartArguments: [String]
     let tensorRTDirectory: URL?
 
     /// Why the TensorRT plugin libraries are not built, or nil when they are.
@@ -39,9 +40,9 @@ public struct PluginBuilder: Sendable {
         // from the wheel and record where it is.
         let lib = nvcc.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("lib")
         if FileManager.default.fileExists(atPath: lib.appendingPathComponent("libcudart.so.13").path) {
-            cudartFlags = "-L\(lib.path) -l:libcudart.so.13 -Xlinker -rpath=\(lib.path)"
+            cudartArguments = ["-L\(lib.path)", "-l:libcudart.so.13", "-Xlinker", "-rpath=\(lib.path)"]
         } else {
-            cudartFlags = ""
+            cudartArguments = []
         }
         if let dir = tensorRTDirectory {
             guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("include/NvInfer.h").path) else {
@@ -73,8 +74,15 @@ public struct PluginBuilder: Sendable {
         let library = dir.appendingPathComponent("build/lib\(name).so")
         var targets = ["plugins/\(name)/build/\(name)_test"]
         if tensorRTDirectory != nil { targets.append("plugins/\(name)/build/lib\(name).so") }
-        var arguments = ["-C", root.path, "NVCC=\(nvcc.path)", "CUDART_LIBS=\(cudartFlags)"]
-        if let trt = tensorRTDirectory { arguments.append("TENSORRT_DIR=\(trt.path)") }
+        // make runs from `root` (an argument, never shell text); NVCC and CUDART_LIBS are pasted
+        // into the recipes' shell commands, so each word is shell-quoted; TENSORRT_DIR is read by
+        // the recipes from the environment, so it is only kept from make's own expansion.
+        var arguments = [
+            "-C", root.path,
+            MakeCommandLine.variable("NVCC", shellWords: [nvcc.path]),
+            MakeCommandLine.variable("CUDART_LIBS", shellWords: cudartArguments),
+        ]
+        if let trt = tensorRTDirectory { arguments.append(MakeCommandLine.variable("TENSORRT_DIR", literal: trt.path)) }
         do {
             let run = try await ToolRunner.run(URL(fileURLWithPath: "/usr/bin/env"), arguments: ["make"] + arguments + targets, log: log)
             guard run.succeeded else {
@@ -87,5 +95,30 @@ public struct PluginBuilder: Sendable {
         } catch {
             return PluginBuildResult(succeeded: false, message: "cannot run make for plugin \(name): \(error.description)", log: log)
         }
+    }
+}
+
+/// Variables on make's command line (`NAME=value`, one argument: no shell reads it). make expands
+/// `$` in the value, and a recipe that pastes the variable hands it to the shell as text.
+enum MakeCommandLine {
+    /// `NAME=value` for a variable that recipes paste into shell commands: each word single-quoted
+    /// for the shell, then `$` doubled for make, so the shell sees exactly `words`.
+    static func variable(_ name: String, shellWords words: [String]) -> String {
+        "\(name)=" + escapedForMake(words.map(singleQuoted).joined(separator: " "))
+    }
+
+    /// `NAME=value` for a variable whose value must reach the recipes' environment unchanged (they
+    /// read it as "$$NAME"): only `$` is doubled for make.
+    static func variable(_ name: String, literal value: String) -> String {
+        "\(name)=" + escapedForMake(value)
+    }
+
+    /// `word` in single quotes for sh (a single quote inside becomes '\'').
+    static func singleQuoted(_ word: String) -> String {
+        "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    static func escapedForMake(_ text: String) -> String {
+        text.replacingOccurrences(of: "$", with: "$$")
     }
 }

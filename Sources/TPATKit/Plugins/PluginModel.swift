@@ -257,11 +257,14 @@ extension PluginModel {
         var constants: [ConstantModel] = []
         for (k, c) in m.constants.enumerated() {
             guard c.bytes >= 0 else { throw fail("constant \(k) has a negative size") }
+            // The file name is pasted into a C string of assembler text (`.incbin`): only the
+            // characters the bridge uses (c0.bin), never a quote, backslash, newline or `..`.
             let prefix = "constants/"
-            guard c.file.hasPrefix(prefix), !c.file.contains(".."), !c.file.contains("\""), !c.file.contains("\\"),
-                c.file.count > prefix.count
+            let fileName = c.file.dropFirst(prefix.count)
+            guard c.file.hasPrefix(prefix), !fileName.isEmpty, !fileName.hasPrefix("."),
+                fileName.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) })
             else {
-                throw fail("constant \(k) file '\(c.file)' is not under constants/")
+                throw fail("constant \(k) file '\(c.file)' is not a plain file name under constants/")
             }
             constants.append(ConstantModel(
                 index: k, name: Self.commentSafe(c.name), dtype: c.dtype.rawValue, bytes: c.bytes,

@@ -97,7 +97,10 @@ inline int tpat_dim3(int64_t x, int64_t y, int64_t z, int64_t xmax, dim3* out, b
     return TPAT_OK;
 }
 
-// Constants, embedded in the library from TPAT_CONSTANTS_DIR at build time.
+// Constants, embedded in the library at build time from TPAT_CONSTANTS_DIR, as the assembler
+// finds it from the folder the compiler runs in (the generated Makefile compiles through a link,
+// out/plugins/<name>/constants; CMake gives the absolute folder); by default `constants`, for a
+// compile run in this plugin's folder.
 #ifndef TPAT_CONSTANTS_DIR
 #define TPAT_CONSTANTS_DIR "constants"
 #endif
