@@ -232,10 +232,10 @@ MODELS = [
     Export("vit", "transformer", vit, 17, f"vit-base/16 sizes, {LAYERS} layers, 224x224"),
     Export("detr", "transformer", detr, 17, f"detr-resnet-50 sizes, {LAYERS} encoder and {LAYERS} decoder layers"),
     Export("whisper_encoder", "transformer", whisper_encoder, 17, f"whisper-tiny sizes, {LAYERS} layers"),
-    Export("t5_encoder", "transformer", t5_encoder, 13, f"t5-small sizes, {LAYERS} layers"),
+    Export("t5_encoder", "transformer", t5_encoder, 17, f"t5-small sizes, {LAYERS} layers"),
     Export("t5_decoder", "transformer", t5_decoder, 17, f"t5-small sizes, {LAYERS} layers, no cache"),
     Export("swin", "transformer", swin, 17, "swin-tiny sizes, depths 2-2-2-2 (swin-tiny: 2-2-6-2)"),
-    Export("clip_text", "transformer", clip_text, 17, f"CLIP ViT-B/32 text sizes, {LAYERS} layers"),
+    Export("clip_text", "transformer", clip_text, 13, f"CLIP ViT-B/32 text sizes, {LAYERS} layers"),
 ]
 
 

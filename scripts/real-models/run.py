@@ -83,12 +83,13 @@ def folder_bytes(path):
     return total
 
 
-def run_tpat(tpat, model, out, op_types, build, timeout, kernel_cache):
+def run_tpat(tpat, model, out, op_types, build, reference, timeout, kernel_cache):
     """Runs tpat generate on one model. Returns what the run gave: exit code, seconds, report or
     tpat's last stderr line, output size."""
     cmd = [str(tpat), "generate", str(model), "-o", str(out), "--op-types", ",".join(op_types), "--arch", "sm_90",
            "--force"]
     cmd += [] if build else ["--no-build"]
+    cmd += [] if reference else ["--no-reference"]
     cmd += ["--kernel-cache", str(kernel_cache)] if kernel_cache else ["--no-kernel-cache"]
     log = out.parent / f"{out.name}.log"
     start = time.time()
@@ -157,8 +158,20 @@ def short_reason(failure):
 
 
 def failure_groups(report):
-    """(reason, op type) -> number of failed nodes."""
-    return collections.Counter((short_reason(f), f["opType"]) for f in report.get("failures", []))
+    """(reason, op type) -> number of failed nodes, and (reason, op type) -> the first such message."""
+    counts, examples = collections.Counter(), {}
+    for f in report.get("failures", []):
+        key = (short_reason(f), f["opType"])
+        counts[key] += 1
+        examples.setdefault(key, example(f))
+    return counts, examples
+
+
+def example(failure):
+    """A failure's node and the first line of its message, at most 200 characters."""
+    lines = [l.strip() for l in failure["message"].splitlines() if l.strip()]
+    text = f"{failure['node']}: {lines[0] if lines else ''}"
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def mb(n):
@@ -170,6 +183,7 @@ def cell(text):
 
 
 def write_doc(exports, runs, settings):
+    commands = sorted({f"`{run['generic']}` (time limit {run['timeout']} s)" for run in runs.values()})
     lines = [
         "# Real models through TPAT",
         "",
@@ -185,7 +199,7 @@ def write_doc(exports, runs, settings):
         "",
         f"- Date: {settings['date']}; machine: {settings['machine']}",
         f"- tpat: `{settings['tpat']}` at " + "; ".join(sorted({run["commit"] for run in runs.values()})),
-        f"- Command per model: `{settings['command']}` (per-model time limit {settings['timeout']} s), OP_TYPES:",
+        "- Command per model: " + "; ".join(commands) + ", where OP_TYPES is, per family:",
         *(f"  - {family}: {','.join(ops)}" for family, ops in OP_TYPES.items()),
         "- Columns: *in model* counts the nodes of that op type in the model, subgraph bodies (If/Loop) in",
         "  brackets; *selected* the nodes tpat took; *native* the nodes tpat left native as shape arithmetic",
@@ -197,13 +211,14 @@ def write_doc(exports, runs, settings):
     reason_totals = collections.Counter()
     reason_ops = collections.defaultdict(collections.Counter)
     reason_models = collections.defaultdict(set)
+    reason_examples = {}
     sections = []
     for key, entry in sorted(exports.items(), key=lambda kv: (kv[1]["family"], kv[1]["model"], kv[1]["exporter"])):
         if entry["status"] != "exported" or key not in runs:
             continue
         run = runs[key]
         stem = Path(key).stem
-        section = [f"### {stem}", ""]
+        section = [f"### {stem}", ""] + ([f"`{run['generic']}` (time limit {run['timeout']} s)", ""] if len(commands) > 1 else [])
         report = run.get("report")
         size = entry["bytes"]
         if report:
@@ -230,12 +245,14 @@ def write_doc(exports, runs, settings):
             for k in ("selected", "skipped", "generated", "failed"):
                 total[k] += c[k]
         if report and report.get("failures"):
-            section += ["", "| failed nodes | op type | reason |", "|---:|---|---|"]
-            for (reason, op), n in failure_groups(report).most_common():
-                section.append(f"| {n} | {op} | {cell(reason)} |")
+            section += ["", "| failed nodes | op type | reason | example |", "|---:|---|---|---|"]
+            groups, examples = failure_groups(report)
+            for (reason, op), n in groups.most_common():
+                section.append(f"| {n} | {op} | {cell(reason)} | {cell(examples[reason, op])} |")
                 reason_totals[reason] += n
                 reason_ops[reason][op] += n
                 reason_models[reason].add(stem)
+                reason_examples.setdefault(reason, f"{stem}: {examples[reason, op]}")
         sections += section + [""]
 
     lines += ["## Exports", "", "| model | family | exporter | opset | result | size | export time | ONNX Runtime |",
@@ -256,20 +273,22 @@ def write_doc(exports, runs, settings):
     if t["in model"]:
         lines.append(f"| **all** | | {t['in model']} | {t['selected']} | {t['skipped']} | {t['generated']} | {t['failed']} | "
                      f"{100 * t['generated'] / t['in model']:.0f}% |")
-    lines += ["", "## Failure reasons, all models", "", "| failed nodes | models | op types | reason |", "|---:|---:|---|---|"]
+    lines += ["", "## Failure reasons, all models", "",
+              "Messages grouped with quoted names and numbers made generic; the example is one message in full.", "",
+              "| failed nodes | models | op types | reason | example |", "|---:|---:|---|---|---|"]
     for reason, n in reason_totals.most_common():
         ops = ", ".join(f"{op} {k}" for op, k in reason_ops[reason].most_common())
-        lines.append(f"| {n} | {len(reason_models[reason])} | {ops} | {cell(reason)} |")
+        lines.append(f"| {n} | {len(reason_models[reason])} | {ops} | {cell(reason)} | {cell(reason_examples[reason])} |")
     lines += ["", "## Per model", ""] + sections
     DOC.write_text("\n".join(lines).rstrip() + "\n")
 
 
 def git_commit():
-    out = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
+    """The checkout's commit, and whether tpat's sources differ from it."""
+    out = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h"], capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "Sources", "python"],
                            capture_output=True, text=True).stdout.strip()
-    commit = out.stdout.strip()[:80] or "unknown"
-    return f"`{commit}`" + (" with uncommitted changes in Sources/ or python/" if dirty else "")
+    return (out.stdout.strip() or "unknown") + (" with uncommitted changes in Sources/ or python/" if dirty else "")
 
 
 def machine():
@@ -282,6 +301,7 @@ def main():
     parser.add_argument("--tpat", default=str(ROOT / ".build" / "debug" / "tpat"), help="the tpat binary (default %(default)s)")
     parser.add_argument("--only", metavar="NAME", help="run this model's exports only (export.py's name)")
     parser.add_argument("--build", action="store_true", help="run nvcc too (default: --no-build)")
+    parser.add_argument("--no-reference", action="store_true", help="pass --no-reference (no ONNX Runtime self-test data)")
     parser.add_argument("--timeout", type=int, default=TIMEOUT_S, help="seconds per model (default %(default)s)")
     parser.add_argument("--kernel-cache", metavar="DIR", help="reuse and fill this kernel cache (default: none, every node through TVM)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the doc from real-models-out/runs.json without running tpat")
@@ -294,7 +314,7 @@ def main():
     runs = json.loads(RUNS.read_text()) if RUNS.exists() else {}
     settings = runs.pop("_settings", {})
     if not opts.report_only:
-        tpat = Path(opts.tpat).resolve()
+        tpat = Path(opts.tpat).absolute()
         if not tpat.is_file():
             sys.exit(f"run.py: no tpat at {tpat}: build it with `swift build` or pass --tpat")
         OUT.mkdir(exist_ok=True)
@@ -304,15 +324,14 @@ def main():
             model = ROOT / entry["file"]
             op_types = OP_TYPES[entry["family"]]
             print(f"run.py: {model.name} ...", flush=True)
-            run = run_tpat(tpat, model, OUT / model.stem, op_types, opts.build, opts.timeout, opts.kernel_cache)
+            run = run_tpat(tpat, model, OUT / model.stem, op_types, opts.build, not opts.no_reference, opts.timeout,
+                           opts.kernel_cache)
             run["in_model"] = count_op_types(model, op_types)
             runs[key] = run
             print(f"run.py:   exit {run['exit']} in {run['seconds']} s" + (f": {run['error']}" if "error" in run else ""), flush=True)
             generic = run["command"].replace(str(tpat), "tpat").replace(str(model), "MODEL").replace(str(OUT / model.stem), "OUT")
-            generic = generic.replace(",".join(op_types), "OP_TYPES")
-            run["commit"] = git_commit()
-            settings = {"date": opts.date, "machine": machine(), "tpat": os.path.relpath(tpat, ROOT), "command": generic,
-                        "timeout": opts.timeout}
+            run.update(generic=generic.replace(",".join(op_types), "OP_TYPES"), timeout=opts.timeout, commit=git_commit())
+            settings = {"date": opts.date, "machine": machine(), "tpat": os.path.relpath(tpat, ROOT)}
             RUNS.write_text(json.dumps({"_settings": settings, **runs}, indent=1) + "\n")
     if not runs:
         sys.exit("run.py: no run to report")
