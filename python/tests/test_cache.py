@@ -241,6 +241,10 @@ def test_restore_hands_over_only_checked_bytes(tmp_path: Path) -> None:
 
     before = (entry / "digest.json").read_text()
     assert kernel_cache.store(str(cache), k, str(out), {"trials": 8}) is None  # broken: replaced
+    (entry / "digest.json").write_text('{"version": 1, "files": ')
+    with pytest.raises(kernel_cache.BrokenEntry, match="digest.json is unreadable"):
+        kernel_cache.restore(str(cache), k, str(tmp_path / "bad"))
+    assert kernel_cache.store(str(cache), k, str(out), {"trials": 8}) is None
     assert kernel_cache.restore(str(cache), k, str(tmp_path / "hit2")).tuning == {"trials": 8}
     assert not (entry / "constants" / "c0.bin").is_symlink()
     stat = (entry / "digest.json").stat()
@@ -248,3 +252,11 @@ def test_restore_hands_over_only_checked_bytes(tmp_path: Path) -> None:
     assert (entry / "digest.json").stat().st_mtime_ns == stat.st_mtime_ns
     assert (entry / "digest.json").read_text() == before
     assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name]
+
+    other = Path(kernel_cache.entry_dir(str(cache), "cd" + "0" * 62))
+    other.parent.mkdir(parents=True)
+    other.write_text("not a folder")
+    with pytest.raises(kernel_cache.BrokenEntry, match="it is not a folder"):
+        kernel_cache.restore(str(cache), "cd" + "0" * 62, str(tmp_path / "bad"))
+    assert kernel_cache.store(str(cache), "cd" + "0" * 62, str(out)) is None
+    assert kernel_cache.restore(str(cache), "cd" + "0" * 62, str(tmp_path / "hit3")).tuning is None
