@@ -28,6 +28,27 @@ def _has_external(model: onnx.ModelProto) -> bool:
                for t in external_data_helper._get_all_tensors(model))  # noqa: SLF001 - public in practice
 
 
+def _weights_as_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose external-data initializers (weights, which the caller does not send) are
+    graph inputs of their type and shape: the symbolic inference reads the value of any
+    initializer an op's handler wants (an Add's operand, for instance), and a weight's value never
+    decides a shape. Small constants, inline, stay initializers: shape arithmetic reads those."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    kept = []
+    declared = {i.name for i in graph.input}
+    for tensor in graph.initializer:
+        if not external_data_helper.uses_external_data(tensor):
+            kept.append(tensor)
+            continue
+        if tensor.name not in declared:
+            graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return out
+
+
 def symbolic_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     """Shapes with one consistent set of symbols for the whole model: ONNX Runtime's symbolic
     shape inference follows the shape arithmetic of exported graphs (Shape -> Gather -> Concat ->
@@ -36,6 +57,8 @@ def symbolic_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     one symbol. ONNX's own inference names every dim it cannot compute ``unk__N`` anew, which
     relates nothing: it is the fallback for models the symbolic inference cannot take (ops of
     other domains, for instance)."""
+    model = _weights_as_inputs(model)
+
     def out_of_time(signum: int, frame: Any) -> None:
         raise TimeoutError(f"over {SYMBOLIC_SECONDS} s")
 

@@ -271,7 +271,8 @@ public struct Pipeline: Sendable {
             let captured = await captureInputs(
                 request, plugins: made.map { ($0.name, $0.nodes[0].inputs.map(\.value)) }, work: work)
             referenceFailures = try await writeReferences(
-                for: made.map { ($0.name, $0.directory, $0.nodes[0].symbols) }, values: request.symbolicTestValues, captured: captured)
+                for: made.map { ($0.name, $0.directory, $0.nodes[0].symbols, $0.nodes[0].subModel.graph.input.compactMap { TensorType($0.type) }) },
+                values: request.symbolicTestValues, captured: captured)
             try? fm.removeItem(at: work.appendingPathComponent(Self.captureFolder))
             for plugin in made {
                 guard let failure = referenceFailures[plugin.name] else { continue }
@@ -461,6 +462,20 @@ public struct Pipeline: Sendable {
     /// The most bytes of captured inputs one self-test case of a plugin carries.
     static let capturedInputBudget = 16 << 20
 
+    /// The bytes of a plugin's inputs with every symbolic dim at `symbolValue`.
+    static func inputBytes(_ inputs: [TensorType], symbolValue: Int64) -> Int {
+        inputs.reduce(0) { total, type in
+            let elements = (type.shape ?? []).reduce(Int64(1)) { n, dim in
+                switch dim {
+                case .fixed(let size): n.multipliedReportingOverflow(by: max(size, 0)).overflow ? .max : n * max(size, 0)
+                case .symbolic, .unknown: n.multipliedReportingOverflow(by: symbolValue).overflow ? .max : n * symbolValue
+                }
+            }
+            let bytes = type.elementType?.byteCount(elements: Int(clamping: elements)) ?? Int(clamping: elements)
+            return total.addingReportingOverflow(bytes).overflow ? .max : total + bytes
+        }
+    }
+
     /// Runs the original model in ONNX Runtime, once per self-test case, and keeps each plugin's
     /// real inputs. nil when the model cannot run there (the self-tests then draw their inputs).
     private func captureInputs(
@@ -486,7 +501,7 @@ public struct Pipeline: Sendable {
     }
 
     private func writeReferences(
-        for plugins: [(name: String, directory: URL, symbols: [String])], values: [Int64], captured: CaptureResult?
+        for plugins: [(name: String, directory: URL, symbols: [String], inputs: [TensorType])], values: [Int64], captured: CaptureResult?
     ) async throws(TPATError) -> [String: ReferenceFailure] {
         struct Job: Sendable { var plugin: String; var directory: URL; var caseName: String; var dims: [String: Int64]; var inputs: URL?; var seed: Int }
         var jobs: [Job] = []
@@ -505,7 +520,15 @@ public struct Pipeline: Sendable {
                 }
                 continue
             }
-            let cases = plugin.symbols.isEmpty ? [Int64(0)] : values
+            // Drawn inputs: each case's symbol value is halved until the inputs fit the budget
+            // (a whisper attention's 6x1500x1500 scores at batch 8 would be 432 MB); cases that
+            // end at the same value are one case.
+            var cases: [Int64] = []
+            for value in plugin.symbols.isEmpty ? [Int64(0)] : values {
+                var v = value
+                while v > 1, Self.inputBytes(plugin.inputs, symbolValue: v) > Self.capturedInputBudget { v = max(1, v / 2) }
+                if !cases.contains(v) { cases.append(v) }
+            }
             for (k, value) in cases.enumerated() {
                 let dims = Dictionary(plugin.symbols.map { ($0, value) }, uniquingKeysWith: { a, _ in a })
                 jobs.append(Job(plugin: plugin.name, directory: plugin.directory, caseName: "case\(k)", dims: dims, inputs: nil, seed: 1000 + k))
