@@ -235,7 +235,7 @@ MODELS = [
     Export("t5_encoder", "transformer", t5_encoder, 17, f"t5-small sizes, {LAYERS} layers"),
     Export("t5_decoder", "transformer", t5_decoder, 17, f"t5-small sizes, {LAYERS} layers, no cache"),
     Export("swin", "transformer", swin, 17, "swin-tiny sizes, depths 2-2-2-2 (swin-tiny: 2-2-6-2)"),
-    Export("clip_text", "transformer", clip_text, 13, f"CLIP ViT-B/32 text sizes, {LAYERS} layers"),
+    Export("clip_text", "transformer", clip_text, 17, f"CLIP ViT-B/32 text sizes, {LAYERS} layers"),
 ]
 
 
@@ -346,7 +346,8 @@ def main():
                 outcome = queue.get()
             outcome.update(model=spec.name, family=spec.family, exporter=exporter, opset=spec.opsets[exporter],
                            file=str(spec.file(exporter).relative_to(ROOT)), note=spec.note)
-            record = load_record()
+            current = {m.file(e).name for m in MODELS for e in m.opsets}  # entries of older opsets go
+            record = {k: v for k, v in load_record().items() if k in current}
             record[spec.file(exporter).name] = outcome
             RECORD.write_text(json.dumps(dict(sorted(record.items())), indent=1) + "\n")
             detail = outcome.get("reason") or f"{outcome['bytes'] / 1e6:.1f} MB, onnxruntime: {outcome['onnxruntime']}"

@@ -322,6 +322,9 @@ def main():
             if entry["status"] != "exported" or opts.only not in (None, entry["model"]):
                 continue
             model = ROOT / entry["file"]
+            if not model.is_file():
+                print(f"run.py: {entry['file']} is missing: run export.py --only {entry['model']}", file=sys.stderr)
+                continue
             op_types = OP_TYPES[entry["family"]]
             print(f"run.py: {model.name} ...", flush=True)
             run = run_tpat(tpat, model, OUT / model.stem, op_types, opts.build, not opts.no_reference, opts.timeout,
