@@ -19,17 +19,31 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
     Foundation.exit(code)
 }
 
-struct Inspect: ParsableCommand {
+struct Inspect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List every node with its shapes and whether TensorRT and TVM can run it.")
+        abstract: "List every node (If/Loop/Scan bodies included) with its shapes and whether TensorRT runs it and TPAT can generate it.",
+        discussion: """
+            Shapes are the ones `tpat generate` works with: when the model leaves dims unknown or \
+            symbolic, ONNX Runtime's symbolic shape inference runs first (through TPAT's Python \
+            environment; without it, the declared shapes are shown). Body nodes are listed by the \
+            path name `--nodes` accepts. The table is followed by one row per op type; long names \
+            and shapes are cut, `--json` has them whole (fixed dims as numbers, symbolic ones as \
+            strings).
+            """)
 
     @Argument(help: "The ONNX model.")
     var model: String
 
-    @Flag(help: "Print JSON instead of a table.")
+    @Flag(help: "Print JSON (every node and the per-op-type summary) instead of a table.")
     var json = false
 
-    func run() throws {
+    @Flag(help: "Print only the per-op-type summary: nodes, TensorRT support, what --op-types and --auto would take, and what TPAT can generate.")
+    var summary = false
+
+    @Flag(name: .customLong("no-shape-inference"), help: "Show the shapes the model declares; do not run shape inference.")
+    var noShapeInference = false
+
+    func run() async throws {
         let url = URL(fileURLWithPath: model)
         let loaded: ONNXModel
         let tables: OpSupportTables
@@ -37,16 +51,30 @@ struct Inspect: ParsableCommand {
             loaded = try ONNXModel.load(contentsOf: url)
             tables = try OpSupportTables.bundled()
         } catch let error as CustomStringConvertible {
-            fail(error.description)
+            fail(TerminalText.sanitized(error.description))
         }
-        let report = ModelInspector(tables: tables).inspect(loaded, path: model)
+        let report: ModelInspection
+        if !noShapeInference, isatty(STDERR_FILENO) != 0, ModelInspector.needsShapeInference(loaded) {
+            // a large model's inference takes a minute; say why nothing happens meanwhile
+            FileHandle.standardError.write(Data("tpat: relating the model's dims (shape inference; --no-shape-inference skips it)...\n".utf8))
+        }
+        do {
+            let inspected = try await ModelInspector(tables: tables).inspect(
+                loaded, path: model, inferShapes: !noShapeInference, toolchain: { () throws(TPATError) in try Toolchain.discover() })
+            if let warning = inspected.warning {
+                FileHandle.standardError.write(Data(("tpat: warning: " + TerminalText.escaped(warning) + "\n").utf8))
+            }
+            report = inspected.report
+        } catch {
+            fail(TerminalText.sanitized(error.description))
+        }
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             let data = try encoder.encode(report)
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print(report.renderTable(), terminator: "")
+            print(summary ? report.renderSummary() : report.renderTable(), terminator: "")
         }
     }
 }
