@@ -66,7 +66,9 @@ public struct ShapeInference: Sendable {
     public func fillMissingTypes(of model: ONNXModel) async throws(TPATError) -> ONNXModel {
         let fm = FileManager.default
         let work = fm.temporaryDirectory.appendingPathComponent("tpat-shapes-\(UUID().uuidString)")
-        defer { try? fm.removeItem(at: work) }
+        // A signal while the bridge infers removes this folder too (Cancellation).
+        try Cancellation.shared.track(stagingFolder: work)
+        defer { Cancellation.shared.removeStagingFolder(work) }
         var skeleton = model.proto
         TensorWalk.transform(&skeleton) { tensor in
             guard tensor.dataLocation == .external || tensor.rawData.count > 1024 else { return }
