@@ -26,15 +26,17 @@ struct Inspect: AsyncParsableCommand {
             Shapes are the ones `tpat generate` works with: when the model leaves dims unknown or \
             symbolic, ONNX Runtime's symbolic shape inference runs first (through TPAT's Python \
             environment; without it, the declared shapes are shown). Body nodes are listed by the \
-            path name `--nodes` accepts. The table is followed by one row per op type; long names \
-            and shapes are cut, `--json` has them whole (fixed dims as numbers, symbolic ones as \
-            strings).
+            path name `--nodes` accepts. TENSORRT says whether TensorRT's ONNX parser runs the node \
+            ("no (limit)": the op, but not beyond a documented limit the node breaks), AUTO whether \
+            `--auto` takes it, TPAT whether TPAT can generate a plugin for it, or why not. The table \
+            is followed by one row per op type; long names and shapes are cut, `--json` has them \
+            whole (fixed dims as numbers, symbolic ones as strings, unknown ones null).
             """)
 
     @Argument(help: "The ONNX model.")
     var model: String
 
-    @Flag(help: "Print JSON (every node and the per-op-type summary) instead of a table.")
+    @Flag(help: "Print JSON instead of a table: every node and the per-op-type summary, whatever --summary says.")
     var json = false
 
     @Flag(help: "Print only the per-op-type summary: nodes, TensorRT support, what --op-types and --auto would take, and what TPAT can generate.")

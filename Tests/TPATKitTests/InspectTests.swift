@@ -119,6 +119,8 @@ struct InspectTests {
         #expect(topK.tensorRTLimitBroken == "K = 4000 (TensorRT needs K < 3840)")
         #expect(topK.takenByAuto)
         #expect(report.nodes.filter(\.takenByAuto).map(\.name) == ["/TopK"])
+        let topKRow = try #require(report.renderNodes().split(separator: "\n").first { $0.hasPrefix("/TopK ") })
+        #expect(topKRow.hasSuffix("  no (limit)  yes   yes"))
         // a computed K is data-dependent instead
         let computedK = try ModelInspector(tables: try OpSupportTables.bundled()).inspect(Self.shapeModel(computedK: true), path: "m")
         #expect(computedK.nodes.first { $0.name == "/TopK" }?.tpat == .dataDependentShape)

@@ -11,8 +11,9 @@ extension ModelInspection {
         renderNodes() + "\n" + renderSummary()
     }
 
-    /// One aligned row per node: its shapes (cut to ``nodeColumnLimits``), TensorRT's support,
-    /// whether `--auto` takes it and the TPAT verdict.
+    /// One aligned row per node: its shapes (cut to ``nodeColumnLimits``), TensorRT's support
+    /// ("no (limit)" for a node beyond a documented limit of an op TensorRT runs), whether
+    /// `--auto` takes it and the TPAT verdict.
     public func renderNodes() -> String {
         let limits = Self.nodeColumnLimits
         func value(_ v: ValueSummary) -> String {
@@ -28,7 +29,7 @@ extension ModelInspection {
                 Self.cut(TerminalText.escaped(n.qualifiedOpType), to: limits.opType, keepingEnd: false),
                 Self.cut(values(n.inputs), to: limits.inputs, keepingEnd: false),
                 Self.cut(values(n.outputs), to: limits.outputs, keepingEnd: false),
-                n.tensorRTLimitBroken != nil ? "limit" : n.tensorRTNative ? "yes" : "no",
+                n.tensorRTLimitBroken != nil ? "no (limit)" : n.tensorRTNative ? "yes" : "no",
                 n.takenByAuto ? "yes" : "-",
                 n.tpat.text,
             ]
