@@ -33,7 +33,7 @@ struct Generate: AsyncParsableCommand {
     @Flag(help: "Replace every node TensorRT's ONNX parser cannot run natively and TVM can.")
     var auto = false
 
-    @Option(help: "CUDA arch, e.g. sm_90; default: the GPU on this machine.")
+    @Option(help: "CUDA arch, e.g. sm_90; `all` for one fatbin that runs on every GPU TensorRT 10/11 runs on (sm_75 and newer); default: the GPU on this machine, else `all`.")
     var arch: String?
 
     @Option(name: .customLong("tensorrt-api"), help: "v3 (IPluginV3, TensorRT 10/11) or v2 (IPluginV2DynamicExt, TensorRT 8.x).")
@@ -143,12 +143,19 @@ struct Generate: AsyncParsableCommand {
             throw .usage("--tensorrt-api must be v3 (TensorRT 10/11) or v2 (TensorRT 8.x), not '\(tensorRTAPI)'")
         }
         let chosenArch: String
-        if let arch {
+        var buildArch: String?
+        if let arch, arch != Toolchain.portableArch {
             chosenArch = arch
-        } else if let detected = await Toolchain.detectArch() {
+        } else if arch == nil, let detected = await Toolchain.detectArch() {
             chosenArch = detected
         } else {
-            throw .usage("no GPU found on this machine to read the CUDA arch from; pass --arch (e.g. --arch sm_90 for H100/H200)")
+            // No GPU here and no --arch (or --arch all): kernels for the lowest arch TensorRT
+            // 10/11 runs on, built into one fatbin for every major arch from there up.
+            chosenArch = Toolchain.portableKernelArch
+            buildArch = "all-major"
+            if arch == nil {
+                Logger(label: "tpat").info("no GPU found and no --arch: kernels for \(chosenArch), built for every major arch from there up (one fatbin); pass --arch sm_XY for one GPU's code")
+            }
         }
         try Toolchain.validateArch(chosenArch)
         var tuning: TuningOptions?
@@ -163,6 +170,7 @@ struct Generate: AsyncParsableCommand {
             build: !noBuild, force: force, referenceData: !noReference)
         request.sampleDims = (try? parsedSampleDims()) ?? [:]
         request.sampleInputs = sampleInputs.map { URL(fileURLWithPath: $0) }
+        request.buildArch = buildArch
         return request
     }
 

@@ -29,6 +29,9 @@ public struct PipelineRequest: Sendable {
     public var sampleDims: [String: [Int64]] = [:]
     /// A `.npz` file of the model's inputs (`--inputs`): one self-test case from exactly these.
     public var sampleInputs: URL? = nil
+    /// What the build compiles for when not the kernels' arch (`all-major`: one fatbin for
+    /// every major arch, when there is no GPU to read the arch from and no `--arch`).
+    public var buildArch: String? = nil
     /// Whether to compute self-test data with ONNX Runtime (off for huge nodes whose data would
     /// not travel, or when the caller supplies its own, as the conformance runner does).
     public var referenceData: Bool
@@ -265,7 +268,7 @@ public struct Pipeline: Sendable {
         // Self-test data (ONNX Runtime on the CPU), plugin sources, Makefile. A plugin whose data
         // cannot be made is still generated: its self-test has no reference data, and says why.
         let renderer = try PluginRenderer()
-        let options = PluginOptions(tensorrtAPI: request.tensorRTAPI)
+        let options = PluginOptions(tensorrtAPI: request.tensorRTAPI, buildArch: request.buildArch)
         var referenceFailures: [String: ReferenceFailure] = [:]
         if request.referenceData {
             let captured = await captureInputs(
@@ -298,7 +301,8 @@ public struct Pipeline: Sendable {
         }
         made = rendered
         if !made.isEmpty {
-            let makefile = try renderer.renderMakefile(plugins: made.map { MakefilePlugin(name: $0.name, manifest: $0.manifest) })
+            let makefile = try renderer.renderMakefile(
+                plugins: made.map { MakefilePlugin(name: $0.name, manifest: $0.manifest) }, buildArch: request.buildArch)
             do { try Data(makefile.utf8).write(to: work.appendingPathComponent("Makefile")) } catch {
                 throw .tool(name: "render", reason: "cannot write the Makefile: \(error)")
             }

@@ -161,7 +161,7 @@ struct MakefileModel: Sendable {
     var defaultArch: String
     var pluginNames: String
 
-    init(plugins: [MakefilePlugin]) throws(TPATError) {
+    init(plugins: [MakefilePlugin], buildArch: String? = nil) throws(TPATError) {
         var seen = Set<String>()
         for plugin in plugins {
             guard PluginModel.isCIdentifier(plugin.name) else {
@@ -172,7 +172,7 @@ struct MakefileModel: Sendable {
             }
         }
         self.plugins = plugins.map { MakefilePluginModel(name: $0.name) }
-        self.defaultArch = plugins.first?.arch ?? "sm_90"
+        self.defaultArch = buildArch ?? plugins.first?.arch ?? "sm_90"
         self.pluginNames = plugins.map(\.name).joined(separator: " ")
     }
 }
@@ -366,7 +366,9 @@ extension PluginModel {
         self.pluginVersion = options.pluginVersion
         self.pluginNamespace = options.pluginNamespace
         self.arch = m.target.arch
-        self.cmakeArch = m.target.arch.hasPrefix("sm_") ? String(m.target.arch.dropFirst(3)) : m.target.arch
+        let buildArch = options.buildArch ?? m.target.arch
+        // nvcc's `-arch=all-major` is CMake's `all-major` too; sm_90 is CMake's 90
+        self.cmakeArch = buildArch.hasPrefix("sm_") ? String(buildArch.dropFirst(3)) : buildArch
         self.tvmVersion = Self.commentSafe(m.target.tvmVersion)
         self.tuned = m.target.tuned
         self.kernelsID = Self.fingerprint(m)

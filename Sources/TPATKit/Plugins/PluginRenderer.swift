@@ -17,11 +17,15 @@ public struct PluginOptions: Sendable, Equatable {
     public var pluginVersion: String
     /// The plugin namespace (`plugin_namespace` attribute).
     public var pluginNamespace: String
+    /// What the build compiles for when it is not the kernels' own arch: ``CUDAArch/allMajor``
+    /// builds one fatbin for every major arch from the kernels' (lowest) arch up.
+    public var buildArch: String?
 
-    public init(tensorrtAPI: TensorRTAPI = .v3, pluginVersion: String = "1", pluginNamespace: String = "") {
+    public init(tensorrtAPI: TensorRTAPI = .v3, pluginVersion: String = "1", pluginNamespace: String = "", buildArch: String? = nil) {
         self.tensorrtAPI = tensorrtAPI
         self.pluginVersion = pluginVersion
         self.pluginNamespace = pluginNamespace
+        self.buildArch = buildArch
     }
 }
 
@@ -114,8 +118,8 @@ public struct PluginRenderer: Sendable {
 
     /// Renders the top-level Makefile (`out/Makefile`) that builds and checks every plugin under
     /// `plugins/<name>/`.
-    public func renderMakefile(plugins: [MakefilePlugin]) throws(TPATError) -> String {
-        let model = try MakefileModel(plugins: plugins)
+    public func renderMakefile(plugins: [MakefilePlugin], buildArch: String? = nil) throws(TPATError) -> String {
+        let model = try MakefileModel(plugins: plugins, buildArch: buildArch)
         return try renderTemplate("makefile", model)
     }
 

@@ -154,6 +154,12 @@ extension Toolchain {
         return nil
     }
 
+    /// `--arch all`: kernels for ``portableKernelArch``, built for every major arch from there up.
+    public static let portableArch = "all"
+
+    /// The lowest arch TensorRT 10 and 11 run on: kernels generated for it run on every newer GPU.
+    public static let portableKernelArch = "sm_75"
+
     /// Checks that `arch` names a CUDA arch TPAT can target (`sm_XY`, optionally with `a`).
     public static func validateArch(_ arch: String) throws(TPATError) {
         let body = arch.dropFirst(3)
