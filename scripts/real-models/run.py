@@ -145,13 +145,13 @@ def node_counts(report):
 
 def short_reason(failure):
     """A failure's message as a group key: its first line, without the op-type prefix the bridge
-    adds, with numbers and quoted names made generic, at most 160 characters."""
+    adds, with the node's name, quoted names and numbers made generic, at most 160 characters."""
     lines = [l.strip() for l in failure["message"].splitlines() if l.strip()]
     text = lines[0] if lines else failure["errorClass"]
     prefix = failure["opType"] + ": "
     text = text[len(prefix):] if text.startswith(prefix) else text
     text = re.sub(r"(?<![\w/.])" + re.escape(failure["node"]) + r"(?![\w/.])", "<node>", text)
-    text = re.sub(r"'[^']*'", "'…'", text)
+    text = re.sub(r"(?<!\w)'[^']*'(?!\w)", "'…'", text)  # quoted names, not apostrophes
     text = re.sub(r"\b\d+\b", "N", text)
     text = f"[{failure['errorClass']}] {text}"
     return text if len(text) <= 160 else text[:157] + "..."
