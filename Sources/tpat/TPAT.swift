@@ -55,20 +55,14 @@ struct Inspect: AsyncParsableCommand {
         } catch let error as CustomStringConvertible {
             fail(TerminalText.sanitized(error.description))
         }
-        let report: ModelInspection
         if !noShapeInference, isatty(STDERR_FILENO) != 0, ModelInspector.needsShapeInference(loaded) {
             // a large model's inference takes a minute; say why nothing happens meanwhile
             FileHandle.standardError.write(Data("tpat: relating the model's dims (shape inference; --no-shape-inference skips it)...\n".utf8))
         }
-        do {
-            let inspected = try await ModelInspector(tables: tables).inspect(
-                loaded, path: model, inferShapes: !noShapeInference, toolchain: { () throws(TPATError) in try Toolchain.discover() })
-            if let warning = inspected.warning {
-                FileHandle.standardError.write(Data(("tpat: warning: " + TerminalText.escaped(warning) + "\n").utf8))
-            }
-            report = inspected.report
-        } catch {
-            fail(TerminalText.sanitized(error.description))
+        let (report, warning) = await ModelInspector(tables: tables).inspect(
+            loaded, path: model, inferShapes: !noShapeInference, toolchain: { () throws(TPATError) in try Toolchain.discover() })
+        if let warning {
+            FileHandle.standardError.write(Data(("tpat: warning: " + TerminalText.escaped(warning) + "\n").utf8))
         }
         if json {
             let encoder = JSONEncoder()

@@ -71,7 +71,7 @@ struct InspectTests {
     @Test("the report lists every node with shapes and support")
     func reportsTheDemo() throws {
         let url = try TestSupport.demoModel()
-        let report = try ModelInspector(tables: try OpSupportTables.bundled()).inspect(try ONNXModel.load(contentsOf: url), path: "demo.onnx")
+        let report = ModelInspector(tables: try OpSupportTables.bundled()).inspect(try ONNXModel.load(contentsOf: url), path: "demo.onnx")
         #expect(report.nodes.count == 12)
         let topk = try #require(report.nodes.first { $0.name == "head/topk" })
         #expect(topk.inputs.map(\.shape) == [[.fixed(1), .fixed(32), .fixed(32)], [.fixed(1)]])
@@ -91,7 +91,7 @@ struct InspectTests {
         var proto = TestSupport.smallModel()
         proto.graph.node[0].opType = "Unique"
         proto.graph.node[1].domain = "com.example"
-        let report = try ModelInspector(tables: try OpSupportTables.bundled()).inspect(ONNXModel(proto: proto), path: "m")
+        let report = ModelInspector(tables: try OpSupportTables.bundled()).inspect(ONNXModel(proto: proto), path: "m")
         #expect(report.nodes.map(\.tensorRTNative) == [false, false])
         #expect(report.nodes.map(\.tvmConverts) == [true, false])
         #expect(report.nodes.map(\.tpat) == [.dataDependentShape, .noConverter])
@@ -102,7 +102,7 @@ struct InspectTests {
 
     @Test("the TPAT column: data-dependent sizes, shape arithmetic, constants, TensorRT's limits")
     func tpatVerdicts() throws {
-        let report = try ModelInspector(tables: try OpSupportTables.bundled()).inspect(Self.shapeModel(), path: "m")
+        let report = ModelInspector(tables: try OpSupportTables.bundled()).inspect(Self.shapeModel(), path: "m")
         let byName = Dictionary(uniqueKeysWithValues: report.nodes.map { ($0.name, $0) })
         #expect(byName["/Range"]?.tpat == .dataDependentShape)
         #expect(byName["/Range_constant"]?.tpat == .constantInputs)
@@ -122,13 +122,13 @@ struct InspectTests {
         let topKRow = try #require(report.renderNodes().split(separator: "\n").first { $0.hasPrefix("/TopK ") })
         #expect(topKRow.hasSuffix("  no (limit)  yes   yes"))
         // a computed K is data-dependent instead
-        let computedK = try ModelInspector(tables: try OpSupportTables.bundled()).inspect(Self.shapeModel(computedK: true), path: "m")
+        let computedK = ModelInspector(tables: try OpSupportTables.bundled()).inspect(Self.shapeModel(computedK: true), path: "m")
         #expect(computedK.nodes.first { $0.name == "/TopK" }?.tpat == .dataDependentShape)
     }
 
     @Test("the summary counts each op type: TensorRT, --op-types, --auto, TPAT")
     func summaryCounts() throws {
-        let report = try ModelInspector(tables: try OpSupportTables.bundled()).inspect(Self.shapeModel(), path: "m")
+        let report = ModelInspector(tables: try OpSupportTables.bundled()).inspect(Self.shapeModel(), path: "m")
         let rows = Dictionary(uniqueKeysWithValues: report.summary.map { ($0.opType, $0) })
         #expect(report.summary.map(\.nodes).reduce(0, +) == report.nodes.count)
         #expect(report.summary.prefix(2).map(\.opType) == ["Gather", "Range"])
@@ -152,7 +152,7 @@ struct InspectTests {
     @Test("nodes in If bodies are listed by the path names --nodes accepts, and counted")
     func bodyNodes() throws {
         let model = SubgraphTests.model()
-        let report = try ModelInspector(tables: try OpSupportTables.bundled()).inspect(model, path: "m")
+        let report = ModelInspector(tables: try OpSupportTables.bundled()).inspect(model, path: "m")
         let not = try #require(report.nodes.first { $0.name == "/roi_heads/If::else_branch::inner_if::else_branch::not" })
         #expect(not.opType == "Not")
         #expect(not.graph == "/roi_heads/If::else_branch::inner_if::else_branch")
@@ -171,20 +171,20 @@ struct InspectTests {
         let inspector = ModelInspector(tables: try OpSupportTables.bundled())
         let model = Self.legacyModel()
         #expect(ModelInspector.needsShapeInference(model))
-        let (inferred, warning) = try await inspector.inspect(model, path: "m", inferShapes: true, toolchain: Self.toolchain)
+        let (inferred, warning) = await inspector.inspect(model, path: "m", inferShapes: true, toolchain: Self.toolchain)
         #expect(warning == nil)
         #expect(inferred.shapes == .inferred)
         #expect(inferred.nodes[0].outputs[0].shape == [.symbolic("batch"), .fixed(3), .fixed(8)])
         #expect(inferred.nodes[1].outputs[0].shape == [.symbolic("batch"), .fixed(3), .fixed(8)])
         #expect(!inferred.renderTable().contains("?"))
 
-        let (declared, none) = try await inspector.inspect(model, path: "m", inferShapes: false, toolchain: Self.toolchain)
+        let (declared, none) = await inspector.inspect(model, path: "m", inferShapes: false, toolchain: Self.toolchain)
         #expect(none == nil)
         #expect(declared.shapes == .declaredIncomplete)
         #expect(declared.nodes[0].outputs[0].shape == nil)
         #expect(declared.renderNodes().contains("?[?]"))
 
-        let (fallback, missing) = try await inspector.inspect(model, path: "m", inferShapes: true) { () throws(TPATError) -> Toolchain in
+        let (fallback, missing) = await inspector.inspect(model, path: "m", inferShapes: true) { () throws(TPATError) -> Toolchain in
             throw .installation("no Python with TVM at /nowhere/python; run `make setup`")
         }
         #expect(fallback.shapes == .declaredIncomplete)
@@ -192,7 +192,7 @@ struct InspectTests {
         #expect(missing == "shape inference did not run (no Python with TVM at /nowhere/python; run `make setup`); showing the model's declared shapes, '?' where it declares none")
 
         // a model whose every dim is declared and fixed needs no toolchain
-        let (demo, quiet) = try await inspector.inspect(
+        let (demo, quiet) = await inspector.inspect(
             try ONNXModel.load(contentsOf: try TestSupport.demoModel()), path: "demo", inferShapes: true
         ) { () throws(TPATError) -> Toolchain in
             Issue.record("the toolchain was asked for")
@@ -209,7 +209,7 @@ struct InspectTests {
         for i in 0..<30 { b.input("input_\(i)", .float32, [.symbolic("batch_size_of_the_model"), .fixed(768)]) }
         b.node("Concat", (0..<30).map { "input_\($0)" }, ["joined"], name: long, ints: ["axis": 1])
         b.output("joined", .float32, [.symbolic("batch_size_of_the_model"), .fixed(23040)])
-        let report = try ModelInspector(tables: try OpSupportTables.bundled()).inspect(ONNXModel(proto: b.model()), path: "m")
+        let report = ModelInspector(tables: try OpSupportTables.bundled()).inspect(ONNXModel(proto: b.model()), path: "m")
         let table = report.renderNodes()
         #expect(table.split(separator: "\n").allSatisfy { $0.count <= 200 })
         let row = try #require(table.split(separator: "\n").last)
@@ -239,7 +239,7 @@ struct InspectTests {
         let json = try TestSupport.runTPAT(["inspect", url.path, "--json", "--no-shape-inference"])
         #expect(json.status == 0)
         let decoded = try JSONDecoder().decode(ModelInspection.self, from: Data(json.stdout.utf8))
-        let expected = try ModelInspector(tables: try OpSupportTables.bundled()).inspect(Self.shapeModel(), path: url.path, shapes: .declaredIncomplete)
+        let expected = ModelInspector(tables: try OpSupportTables.bundled()).inspect(Self.shapeModel(), path: url.path, shapes: .declaredIncomplete)
         #expect(decoded == expected)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         let nodes = try #require(object["nodes"] as? [[String: Any]])

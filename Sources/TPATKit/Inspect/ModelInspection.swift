@@ -209,27 +209,29 @@ public struct ModelInspector: Sendable {
     /// inference is not an error: the report shows the declared types, and `warning` says why.
     public func inspect(
         _ model: ONNXModel, path: String, inferShapes: Bool, toolchain: () throws(TPATError) -> Toolchain
-    ) async throws(TPATError) -> (report: ModelInspection, warning: String?) {
-        guard Self.needsShapeInference(model) else { return (try inspect(model, path: path, shapes: .declared), nil) }
-        guard inferShapes else { return (try inspect(model, path: path, shapes: .declaredIncomplete), nil) }
+    ) async -> (report: ModelInspection, warning: String?) {
+        guard Self.needsShapeInference(model) else { return (inspect(model, path: path, shapes: .declared), nil) }
+        guard inferShapes else { return (inspect(model, path: path, shapes: .declaredIncomplete), nil) }
         let inferred: ONNXModel
         do {
             inferred = try await ShapeInference(toolchain: try toolchain()).fillMissingTypes(of: model)
         } catch {
             let reason = LogExcerpt.lastMeaningfulLine(of: error.description, limit: 200) ?? error.description
             let warning = "shape inference did not run (\(reason)); showing the model's declared shapes, '?' where it declares none"
-            return (try inspect(model, path: path, shapes: .declaredIncomplete), warning)
+            return (inspect(model, path: path, shapes: .declaredIncomplete), warning)
         }
-        return (try inspect(inferred, path: path, shapes: .inferred), nil)
+        return (inspect(inferred, path: path, shapes: .inferred), nil)
     }
 
     /// Inspects every node of `model` (bodies of `If`, `Loop` and `Scan` included) with the
     /// types it declares; `shapes` says where those come from.
-    public func inspect(_ model: ONNXModel, path: String, shapes: ShapeSource = .declared) throws(TPATError) -> ModelInspection {
+    public func inspect(_ model: ONNXModel, path: String, shapes: ShapeSource = .declared) -> ModelInspection {
         let graphs = ModelGraphs(model: model)
         let selector = NodeSelector(tables: tables)
         func keys(_ selection: NodeSelection) -> [NodeKey] { selection.nodes.map { NodeKey(path: $0.path, index: $0.index) } }
-        let auto = Set(keys(try selector.select(.auto, in: graphs)))
+        // `--auto` never refuses what it chooses (it chooses only ops TVM converts and that
+        // compute data), so it has no error to report here.
+        let auto = Set((try? selector.select(.auto, in: graphs)).map(keys) ?? [])
         // What `--op-types T` takes, op type by op type; a type the selector refuses (Constant,
         // an op TVM cannot convert) takes nothing.
         let opTypes = Set(graphs.entries.flatMap { $0.index.graph.node.map(\.opType) })
