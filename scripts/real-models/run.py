@@ -198,7 +198,8 @@ def write_doc(exports, runs, settings):
         "builds tpat, runs `scripts/real-models/export.py` then `scripts/real-models/run.py`).",
         "",
         f"- Date: {settings['date']}; machine: {settings['machine']}",
-        f"- tpat: `{settings['tpat']}` at " + "; ".join(sorted({run["commit"] for run in runs.values()})),
+        f"- tpat: `{settings['tpat']}`, built from the checkout; its commit when each model ran: "
+        + "; ".join(sorted({run["commit"] for run in runs.values()})),
         "- Command per model: " + "; ".join(commands) + ", where OP_TYPES is, per family:",
         *(f"  - {family}: {','.join(ops)}" for family, ops in OP_TYPES.items()),
         "- Columns: *in model* counts the nodes of that op type in the model, subgraph bodies (If/Loop) in",
