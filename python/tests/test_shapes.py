@@ -87,3 +87,26 @@ def test_onnx_inference_stands_in_past_the_time_budget(monkeypatch) -> None:
     assert time.monotonic() - start < 4
     assert {p.key: p.value for p in inferred.metadata_props}[ENGINE_KEY] == "onnx"
     assert dims(inferred, "k0")[0] == "batch"
+
+
+def test_weights_that_are_not_sent_do_not_stop_the_symbolic_inference() -> None:
+    """TPAT sends the model without its weights (external references to a file that is not
+    there): an Add's weight operand and a large Constant node must not make the symbolic
+    inference give up (it reads an initializer's value for some ops' handlers)."""
+    def unsent(tensor: onnx.TensorProto) -> onnx.TensorProto:
+        tensor.ClearField("raw_data")
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", "tpat-not-read.bin"
+        return tensor
+
+    model = attention_cache_model()
+    model.graph.initializer.append(unsent(numpy_helper.from_array(np.zeros(32, np.float32), "bias")))
+    big = unsent(numpy_helper.from_array(np.zeros((32,), np.float32), ""))
+    model.graph.node.append(helper.make_node("Constant", [], ["scale"], value=big))
+    model.graph.node.append(helper.make_node("Add", ["y", "bias"], ["biased"]))
+    model.graph.node.append(helper.make_node("Mul", ["biased", "scale"], ["scaled"]))
+    inferred = symbolic_shapes(model)
+    assert {p.key: p.value for p in inferred.metadata_props}[ENGINE_KEY] == "symbolic"
+    assert dims(inferred, "scaled")[0] == "batch"
+    assert dims(inferred, "scaled")[2:] == [2, 32]

@@ -29,8 +29,8 @@ def _has_external(model: onnx.ModelProto) -> bool:
 
 
 def _weights_as_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy whose external-data initializers (weights, which the caller does not send) are
-    graph inputs of their type and shape: the symbolic inference reads the value of any
+    """A copy whose external-data initializers and Constant nodes (weights, which the caller does
+    not send) are graph inputs of their type and shape: the symbolic inference reads the value of any
     initializer an op's handler wants (an Add's operand, for instance), and a weight's value never
     decides a shape. Small constants, inline, stay initializers: shape arithmetic reads those."""
     out = onnx.ModelProto()
@@ -46,6 +46,17 @@ def _weights_as_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
             graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
     del graph.initializer[:]
     graph.initializer.extend(kept)
+    # Large Constant nodes (the legacy exporter's way of storing some weights) likewise
+    nodes = []
+    for node in graph.node:
+        value = next((a.t for a in node.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR), None)
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and value is not None \
+                and external_data_helper.uses_external_data(value):
+            graph.input.append(onnx.helper.make_tensor_value_info(node.output[0], value.data_type, list(value.dims)))
+            continue
+        nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
     return out
 
 
