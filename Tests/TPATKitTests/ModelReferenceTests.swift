@@ -25,16 +25,22 @@ struct ModelReferenceTests {
         return b
     }
 
-    @Test("a node's self-test inputs are the values the model gives it, at two sizes")
-    func capturedInputs() throws {
+    /// Writes the scatter model into a new folder and generates its scatter node (no build)
+    /// with `extra` arguments; expects success. Returns the folder and OUT.
+    static func generateScatter(_ extra: [String]) throws -> (folder: URL, out: URL) {
         let dir = try TestSupport.temporaryDirectory()
         let input = dir.appendingPathComponent("model.onnx")
-        try Self.scatterModel().write(to: input)
+        try scatterModel().write(to: input)
         let out = dir.appendingPathComponent("out")
-        let result = try TestSupport.runTPAT([
-            "generate", input.path, "-o", out.path, "--arch", "sm_90", "-q", "--no-build", "--nodes", "scatter",
-        ])
+        let result = try TestSupport.runTPAT(
+            ["generate", input.path, "-o", out.path, "--arch", "sm_90", "-q", "--no-build", "--nodes", "scatter"] + extra)
         #expect(result.status == 0, "\(result.stderr)")
+        return (dir, out)
+    }
+
+    @Test("a node's self-test inputs are the values the model gives it, at two sizes")
+    func capturedInputs() throws {
+        let (_, out) = try Self.generateScatter([])
         let test = out.appendingPathComponent("plugins/tpat_scatter/test")
         struct Reference: Decodable {
             struct Case: Decodable { var name: String; var inputs: [Tensor] }
@@ -59,15 +65,8 @@ struct ModelReferenceTests {
 
     @Test("--dim sets the model's sizes of each case; a bad --dim is refused before any work")
     func givenDims() throws {
-        let dir = try TestSupport.temporaryDirectory()
+        let (dir, out) = try Self.generateScatter(["--dim", "N=2,5", "--dim", "S=4"])
         let input = dir.appendingPathComponent("model.onnx")
-        try Self.scatterModel().write(to: input)
-        let out = dir.appendingPathComponent("out")
-        let result = try TestSupport.runTPAT([
-            "generate", input.path, "-o", out.path, "--arch", "sm_90", "-q", "--no-build", "--nodes", "scatter",
-            "--dim", "N=2,5", "--dim", "S=4",
-        ])
-        #expect(result.status == 0, "\(result.stderr)")
         let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("plugins/tpat_scatter/test/reference.json"))) as? [String: Any]
         let cases = try #require(doc?["cases"] as? [[String: Any]])
         let shapes = cases.map { (($0["inputs"] as? [[String: Any]]) ?? []).first?["shape"] as? [Int] }
