@@ -71,7 +71,20 @@ struct PipelineTests {
         let select = try #require(rewritten.graph.node.first { $0.name == "select" })
         #expect(select.domain == ModelRewriter.pluginDomain)
         #expect(select.attribute(named: "plugin_version") == .string("1"))
-        #expect(select.attribute(named: "plugin_namespace") == .string(""))
+        // One namespace of the output's own content for every plugin node, and each node names
+        // the kernels its plugin was built from.
+        guard case .string(let namespace)? = select.attribute(named: "plugin_namespace") else {
+            Issue.record("no plugin_namespace on the plugin node"); return
+        }
+        #expect(namespace.hasPrefix("tpat_") && namespace.count == 21 && namespace.dropFirst(5).allSatisfy(\.isHexDigit))
+        for node in rewritten.graph.node where node.domain == ModelRewriter.pluginDomain {
+            #expect(node.attribute(named: "plugin_namespace") == .string(namespace))
+            guard case .string(let id)? = node.attribute(named: ModelRewriter.kernelsIDAttribute) else {
+                Issue.record("\(node.name) has no \(ModelRewriter.kernelsIDAttribute)"); continue
+            }
+            #expect(id.count == 16 && id.allSatisfy(\.isHexDigit))
+        }
+        #expect(report.trtexecCommand?.contains("--dynamicPlugins=") == true)
         let cast = try #require(rewritten.graph.node.first { $0.opType == "Cast" })
         #expect(cast.input == ["mask"])
         #expect(cast.attribute(named: "to") == .int(Int64(ElementType.int32.onnxValue)))
@@ -192,6 +205,19 @@ struct PipelineTests {
         #expect(naming.name(for: "") == "tpat_node_2")
         #expect(naming.name(for: "a__b--c") == "tpat_a_b_c")
         #expect(naming.name(for: String(repeating: "x", count: 300)).count <= PluginNaming.maximumLength)
+    }
+
+    @Test("the plugin namespace follows the plugins' names and kernels, not their order")
+    func namespaceIdentity() {
+        let a = PluginNaming.namespace(plugins: [("tpat_Conv", "0123456789abcdef"), ("tpat_Abs", "fedcba9876543210")])
+        let reordered = PluginNaming.namespace(plugins: [("tpat_Abs", "fedcba9876543210"), ("tpat_Conv", "0123456789abcdef")])
+        let otherKernels = PluginNaming.namespace(plugins: [("tpat_Conv", "0123456789abcdee"), ("tpat_Abs", "fedcba9876543210")])
+        let otherName = PluginNaming.namespace(plugins: [("tpat_Conv2", "0123456789abcdef"), ("tpat_Abs", "fedcba9876543210")])
+        #expect(a == reordered)
+        #expect(a != otherKernels && a != otherName)
+        #expect(a.hasPrefix("tpat_") && a.count == 21)
+        // Name/id boundaries are kept: moving a character from one to the other changes it.
+        #expect(PluginNaming.namespace(plugins: [("ab", "c")]) != PluginNaming.namespace(plugins: [("a", "bc")]))
     }
 }
 

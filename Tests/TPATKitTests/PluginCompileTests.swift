@@ -80,6 +80,44 @@ struct PluginCompileTests {
         try compilePlugin("abs", api: .v2, includeVariable: "TPAT_TENSORRT8_INCLUDE")
     }
 
+    @Test("the plugin library, built by the generated Makefile, exports TensorRT's entry points alone and needs no libnvinfer",
+          .enabled(if: PluginFixtures.isSet("TPAT_TENSORRT_INCLUDE") && PluginFixtures.isSet("TPAT_TENSORRT8_INCLUDE"),
+                   "set TPAT_TENSORRT_INCLUDE and TPAT_TENSORRT8_INCLUDE to TensorRT's include/ folders"),
+          arguments: [TensorRTAPI.v3, .v2])
+    func pluginLibraryExports(_ api: TensorRTAPI) throws {
+        let variable = api == .v3 ? "TPAT_TENSORRT_INCLUDE" : "TPAT_TENSORRT8_INCLUDE"
+        let include = URL(fileURLWithPath: try #require(ProcessInfo.processInfo.environment[variable]))
+        let nvcc = try requireNvcc()
+        let dir = try PluginFixtures.temporaryDirectory("library-\(api.rawValue)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // The Makefile reaches headers as $TENSORRT_DIR/include: a folder of ours with that layout.
+        let tensorRT = dir.appendingPathComponent("tensorrt")
+        try FileManager.default.createDirectory(at: tensorRT, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: tensorRT.appendingPathComponent("include"), withDestinationURL: include)
+        let out = dir.appendingPathComponent("out")
+        _ = try PluginFixtures.renderInto(out.appendingPathComponent("plugins"), fixture: "abs", plugin: "tpat_abs", api: api)
+        let makefile = try PluginRenderer().renderMakefile(plugins: [MakefilePlugin(name: "tpat_abs", manifest: try PluginFixtures.manifest("abs"))], tensorRTAPI: api)
+        try Data(makefile.utf8).write(to: out.appendingPathComponent("Makefile"))
+        let (status, log) = try PluginFixtures.run(URL(fileURLWithPath: "/usr/bin/env"), [
+            "make", "NVCC=\(nvcc.path)", "CUDA_ARCH=\(Self.arch)", "TENSORRT_DIR=\(tensorRT.path)",
+            "CUDART_LIBS=\(cudartArguments(nvcc).joined(separator: " "))", "plugins/tpat_abs/build/libtpat_abs.so",
+        ], in: out)
+        #expect(status == 0, "make failed:\n\(log)")
+        let library = "plugins/tpat_abs/build/libtpat_abs.so"
+        let (nmStatus, defined) = try PluginFixtures.run(URL(fileURLWithPath: "/usr/bin/env"), ["nm", "-D", "--defined-only", library], in: out)
+        guard nmStatus == 0 else { return }  // no binutils: nothing more to check
+        let exported = defined.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ")
+            return fields.count == 3 && fields[1] == "T" ? String(fields[2]) : nil
+        }
+        #expect(exported.sorted() == api.libraryEntryPoints.sorted(), "exported: \(exported)")
+        // Nothing of TensorRT's is left to resolve at load time: libnvinfer is not needed.
+        let (_, undefined) = try PluginFixtures.run(URL(fileURLWithPath: "/usr/bin/env"), ["nm", "-D", "--undefined-only", library], in: out)
+        #expect(!undefined.contains("nvinfer") && !undefined.contains("getPluginRegistry"), "undefined:\n\(undefined)")
+        let (_, needed) = try PluginFixtures.run(URL(fileURLWithPath: "/usr/bin/env"), ["readelf", "-d", library], in: out)
+        #expect(!needed.contains("libnvinfer"), "\(needed)")
+    }
+
     func compilePlugin(_ fixture: String, api: TensorRTAPI, includeVariable: String) throws {
         let include = try #require(ProcessInfo.processInfo.environment[includeVariable], "\(includeVariable) is not set")
         let nvcc = try requireNvcc()

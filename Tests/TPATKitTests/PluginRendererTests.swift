@@ -160,7 +160,14 @@ struct PluginRendererTests {
         }
         let plugin = try #require(sources.files["sc_plugin.cpp"])
         #expect(plugin.contains("class Plugin : public IPluginV3, public IPluginV3OneCore, public IPluginV3OneBuild, public IPluginV3OneRuntime"))
-        #expect(plugin.contains("REGISTER_TENSORRT_PLUGIN(Creator);"))
+        // Static registration names the plugin's namespace (REGISTER_TENSORRT_PLUGIN would use "").
+        #expect(plugin.contains("getPluginRegistry()->registerCreator(sCreator, kDefaultNamespace)"))
+        #expect(!plugin.contains("REGISTER_TENSORRT_PLUGIN(Creator);"))
+        // Each fixed input dim is checked at build and run time, and constants are made ready in enqueue too.
+        #expect(plugin.contains("constexpr int64_t kFixedDims[][3] = { { 0, 1, 16 }, { 1, 0, 4 }, { 1, 1, 1 }, { 2, 0, 4 }, { 2, 1, 16 }, { -1, -1, -1 } };"))
+        #expect(plugin.contains("inputsMatch(\"configurePlugin\"") && plugin.contains("inputsMatch(\"onShapeChange\""))
+        let pluginEnqueue = try #require(plugin.range(of: "int32_t enqueue(")).lowerBound
+        #expect(String(plugin[pluginEnqueue...]).prefix(400).contains("mConstants->ensure()"))
         #expect(plugin.contains("getCreators(int32_t& nbCreators)"))
         #expect(plugin.contains("nvinfer1::DataType::kINT64"))
     }

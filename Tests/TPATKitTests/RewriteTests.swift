@@ -88,6 +88,54 @@ struct ExtractionTests {
     }
 }
 
+@Suite("Carried types")
+struct CarriedTypeTests {
+    /// A node reading UINT8 and INT64 and writing BOOL: a quantized image path of a detector.
+    static func model() throws -> (ONNXModel, GraphIndex, SelectedNode) {
+        var b = ModelBuilder()
+        b.input("pixels", .uint8, [.fixed(4)])
+        b.input("limit", .int64, [.fixed(4)])
+        b.output("keep", .bool, [.fixed(4)])
+        b.node("Cast", ["pixels"], ["wide"], name: "widen", ints: ["to": Int64(ElementType.int64.onnxValue)])
+        b.value("wide", .int64, [.fixed(4)])
+        b.node("Less", ["wide", "limit"], ["keep"], name: "less")
+        let model = ONNXModel(proto: b.model())
+        let index = GraphIndex(model: model)
+        let (i, node) = try index.node(named: "widen")
+        return (model, index, SelectedNode(index: i, name: "widen", node: node))
+    }
+
+    @Test("UINT8 travels as FLOAT (TensorRT plugins have no UINT8 format); BOOL as INT32")
+    func tensorRT10Carriers() throws {
+        let (model, index, selected) = try Self.model()
+        let extracted = try NodeExtractor(model: model, index: index).extract(selected)
+        #expect(extracted.inputs.map(\.pluginType) == [.float32])
+        #expect(extracted.inputs.map(\.originalType) == [.uint8])
+        // INT64 is a TensorRT 10 plugin format: it stays (no plugin type of its own).
+        #expect(extracted.outputs.map(\.pluginType) == [nil])
+        // The standalone model converts back at once, so the node sees its own types.
+        let sub = extracted.subModel.graph
+        #expect(sub.input[0].type.tensorType.elemType == Int32(ElementType.float32.onnxValue))
+        let cast = try #require(sub.node.first)
+        #expect(cast.opType == "Cast" && cast.attribute(named: "to") == .int(Int64(ElementType.uint8.onnxValue)))
+
+        let (i, less) = try index.node(named: "less")
+        let boolOut = try NodeExtractor(model: model, index: index).extract(SelectedNode(index: i, name: "less", node: less))
+        #expect(boolOut.outputs.map(\.pluginType) == [.int32])
+        #expect(boolOut.inputs.map(\.pluginType) == [nil, nil])
+    }
+
+    @Test("for TensorRT 8 (no INT64 plugin format) INT64 travels as INT32")
+    func tensorRT8Carriers() throws {
+        let (model, index, _) = try Self.model()
+        let (i, less) = try index.node(named: "less")
+        let extracted = try NodeExtractor(model: model, index: index, carriers: NodeExtractor.carrierTypesForTensorRT8)
+            .extract(SelectedNode(index: i, name: "less", node: less))
+        #expect(extracted.inputs.map(\.pluginType) == [.int32, .int32])
+        #expect(extracted.outputs.map(\.pluginType) == [.int32])
+    }
+}
+
 extension TensorValue {
     /// The value itself (TensorValue carries no name); reads better in expectations.
     var withoutName: TensorValue { self }

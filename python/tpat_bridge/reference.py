@@ -99,10 +99,14 @@ def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int]) -> list
     """Random inputs for the sub-model's graph inputs, drawn to suit its op."""
     rng = np.random.default_rng(seed)
     graph = model.graph
-    # TPAT may wrap the node in Casts (BOOL/UINT8, and INT64 for TensorRT 8, travel as INT32);
-    # the node that decides what inputs suit is the one that is not such a Cast.
+    # TPAT may wrap the node in Casts (BOOL and, for TensorRT 8, INT64 travel as INT32, UINT8 as
+    # FLOAT); the node that decides what inputs suit is the one that is not such a Cast, and a
+    # carried input is drawn in the type that node reads (its Cast's `to`), then carried.
     node = next((n for n in graph.node if not n.name.endswith("__tpat_cast")), graph.node[0])
-    feeds = {n.input[0]: n.output[0] for n in graph.node if n.name.endswith("__tpat_cast") and n.input}
+    casts = [n for n in graph.node if n.name.endswith("__tpat_cast") and n.input]
+    feeds = {n.input[0]: n.output[0] for n in casts}
+    read_as = {n.input[0]: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(onnx.helper.get_attribute_value(n.attribute[0])))
+               for n in casts if n.attribute}
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     init_names = set(inits)
@@ -154,7 +158,7 @@ def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int]) -> list
             mask = rng.random(shape) < 0.125
             arr[mask] = rng.choice(outside, size=int(mask.sum()))
         else:
-            arr = _generic(rng, shape, dtype, op, pos)
+            arr = _generic(rng, shape, read_as.get(vi.name, dtype), op, pos)
         arr = np.ascontiguousarray(np.asarray(arr).astype(dtype))
         values[vi.name] = arr
         out.append(Tensor(vi.name, arr))

@@ -15,8 +15,8 @@ public struct ExtractedNode: Sendable, Equatable {
     public var opType: String
     /// The standalone model: the node's non-constant inputs are graph inputs (`input0`, ...),
     /// its constant inputs are initializers (`const0`, ...), its outputs are `output0`, ...
-    /// BOOL and UINT8 inputs and outputs (and INT64 for TensorRT 8) are carried as INT32 with
-    /// Casts inside the model.
+    /// BOOL inputs and outputs (and INT64 for TensorRT 8) are carried as INT32, UINT8 as FLOAT,
+    /// with Casts inside the model (``NodeExtractor/carrierTypes``).
     public var subModel: Onnx_ModelProto
     /// The plugin's inputs, in the order of the sub-model's graph inputs.
     public var inputs: [PluginPort]
@@ -31,23 +31,26 @@ public struct ExtractedNode: Sendable, Equatable {
 
 /// The extraction stage: a selected node in, an ``ExtractedNode`` out.
 public struct NodeExtractor: Sendable {
-    /// TensorRT plugins cannot take these element types; they travel as INT32.
-    public static let typesCarriedAsInt32: Set<ElementType> = [.bool, .uint8]
-    /// TensorRT 8 has no INT64 tensors either.
-    public static let typesCarriedAsInt32ForTensorRT8: Set<ElementType> = [.bool, .uint8, .int64]
+    /// The element types a TensorRT plugin does not take at its boundary, and the type each
+    /// travels as, converted by Casts around the plugin node. BOOL goes as INT32. UINT8 goes as
+    /// FLOAT: TensorRT documents UINT8 conversions only to and from FLOAT and HALF (and FLOAT
+    /// holds every UINT8 value exactly).
+    public static let carrierTypes: [ElementType: ElementType] = [.bool: .int32, .uint8: .float32]
+    /// TensorRT 8 has no INT64 tensors either: they go as INT32.
+    public static let carrierTypesForTensorRT8: [ElementType: ElementType] = [.bool: .int32, .uint8: .float32, .int64: .int32]
 
     let model: ONNXModel
     let graphs: ModelGraphs
-    let carriedAsInt32: Set<ElementType>
+    let carriers: [ElementType: ElementType]
     /// The symbolic dims of the model's own inputs (`batch`, `sequence`): the names a user knows.
     let modelSymbols: Set<String>
 
     /// Creates an extractor over a model's graphs; inputs and outputs of the types in
-    /// `carriedAsInt32` are converted to INT32 at the plugin's boundary.
-    public init(model: ONNXModel, graphs: ModelGraphs, carriedAsInt32: Set<ElementType> = NodeExtractor.typesCarriedAsInt32) {
+    /// `carriers` are converted to their carrier type at the plugin's boundary.
+    public init(model: ONNXModel, graphs: ModelGraphs, carriers: [ElementType: ElementType] = NodeExtractor.carrierTypes) {
         self.model = model
         self.graphs = graphs
-        self.carriedAsInt32 = carriedAsInt32
+        self.carriers = carriers
         var symbols = Set<String>()
         for input in graphs.main.inputNames {
             for case .symbolic(let symbol) in graphs.main.types[input]?.shape ?? [] { symbols.insert(symbol) }
@@ -56,8 +59,8 @@ public struct NodeExtractor: Sendable {
     }
 
     /// Creates an extractor over a model's main graph.
-    public init(model: ONNXModel, index: GraphIndex, carriedAsInt32: Set<ElementType> = NodeExtractor.typesCarriedAsInt32) {
-        self.init(model: model, graphs: ModelGraphs(model: model), carriedAsInt32: carriedAsInt32)
+    public init(model: ONNXModel, index: GraphIndex, carriers: [ElementType: ElementType] = NodeExtractor.carrierTypes) {
+        self.init(model: model, graphs: ModelGraphs(model: model), carriers: carriers)
     }
 
     /// Extracts `selected` into a standalone model.
@@ -102,9 +105,9 @@ public struct NodeExtractor: Sendable {
             let name = "input\(ports.count)"
             var carried = type
             var port = PluginPort(value: value, originalType: type.elementType!)
-            if carriedAsInt32.contains(type.elementType!) {
-                carried.elementType = .int32
-                port.pluginType = .int32
+            if let carrier = carriers[type.elementType!] {
+                carried.elementType = carrier
+                port.pluginType = carrier
                 prelude.append(Self.cast(from: name, to: name + "_cast", type: type.elementType!))
                 inner.input[slot] = name + "_cast"
             } else {
@@ -122,11 +125,11 @@ public struct NodeExtractor: Sendable {
             let name = "output\(outputPorts.count)"
             var port = PluginPort(value: value, originalType: type.elementType!)
             var carried = type
-            if carriedAsInt32.contains(type.elementType!) {
-                carried.elementType = .int32
-                port.pluginType = .int32
+            if let carrier = carriers[type.elementType!] {
+                carried.elementType = carrier
+                port.pluginType = carrier
                 inner.output[slot] = name + "_raw"
-                epilogue.append(Self.cast(from: name + "_raw", to: name, type: .int32))
+                epilogue.append(Self.cast(from: name + "_raw", to: name, type: carrier))
             } else {
                 inner.output[slot] = name
             }

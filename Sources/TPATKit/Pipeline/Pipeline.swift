@@ -200,7 +200,7 @@ public struct Pipeline: Sendable {
         // Extract, and group identical nodes into one plugin.
         let extractor = NodeExtractor(
             model: model, graphs: graphs,
-            carriedAsInt32: request.tensorRTAPI == .v2 ? NodeExtractor.typesCarriedAsInt32ForTensorRT8 : NodeExtractor.typesCarriedAsInt32)
+            carriers: request.tensorRTAPI == .v2 ? NodeExtractor.carrierTypesForTensorRT8 : NodeExtractor.carrierTypes)
         var groups: [(name: String, nodes: [ExtractedNode])] = []
         var groupBySignature: [Data: Int] = [:]
         var naming = PluginNaming()
@@ -268,7 +268,9 @@ public struct Pipeline: Sendable {
         // Self-test data (ONNX Runtime on the CPU), plugin sources, Makefile. A plugin whose data
         // cannot be made is still generated: its self-test has no reference data, and says why.
         let renderer = try PluginRenderer()
-        let options = PluginOptions(tensorrtAPI: request.tensorRTAPI, buildArch: request.buildArch)
+        let kernelsIDs = Dictionary(made.map { ($0.name, PluginModel.fingerprint($0.manifest)) }, uniquingKeysWith: { a, _ in a })
+        let pluginNamespace = PluginNaming.namespace(plugins: kernelsIDs.map { ($0.key, $0.value) })
+        let options = PluginOptions(tensorrtAPI: request.tensorRTAPI, pluginNamespace: pluginNamespace, buildArch: request.buildArch)
         var referenceFailures: [String: ReferenceFailure] = [:]
         if request.referenceData {
             let captured = await captureInputs(
@@ -302,7 +304,8 @@ public struct Pipeline: Sendable {
         made = rendered
         if !made.isEmpty {
             let makefile = try renderer.renderMakefile(
-                plugins: made.map { MakefilePlugin(name: $0.name, manifest: $0.manifest) }, buildArch: request.buildArch)
+                plugins: made.map { MakefilePlugin(name: $0.name, manifest: $0.manifest) }, buildArch: request.buildArch,
+                tensorRTAPI: request.tensorRTAPI)
             do { try Data(makefile.utf8).write(to: work.appendingPathComponent("Makefile")) } catch {
                 throw .tool(name: "render", reason: "cannot write the Makefile: \(error)")
             }
@@ -338,7 +341,9 @@ public struct Pipeline: Sendable {
             let buildFailed = build.map { !$0.succeeded } ?? false
             if !buildFailed {
                 for node in plugin.nodes {
-                    replacements.append(NodeReplacement(nodeIndex: node.nodeIndex, path: node.path, pluginName: plugin.name, inputs: node.inputs, outputs: node.outputs))
+                    replacements.append(NodeReplacement(
+                        nodeIndex: node.nodeIndex, path: node.path, pluginName: plugin.name, pluginVersion: options.pluginVersion,
+                        pluginNamespace: options.pluginNamespace, kernelsID: kernelsIDs[plugin.name], inputs: node.inputs, outputs: node.outputs))
                 }
             } else {
                 for node in plugin.nodes {
@@ -371,7 +376,7 @@ public struct Pipeline: Sendable {
         endPhase("rewrite")
         let libraries = plugins.compactMap(\.library)
         let trtexec = outputModel.map { model in
-            Self.trtexecCommand(model: model.path, libraries: libraries, api: request.tensorRTAPI, pluginNames: plugins.map(\.name))
+            Self.trtexecCommand(model: model.path, libraries: libraries, pluginNames: plugins.map(\.name))
         }
         var report = PipelineReport(
             inputModel: request.model.path, outputModel: outputModel?.path, arch: request.kernels.arch,
@@ -434,9 +439,12 @@ public struct Pipeline: Sendable {
     }
 
     /// The trtexec command line for the rewritten model and its plugin libraries.
-    static func trtexecCommand(model: String, libraries: [String], api: TensorRTAPI, pluginNames: [String]) -> String {
+    static func trtexecCommand(model: String, libraries: [String], pluginNames: [String]) -> String {
         var parts = ["trtexec", "--onnx=\(model)"]
-        let flag = api == .v3 ? "--dynamicPlugins" : "--plugins"
+        // Both APIs' libraries register through their entry points (getCreators /
+        // getPluginCreators), which trtexec calls only for --dynamicPlugins (8.6's --plugins and
+        // 10's --staticPlugins merely dlopen the library).
+        let flag = "--dynamicPlugins"
         if libraries.isEmpty {
             let out = URL(fileURLWithPath: model).deletingLastPathComponent().path
             parts += pluginNames.map { "\(flag)=\(out)/plugins/\($0)/build/lib\($0).so" }

@@ -39,3 +39,23 @@ public struct PluginNaming: Sendable {
         return candidate
     }
 }
+
+extension PluginNaming {
+    /// The plugin namespace of one output folder: `tpat_` and 16 hex digits over its plugins'
+    /// names and kernels. TensorRT's registry keys creators by name, version and namespace, and
+    /// plugin names come from node names, which repeat across exported models
+    /// (`/backbone/conv1/Conv`): a namespace of the output's own content lets the libraries of two
+    /// TPAT outputs register side by side (the same node name, other kernels), and stays the same
+    /// when the same output is generated again.
+    public static func namespace(plugins: [(name: String, kernelsID: String)]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for (name, id) in plugins.sorted(by: { $0.name < $1.name }) {
+            for byte in Array("\(name)=\(id)\n".utf8) {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x0000_0100_0000_01b3
+            }
+        }
+        let hex = String(hash, radix: 16)
+        return "tpat_" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}

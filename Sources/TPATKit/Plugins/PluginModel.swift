@@ -16,8 +16,12 @@ struct PluginModel: Sendable {
     var tuned: Bool
     /// FNV-1a 64 of the manifest (sorted keys): the serialized plugin refuses other kernels.
     var kernelsID: String
+    /// The creator field (and rewritten node attribute) that carries `kernelsID`.
+    var kernelsIDField: String
     var isV3: Bool
     var isV2: Bool
+    /// The library's exports (a version script's `global:` list).
+    var exportedSymbols: String
 
     // Counts
     var numInputs: Int
@@ -33,6 +37,9 @@ struct PluginModel: Sendable {
     var hasSymbols: Bool
     /// Checks that the input dims agree with the manifest (constant dims, shared symbols).
     var inputDimChecks: [DimCheckModel]
+    /// The input dims with one size (the manifest's static dims): the plugin refuses a profile or
+    /// a shape with another size there, where TensorRT would otherwise fail at every enqueue.
+    var fixedInputDims: [FixedDimModel]
     var constants: [ConstantModel]
     var steps: [StepModel]
     var workspace: WorkspaceModel
@@ -78,6 +85,12 @@ struct DimCheckModel: Sendable {
     var input: Int
     var dim: Int
     var cxx: String
+}
+
+struct FixedDimModel: Sendable {
+    var input: Int
+    var dim: Int
+    var value: Int64
 }
 
 struct ConstantModel: Sendable {
@@ -160,8 +173,10 @@ struct MakefileModel: Sendable {
     var plugins: [MakefilePluginModel]
     var defaultArch: String
     var pluginNames: String
+    /// The plugin libraries' exports (a version script's `global:` list).
+    var exportedSymbols: String
 
-    init(plugins: [MakefilePlugin], buildArch: String? = nil) throws(TPATError) {
+    init(plugins: [MakefilePlugin], buildArch: String? = nil, tensorRTAPI: TensorRTAPI = .v3) throws(TPATError) {
         var seen = Set<String>()
         for plugin in plugins {
             guard PluginModel.isCIdentifier(plugin.name) else {
@@ -174,6 +189,7 @@ struct MakefileModel: Sendable {
         self.plugins = plugins.map { MakefilePluginModel(name: $0.name) }
         self.defaultArch = buildArch ?? plugins.first?.arch ?? "sm_90"
         self.pluginNames = plugins.map(\.name).joined(separator: " ")
+        self.exportedSymbols = tensorRTAPI.versionScriptGlobals
     }
 }
 
@@ -251,6 +267,10 @@ extension PluginModel {
                 if case .symbol(let s) = d.tree, let src = symbolSource[s], src == (i, j) { continue }
                 checks.append(DimCheckModel(input: i, dim: j, cxx: d.cxx))
             }
+        }
+
+        let fixed = m.inputs.enumerated().flatMap { i, t in
+            t.shape.enumerated().compactMap { j, d in d.constantValue.map { FixedDimModel(input: i, dim: j, value: $0) } }
         }
 
         // Constants
@@ -372,8 +392,10 @@ extension PluginModel {
         self.tvmVersion = Self.commentSafe(m.target.tvmVersion)
         self.tuned = m.target.tuned
         self.kernelsID = Self.fingerprint(m)
+        self.kernelsIDField = ModelRewriter.kernelsIDAttribute
         self.isV3 = api == .v3
         self.isV2 = api == .v2
+        self.exportedSymbols = api.versionScriptGlobals
         self.numInputs = inputs.count
         self.numOutputs = outputs.count
         self.numConstants = constants.count
@@ -384,6 +406,7 @@ extension PluginModel {
         self.symbols = m.symbols.map { SymbolModel(name: $0.name, input: $0.input, dim: $0.dim) }
         self.hasSymbols = !m.symbols.isEmpty
         self.inputDimChecks = checks
+        self.fixedInputDims = fixed
         self.constants = constants
         self.steps = steps
         self.workspace = WorkspaceModel(

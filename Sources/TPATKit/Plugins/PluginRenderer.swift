@@ -7,6 +7,18 @@ public enum TensorRTAPI: String, Sendable, CaseIterable, Codable {
     case v3
     /// TensorRT 8.x: `IPluginV2DynamicExt` + `IPluginCreator`.
     case v2
+
+    /// The functions a plugin library of this API exports, and nothing else: what TensorRT's
+    /// `IPluginRegistry::loadLibrary` (trtexec `--dynamicPlugins`) looks up.
+    public var libraryEntryPoints: [String] {
+        switch self {
+        case .v3: ["getCreators", "setLoggerFinder"]
+        case .v2: ["getPluginCreators", "setLoggerFinder"]
+        }
+    }
+
+    /// The entry points as a linker version script's `global:` list (`a; b;`).
+    var versionScriptGlobals: String { libraryEntryPoints.map { $0 + ";" }.joined(separator: " ") }
 }
 
 /// How to render a plugin.
@@ -118,8 +130,8 @@ public struct PluginRenderer: Sendable {
 
     /// Renders the top-level Makefile (`out/Makefile`) that builds and checks every plugin under
     /// `plugins/<name>/`.
-    public func renderMakefile(plugins: [MakefilePlugin], buildArch: String? = nil) throws(TPATError) -> String {
-        let model = try MakefileModel(plugins: plugins, buildArch: buildArch)
+    public func renderMakefile(plugins: [MakefilePlugin], buildArch: String? = nil, tensorRTAPI: TensorRTAPI = .v3) throws(TPATError) -> String {
+        let model = try MakefileModel(plugins: plugins, buildArch: buildArch, tensorRTAPI: tensorRTAPI)
         return try renderTemplate("makefile", model)
     }
 

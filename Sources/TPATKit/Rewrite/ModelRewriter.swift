@@ -2,7 +2,8 @@ import Foundation
 
 /// One of a plugin node's inputs or outputs: the value in the original graph, and the element
 /// type the plugin sees when it differs (TensorRT plugins cannot take BOOL or UINT8, so those
-/// values are carried as INT32 and converted by Cast nodes around the plugin).
+/// values travel as another type, ``NodeExtractor/carrierTypes``, converted by Cast nodes around
+/// the plugin).
 public struct PluginPort: Sendable, Equatable, Codable {
     /// The value's name in the original graph.
     public var value: String
@@ -31,6 +32,10 @@ public struct NodeReplacement: Sendable, Equatable {
     public var pluginVersion: String
     /// `plugin_namespace`.
     public var pluginNamespace: String
+    /// `tpat_kernels_id`: the kernels the plugin library holds. The parser hands it to the
+    /// plugin's creator, which refuses a model rewritten for other kernels (a stale pair of model
+    /// and library); nil writes no attribute.
+    public var kernelsID: String?
     /// The plugin's inputs in order: the node's non-constant inputs (constants are inside the plugin).
     public var inputs: [PluginPort]
     /// The plugin's outputs in order.
@@ -39,8 +44,9 @@ public struct NodeReplacement: Sendable, Equatable {
     /// Creates a replacement.
     public init(
         nodeIndex: Int, path: GraphPath = .main, pluginName: String, pluginVersion: String = "1", pluginNamespace: String = "",
-        inputs: [PluginPort], outputs: [PluginPort]
+        kernelsID: String? = nil, inputs: [PluginPort], outputs: [PluginPort]
     ) {
+        self.kernelsID = kernelsID
         self.nodeIndex = nodeIndex
         self.path = path
         self.pluginName = pluginName
@@ -56,6 +62,8 @@ public struct NodeReplacement: Sendable, Equatable {
 public struct ModelRewriter: Sendable {
     /// The domain plugin nodes are put in; an opset import for it is added.
     public static let pluginDomain = "tpat"
+    /// The plugin node's attribute naming its kernels (the plugin's creator field of that name).
+    public static let kernelsIDAttribute = "tpat_kernels_id"
 
     /// Creates a rewriter.
     public init() {}
@@ -138,6 +146,7 @@ public struct ModelRewriter: Sendable {
             return raw
         }
         plugin.attribute = [stringAttribute("plugin_version", r.pluginVersion), stringAttribute("plugin_namespace", r.pluginNamespace)]
+        if let id = r.kernelsID { plugin.attribute.append(stringAttribute(Self.kernelsIDAttribute, id)) }
         return (before, plugin, after)
     }
 

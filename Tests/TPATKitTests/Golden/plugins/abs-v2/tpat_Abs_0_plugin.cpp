@@ -3,12 +3,16 @@
 //
 // Registration, chosen at build time:
 //   default                          dynamic-library entry points getPluginCreators / setLoggerFinder
-//   -DTPAT_STATIC_REGISTRATION=1     REGISTER_TENSORRT_PLUGIN (registered when the library loads)
+//                                    (trtexec --dynamicPlugins=libtpat_Abs_0.so); the library
+//                                    exports nothing else and needs no libnvinfer
+//   -DTPAT_STATIC_REGISTRATION=1     registered under the plugin's namespace when the library
+//                                    loads (links libnvinfer for getPluginRegistry)
 #include "tpat_Abs_0_kernels.h"
 
 #include <NvInferRuntime.h>
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -33,6 +37,10 @@ constexpr int32_t kNumInputs = 1;
 constexpr int32_t kNumOutputs = 1;
 constexpr int32_t kInputRanks[1 + 1] = { 2, 0 };
 constexpr DataType kIOTypes[] = { nvinfer1::DataType::kFLOAT, nvinfer1::DataType::kFLOAT };
+constexpr char const* kKernelsIDField = "tpat_kernels_id";
+// The input dims the kernels were generated for (the manifest's static dims): {input, dim, size}.
+// An engine built for other sizes would fail at every enqueue, so the build is told so.
+constexpr int64_t kFixedDims[][3] = { { 0, 1, 64 }, { -1, -1, -1 } };
 
 std::mutex gLoggerMutex;
 ILoggerFinder* gLoggerFinder = nullptr;
@@ -54,24 +62,24 @@ class Constants {
 public:
     Constants() { std::memset(mPointers, 0, sizeof(mPointers)); }
     ~Constants() {
-        if (mReady) tpat_Abs_0_constants_destroy(mPointers);
+        if (mReady.load(std::memory_order_acquire)) tpat_Abs_0_constants_destroy(mPointers);
     }
     int32_t ensure() noexcept {
+        if (mReady.load(std::memory_order_acquire)) return 0;
         std::lock_guard<std::mutex> lock(mMutex);
-        if (mReady) return 0;
+        if (mReady.load(std::memory_order_relaxed)) return 0;
         int const rc = tpat_Abs_0_constants_create(mPointers);
         if (rc != 0) {
             logError("cannot upload the constants (status " + std::to_string(rc) + ")");
             return rc;
         }
-        mReady = true;
+        mReady.store(true, std::memory_order_release);
         return 0;
     }
-    bool ready() const noexcept { return mReady; }
     void const* const* pointers() const noexcept { return mPointers; }
 private:
     std::mutex mMutex;
-    bool mReady = false;
+    std::atomic<bool> mReady{false};
     void* mPointers[1];
 };
 
@@ -122,11 +130,30 @@ public:
     }
 
     DimsExprs getOutputDimensions(int32_t outputIndex, DimsExprs const* tpat_in, int32_t nbInputs, IExprBuilder& tpat_eb) noexcept override {
+        // TensorRT 8 gives this call no way to fail: what is wrong is logged as an error.
         DimsExprs tpat_out[kNumOutputs];
         for (int32_t j = 0; j < kNumOutputs; ++j) tpat_out[j].nbDims = 0;
-        if (nbInputs != kNumInputs || outputIndex < 0 || outputIndex >= kNumOutputs) return tpat_out[0];
+        if (nbInputs != kNumInputs || outputIndex < 0 || outputIndex >= kNumOutputs) {
+            logError("getOutputDimensions: output " + std::to_string(outputIndex) + " of " + std::to_string(nbInputs) + " inputs; the plugin has " +
+                std::to_string(kNumOutputs) + " outputs of " + std::to_string(kNumInputs) + " inputs");
+            return tpat_out[0];
+        }
         for (int32_t i = 0; i < kNumInputs; ++i) {
-            if (tpat_in[i].nbDims != kInputRanks[i]) return tpat_out[0];
+            if (tpat_in[i].nbDims != kInputRanks[i]) {
+                logError("getOutputDimensions: input " + std::to_string(i) + " has rank " + std::to_string(tpat_in[i].nbDims) + ", the plugin takes rank " +
+                    std::to_string(kInputRanks[i]));
+                return tpat_out[0];
+            }
+        }
+        for (auto const& fixed : kFixedDims) {
+            if (fixed[0] < 0) break;
+            IDimensionExpr const* d = tpat_in[fixed[0]].d[fixed[1]];
+            if (d != nullptr && d->isConstant() && static_cast<int64_t>(d->getConstantValue()) != fixed[2]) {
+                logError("getOutputDimensions: input " + std::to_string(fixed[0]) + " dim " + std::to_string(fixed[1]) + " is " +
+                    std::to_string(static_cast<int64_t>(d->getConstantValue())) + "; the kernels were generated for " + std::to_string(fixed[2]) +
+                    " only: give TPAT a model with this size, or with this dim symbolic, and rebuild the plugin");
+                return tpat_out[0];
+            }
         }
         (void)tpat_in;
         (void)tpat_eb;
@@ -146,7 +173,16 @@ public:
     }
 
     void configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const*, int32_t) noexcept override {
-        if (nbInputs != kNumInputs) return;
+        if (nbInputs != kNumInputs || in == nullptr) return;
+        for (auto const& fixed : kFixedDims) {
+            if (fixed[0] < 0) break;
+            for (Dims const* d : {&in[fixed[0]].min, &in[fixed[0]].max}) {
+                if (fixed[1] < d->nbDims && d->d[fixed[1]] != fixed[2]) {
+                    logError("configurePlugin: input " + std::to_string(fixed[0]) + " dim " + std::to_string(fixed[1]) + " can be " +
+                        std::to_string(d->d[fixed[1]]) + "; the kernels were generated for " + std::to_string(fixed[2]) + " only: every enqueue would fail");
+                }
+            }
+        }
         copyDims(in[0].max, mMaxDims[0], 2);
         (void)in;
         mMaxDimsKnown = true;
@@ -170,10 +206,7 @@ public:
 
     int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const*, void const* const* inputs, void* const* outputs, void* workspace,
         cudaStream_t stream) noexcept override {
-        if (!mConstants->ready()) {
-            logError("enqueue before initialize() uploaded the constants");
-            return -1;
-        }
+        if (mConstants->ensure() != 0) return -1;
         int64_t tpat_d[1 + 1][8];
         copyDims(inputDesc[0].dims, tpat_d[0], 2);
         (void)inputDesc;
@@ -196,8 +229,9 @@ private:
 class Creator : public IPluginCreator {
 public:
     Creator() {
-        mFieldCollection.nbFields = 0;
-        mFieldCollection.fields = nullptr;
+        mFieldNames.emplace_back(kKernelsIDField, nullptr, PluginFieldType::kCHAR, 0);
+        mFieldCollection.nbFields = static_cast<int32_t>(mFieldNames.size());
+        mFieldCollection.fields = mFieldNames.data();
     }
     ~Creator() override = default;
 
@@ -207,8 +241,23 @@ public:
     void setPluginNamespace(char const* ns) noexcept override { mNamespace = ns != nullptr ? ns : ""; }
     char const* getPluginNamespace() const noexcept override { return mNamespace.c_str(); }
 
-    IPluginV2* createPlugin(char const*, PluginFieldCollection const*) noexcept override {
+    IPluginV2* createPlugin(char const*, PluginFieldCollection const* fc) noexcept override {
         try {
+            // The rewritten node names the kernels it was made for: refuse a model of other kernels.
+            for (int32_t f = 0; fc != nullptr && f < fc->nbFields; ++f) {
+                PluginField const& field = fc->fields[f];
+                if (field.name == nullptr || std::strcmp(field.name, kKernelsIDField) != 0) continue;
+                if (field.type != PluginFieldType::kCHAR || field.length < 0 || (field.length > 0 && field.data == nullptr)) {
+                    logError(std::string(kKernelsIDField) + " is not a string");
+                    return nullptr;
+                }
+                std::string id(static_cast<char const*>(field.data), static_cast<size_t>(field.length));
+                while (!id.empty() && id.back() == '\0') id.pop_back();
+                if (id != kKernelsID) {
+                    logError("the model was made for kernels " + id + ", this library has " + kKernelsID + ": use the plugin library of the same tpat run");
+                    return nullptr;
+                }
+            }
             auto* plugin = new Plugin();
             plugin->setPluginNamespace(mNamespace.c_str());
             return plugin;
@@ -234,6 +283,7 @@ public:
 
 private:
     std::string mNamespace{kDefaultNamespace};
+    std::vector<PluginField> mFieldNames;
     PluginFieldCollection mFieldCollection{};
 };
 
@@ -241,7 +291,16 @@ private:
 
 #if defined(TPAT_STATIC_REGISTRATION) && TPAT_STATIC_REGISTRATION
 namespace tpat_plugin_tpat_Abs_0 {
-REGISTER_TENSORRT_PLUGIN(Creator);
+// REGISTER_TENSORRT_PLUGIN registers under namespace "" whatever the creator says: this
+// registers under the plugin's namespace, which the rewritten node names.
+struct Registrar {
+    Registrar() noexcept {
+        static Creator sCreator;
+        sCreator.setPluginNamespace(kDefaultNamespace);
+        if (!getPluginRegistry()->registerCreator(sCreator, kDefaultNamespace)) logError("TensorRT's plugin registry refused the creator");
+    }
+};
+Registrar const gRegistrar;
 } // namespace tpat_plugin_tpat_Abs_0
 #else
 extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginCreator* const* getPluginCreators(int32_t& nbCreators) {

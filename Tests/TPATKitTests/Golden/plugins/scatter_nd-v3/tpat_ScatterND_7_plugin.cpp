@@ -3,13 +3,16 @@
 //
 // Registration, chosen at build time:
 //   default                          dynamic-library entry points getCreators / setLoggerFinder
-//                                    (trtexec --dynamicPlugins=libtpat_ScatterND_7.so)
-//   -DTPAT_STATIC_REGISTRATION=1     REGISTER_TENSORRT_PLUGIN (registered when the library loads)
+//                                    (trtexec --dynamicPlugins=libtpat_ScatterND_7.so); the library
+//                                    exports nothing else and needs no libnvinfer
+//   -DTPAT_STATIC_REGISTRATION=1     registered under the plugin's namespace when the library
+//                                    loads (links libnvinfer for getPluginRegistry)
 #include "tpat_ScatterND_7_kernels.h"
 
 #include <NvInferRuntime.h>
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -33,6 +36,9 @@ constexpr int32_t kNumOutputs = 1;
 constexpr int32_t kInputRanks[3 + 1] = { 2, 2, 2, 0 };
 constexpr int32_t kOutputRanks[1 + 1] = { 2, 0 };
 constexpr DataType kIOTypes[] = { nvinfer1::DataType::kFLOAT, nvinfer1::DataType::kINT64, nvinfer1::DataType::kFLOAT, nvinfer1::DataType::kFLOAT };
+// The input dims the kernels were generated for (the manifest's static dims): {input, dim, size}.
+// An engine built for other sizes would fail at every enqueue, so the build refuses them.
+constexpr int64_t kFixedDims[][3] = { { 0, 1, 16 }, { 1, 0, 4 }, { 1, 1, 1 }, { 2, 0, 4 }, { 2, 1, 16 }, { -1, -1, -1 } };
 
 // Logging: TensorRT's logger when the library is loaded through setLoggerFinder, else stderr.
 std::mutex gLoggerMutex;
@@ -50,31 +56,66 @@ void logError(std::string const& message) noexcept {
 }
 
 // Device copies of the constants: uploaded once, shared by a plugin and its clones, freed with
-// the last of them.
+// the last of them. TensorRT promises no order of onShapeChange/attachToContext before an
+// enqueue (its timing runs), so every one of them makes sure the constants are there.
 class Constants {
 public:
     Constants() { std::memset(mPointers, 0, sizeof(mPointers)); }
     ~Constants() {
-        if (mReady) tpat_ScatterND_7_constants_destroy(mPointers);
+        if (mReady.load(std::memory_order_acquire)) tpat_ScatterND_7_constants_destroy(mPointers);
     }
     int32_t ensure() noexcept {
+        if (mReady.load(std::memory_order_acquire)) return 0;
         std::lock_guard<std::mutex> lock(mMutex);
-        if (mReady) return 0;
+        if (mReady.load(std::memory_order_relaxed)) return 0;
         int const rc = tpat_ScatterND_7_constants_create(mPointers);
         if (rc != 0) {
             logError("cannot upload the constants (status " + std::to_string(rc) + ")");
             return rc;
         }
-        mReady = true;
+        mReady.store(true, std::memory_order_release);
         return 0;
     }
-    bool ready() const noexcept { return mReady; }
     void const* const* pointers() const noexcept { return mPointers; }
 private:
     std::mutex mMutex;
-    bool mReady = false;
+    std::atomic<bool> mReady{false};
     void* mPointers[1];
 };
+
+// Checks the tensor counts and ranks, and that every fixed dim can only be the size the kernels
+// were generated for; logs what differs. `dims(i)` gives the dims of input i to check: a
+// profile's min and max at build time, the actual dims at run time.
+template <typename DimsOf>
+bool inputsMatch(char const* where, int32_t nbInputs, int32_t nbOutputs, DimsOf dims) noexcept {
+    if (nbInputs != kNumInputs || nbOutputs != kNumOutputs) {
+        logError(std::string(where) + ": " + std::to_string(nbInputs) + " inputs and " + std::to_string(nbOutputs) + " outputs, the plugin has " +
+            std::to_string(kNumInputs) + " and " + std::to_string(kNumOutputs));
+        return false;
+    }
+    for (int32_t i = 0; i < kNumInputs; ++i) {
+        for (Dims const* d : dims(i)) {
+            if (d->nbDims != kInputRanks[i]) {
+                logError(std::string(where) + ": input " + std::to_string(i) + " has rank " + std::to_string(d->nbDims) + ", the plugin takes rank " +
+                    std::to_string(kInputRanks[i]));
+                return false;
+            }
+        }
+    }
+    for (auto const& fixed : kFixedDims) {
+        if (fixed[0] < 0) break;
+        for (Dims const* d : dims(static_cast<int32_t>(fixed[0]))) {
+            int64_t const size = d->d[fixed[1]];
+            if (size != fixed[2] && size != -1) {
+                logError(std::string(where) + ": input " + std::to_string(fixed[0]) + " dim " + std::to_string(fixed[1]) + " can be " + std::to_string(size) +
+                    "; the kernels were generated for " + std::to_string(fixed[2]) +
+                    " only: give TPAT a model with this size, or with this dim symbolic, and rebuild the plugin");
+                return false;
+            }
+        }
+    }
+    return true;
+}
 
 void copyDims(Dims const& d, int64_t* out, int32_t rank) noexcept {
     for (int32_t k = 0; k < rank; ++k) out[k] = (k < d.nbDims) ? static_cast<int64_t>(d.d[k]) : 0;
@@ -84,7 +125,8 @@ void copyDims(Dims const& d, int64_t* out, int32_t rank) noexcept {
 class Plugin : public IPluginV3, public IPluginV3OneCore, public IPluginV3OneBuild, public IPluginV3OneRuntime {
 public:
     Plugin() : mConstants(std::make_shared<Constants>()) {
-        mFields.emplace_back(kKernelsIDField, kKernelsID, PluginFieldType::kCHAR, static_cast<int32_t>(std::strlen(kKernelsID) + 1));
+        // As the ONNX parser passes the node's string attribute: the characters, no terminator.
+        mFields.emplace_back(kKernelsIDField, kKernelsID, PluginFieldType::kCHAR, static_cast<int32_t>(std::strlen(kKernelsID)));
         mFieldCollection.nbFields = static_cast<int32_t>(mFields.size());
         mFieldCollection.fields = mFields.data();
     }
@@ -123,8 +165,14 @@ public:
     // IPluginV3OneBuild
     int32_t getNbOutputs() const noexcept override { return kNumOutputs; }
 
-    int32_t configurePlugin(DynamicPluginTensorDesc const*, int32_t nbInputs, DynamicPluginTensorDesc const*, int32_t nbOutputs) noexcept override {
-        return (nbInputs == kNumInputs && nbOutputs == kNumOutputs) ? 0 : -1;
+    int32_t configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const*, int32_t nbOutputs) noexcept override {
+        auto const profile = [in](int32_t i) { return std::vector<Dims const*>{&in[i].desc.dims, &in[i].min, &in[i].max}; };
+        if (in == nullptr || !inputsMatch("configurePlugin", nbInputs, nbOutputs, profile)) return -1;
+        if (workspaceAtMax(in) < 0) {
+            logError("configurePlugin: the profile's largest input dims give no valid workspace size (status " + std::to_string(workspaceAtMax(in)) + ")");
+            return -1;
+        }
+        return 0;
     }
 
     bool supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept override {
@@ -142,7 +190,21 @@ public:
         IExprBuilder& tpat_eb) noexcept override {
         if (nbInputs != kNumInputs || nbOutputs != kNumOutputs) return -1;
         for (int32_t i = 0; i < kNumInputs; ++i) {
-            if (tpat_in[i].nbDims != kInputRanks[i]) return -1;
+            if (tpat_in[i].nbDims != kInputRanks[i]) {
+                logError("getOutputShapes: input " + std::to_string(i) + " has rank " + std::to_string(tpat_in[i].nbDims) + ", the plugin takes rank " +
+                    std::to_string(kInputRanks[i]));
+                return -1;
+            }
+        }
+        for (auto const& fixed : kFixedDims) {
+            if (fixed[0] < 0) break;
+            IDimensionExpr const* d = tpat_in[fixed[0]].d[fixed[1]];
+            if (d != nullptr && d->isConstant() && static_cast<int64_t>(d->getConstantValue()) != fixed[2]) {
+                logError("getOutputShapes: input " + std::to_string(fixed[0]) + " dim " + std::to_string(fixed[1]) + " is " +
+                    std::to_string(static_cast<int64_t>(d->getConstantValue())) + "; the kernels were generated for " + std::to_string(fixed[2]) +
+                    " only: give TPAT a model with this size, or with this dim symbolic, and rebuild the plugin");
+                return -1;
+            }
         }
         (void)tpat_in;
         (void)tpat_eb;
@@ -154,22 +216,16 @@ public:
     }
 
     size_t getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs, DynamicPluginTensorDesc const*, int32_t) const noexcept override {
-        if (nbInputs != kNumInputs) return 0;
-        // The manifest's workspace expression at the largest dims the profile allows.
-        int64_t tpat_d0[2];
-        copyDims(inputs[0].max, tpat_d0, 2);
-        int64_t tpat_d1[2];
-        copyDims(inputs[1].max, tpat_d1, 2);
-        int64_t tpat_d2[2];
-        copyDims(inputs[2].max, tpat_d2, 2);
-        int64_t const* const tpat_dims[3 + 1] = { tpat_d0, tpat_d1, tpat_d2, nullptr };
-        int64_t const bytes = tpat_ScatterND_7_workspace_size(tpat_dims);
+        if (nbInputs != kNumInputs || inputs == nullptr) return 0;
+        // configurePlugin refused the profile if this is negative.
+        int64_t const bytes = workspaceAtMax(inputs);
         return bytes > 0 ? static_cast<size_t>(bytes) : 0;
     }
 
     // IPluginV3OneRuntime
-    int32_t onShapeChange(PluginTensorDesc const*, int32_t nbInputs, PluginTensorDesc const*, int32_t nbOutputs) noexcept override {
-        if (nbInputs != kNumInputs || nbOutputs != kNumOutputs) return -1;
+    int32_t onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const*, int32_t nbOutputs) noexcept override {
+        auto const actual = [in](int32_t i) { return std::vector<Dims const*>{&in[i].dims}; };
+        if (in == nullptr || !inputsMatch("onShapeChange", nbInputs, nbOutputs, actual)) return -1;
         return mConstants->ensure();
     }
 
@@ -180,10 +236,7 @@ public:
 
     int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const*, void const* const* inputs, void* const* outputs,
         void* workspace, cudaStream_t stream) noexcept override {
-        if (!mConstants->ready()) {
-            logError("enqueue before the constants were uploaded");
-            return -1;
-        }
+        if (mConstants->ensure() != 0) return -1;
         int64_t tpat_d0[2];
         copyDims(inputDesc[0].dims, tpat_d0, 2);
         int64_t tpat_d1[2];
@@ -202,6 +255,19 @@ public:
     PluginFieldCollection const* getFieldsToSerialize() noexcept override { return &mFieldCollection; }
 
 private:
+    // The manifest's workspace expression at the largest dims the profile allows (< 0: a TPAT_ERR_*).
+    static int64_t workspaceAtMax(DynamicPluginTensorDesc const* inputs) noexcept {
+        int64_t tpat_d0[2];
+        copyDims(inputs[0].max, tpat_d0, 2);
+        int64_t tpat_d1[2];
+        copyDims(inputs[1].max, tpat_d1, 2);
+        int64_t tpat_d2[2];
+        copyDims(inputs[2].max, tpat_d2, 2);
+        (void)inputs;
+        int64_t const* const tpat_dims[3 + 1] = { tpat_d0, tpat_d1, tpat_d2, nullptr };
+        return tpat_ScatterND_7_workspace_size(tpat_dims);
+    }
+
     std::string mNamespace{kDefaultNamespace};
     std::shared_ptr<Constants> mConstants;
     std::vector<PluginField> mFields;
@@ -223,15 +289,22 @@ public:
     void setPluginNamespace(char const* ns) noexcept { mNamespace = ns != nullptr ? ns : ""; }
     PluginFieldCollection const* getFieldNames() noexcept override { return &mFieldCollection; }
 
-    IPluginV3* createPlugin(char const*, PluginFieldCollection const* fc, TensorRTPhase) noexcept override {
+    IPluginV3* createPlugin(char const*, PluginFieldCollection const* fc, TensorRTPhase phase) noexcept override {
         try {
-            // A serialized plugin names the kernels it was built with; refuse other kernels.
+            // The rewritten node (build) and the engine (runtime) name the kernels they were made
+            // for: refuse a model or an engine of other kernels than this library's.
             for (int32_t f = 0; fc != nullptr && f < fc->nbFields; ++f) {
                 PluginField const& field = fc->fields[f];
                 if (field.name == nullptr || std::strcmp(field.name, kKernelsIDField) != 0) continue;
-                std::string const id(static_cast<char const*>(field.data), field.data != nullptr ? std::strlen(static_cast<char const*>(field.data)) : 0);
+                if (field.type != PluginFieldType::kCHAR || field.length < 0 || (field.length > 0 && field.data == nullptr)) {
+                    logError(std::string(kKernelsIDField) + " is not a string");
+                    return nullptr;
+                }
+                std::string id(static_cast<char const*>(field.data), static_cast<size_t>(field.length));
+                while (!id.empty() && id.back() == '\0') id.pop_back();
                 if (id != kKernelsID) {
-                    logError("the engine was built with kernels " + id + ", this library has " + kKernelsID + "; rebuild the engine");
+                    logError(std::string(phase == TensorRTPhase::kBUILD ? "the model" : "the engine") + " was made for kernels " + id + ", this library has " +
+                        kKernelsID + ": use the plugin library of the same tpat run" + (phase == TensorRTPhase::kBUILD ? "" : ", or rebuild the engine"));
                     return nullptr;
                 }
             }
@@ -253,7 +326,16 @@ private:
 
 #if defined(TPAT_STATIC_REGISTRATION) && TPAT_STATIC_REGISTRATION
 namespace tpat_plugin_tpat_ScatterND_7 {
-REGISTER_TENSORRT_PLUGIN(Creator);
+// REGISTER_TENSORRT_PLUGIN registers under namespace "" whatever the creator says: this
+// registers under the plugin's namespace, which the rewritten node names.
+struct Registrar {
+    Registrar() noexcept {
+        static Creator sCreator;
+        sCreator.setPluginNamespace(kDefaultNamespace);
+        if (!getPluginRegistry()->registerCreator(sCreator, kDefaultNamespace)) logError("TensorRT's plugin registry refused the creator");
+    }
+};
+Registrar const gRegistrar;
 } // namespace tpat_plugin_tpat_ScatterND_7
 #else
 extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators) {
