@@ -74,15 +74,16 @@ def test_inputs_come_from_the_model(tmp_path: Path) -> None:
                     {"id": "tpat_inner", "values": ["no_such_value"]}]})
     assert before == {}
     assert [c["error"] for c in result["cases"]] == [None, None]
-    assert result["cases"][0]["dims"] == {"N": 3, "S": 3}
-    assert result["cases"][1]["dims"] == {"N": 8, "S": 5}
+    # unspecified dims: the leading (batch) dim 1 then 3, a sequence dim 16 then 7
+    assert result["cases"][0]["dims"] == {"N": 1, "S": 16}
+    assert result["cases"][1]["dims"] == {"N": 3, "S": 5}
     assert "no_such_value" in result["missing"]["tpat_inner"]
     assert result["plugins"]["tpat_inner"] == {"case0": None, "case1": None}
-    assert result["bytes"]["tpat_scatter"] == {"case0": 3 * 3 * 4 * 4 + 3 * 3 * 8 + 3 * 3 * 4,
-                                               "case1": 8 * 5 * 4 * 4 + 8 * 5 * 8 + 8 * 5 * 4}
+    assert result["bytes"]["tpat_scatter"] == {"case0": 1 * 16 * 4 * 4 + 1 * 16 * 8 + 1 * 16 * 4,
+                                               "case1": 3 * 5 * 4 * 4 + 3 * 5 * 8 + 3 * 5 * 4}
     sub_path = tmp_path / "node.onnx"
     onnx.save(scatter_sub_model(), str(sub_path))
-    for case, (n, s) in (("case0", (3, 3)), ("case1", (8, 5))):
+    for case, (n, s) in (("case0", (1, 16)), ("case1", (3, 5))):
         folder = result["plugins"]["tpat_scatter"][case]
         emb, idx, upd = (np.load(Path(folder) / f"input_{i}.npy") for i in range(3))
         assert emb.shape == (n, s, 4) and idx.shape == (n, s, 1) and upd.shape == (n, s, 1)

@@ -22,8 +22,10 @@ Result (JSON, the Swift side's ``CaptureResult``)::
      "missing": {"tpat_x": "reason"}}
 
 ``dims`` of a case is every symbolic dim of the model's inputs with the value it took. A
-symbolic dim the request does not give gets a value that suits where it appears (a spatial dim of
-an image input 64x64 or 96x128, anything else 3 or 8 by case). Integer inputs that index an embedding
+symbolic dim the request does not give gets a value that suits where it appears, different in each
+case: the leading (batch) dim 1 then 3, a spatial dim of an image input 64x64 then 32x48, anything
+else (a sequence) 16 then 7. Small on purpose: the captured tensors become the self-tests' data in
+OUT (a resnet50 at batch 8 and 96x128 stored twice its weights in test data). Integer inputs that index an embedding
 table are drawn below the table's size, ``*mask*`` inputs are ones, images are uniform in [0, 1).
 """
 
@@ -41,10 +43,11 @@ from onnx import external_data_helper
 
 from .reference import _session_from_model
 
-DEFAULT_DIMS = (3, 8)
+BATCH_DIMS = (1, 3)
+DEFAULT_DIMS = (16, 7)
 # (height, width) of image inputs by case: square, then not, so that a detection model's own
 # resize (to a fixed shorter side) still gives the two cases different feature-map sizes
-SPATIAL_DIMS = ((64, 64), (96, 128))
+SPATIAL_DIMS = ((64, 64), (32, 48))
 SMALL_TENSOR_BYTES = 64 * 1024
 
 
@@ -106,6 +109,8 @@ def _dim_value(name: str, position: int, rank: int, is_float: bool, case: int, g
     # images: NCHW with dynamic H and W (detection models)
     if is_float and rank in (3, 4) and position >= rank - 2:
         return SPATIAL_DIMS[case % len(SPATIAL_DIMS)][position - (rank - 2)]
+    if position == 0:
+        return BATCH_DIMS[case % len(BATCH_DIMS)]
     return DEFAULT_DIMS[case % len(DEFAULT_DIMS)]
 
 

@@ -213,7 +213,7 @@ def _session_from_model(model: onnx.ModelProto, base_dir: str) -> Any:
 
 def captured_inputs(model: onnx.ModelProto, folder: str) -> list[Tensor]:
     """The sub-model's inputs from ``capture``'s files (``input_<i>.npy`` in the sub-model's
-    input order), converted to the types the plugin carries (BOOL and UINT8 travel as INT32)."""
+    input order), converted to the types the plugin carries (BOOL travels as INT32, UINT8 as FLOAT)."""
     initializers = {t.name for t in model.graph.initializer}
     inputs = [vi for vi in model.graph.input if vi.name not in initializers]
     out: list[Tensor] = []

@@ -12,6 +12,8 @@ public struct PluginBuildResult: Sendable, Equatable {
     public var selfTest: URL?
     /// The TensorRT plugin library, when built.
     public var library: URL?
+    /// True when the kernels and self-test came from the build cache.
+    public var cached: Bool = false
 }
 
 /// The build stage: compiles each plugin with nvcc through the generated Makefile (the same
@@ -23,6 +25,12 @@ public struct PluginBuilder: Sendable {
     let cudartArguments: [String]
     let tensorRTDirectory: URL?
 
+    /// Built objects and self-tests from earlier runs, if kept.
+    let cache: BuildCache?
+
+    /// The nvcc and runtime arguments the generated Makefile defaults to.
+    public var makefileNVCC: MakefileNVCC { MakefileNVCC(path: nvcc.path, cudartArguments: cudartArguments) }
+
     /// Why the TensorRT plugin libraries are not built, or nil when they are.
     public var pluginLibrariesSkippedReason: String? {
         tensorRTDirectory == nil
@@ -31,11 +39,12 @@ public struct PluginBuilder: Sendable {
     }
 
     /// Creates a builder; fails when no nvcc can be found.
-    public init(toolchain: Toolchain, tensorRTDirectory: URL?) throws(TPATError) {
+    public init(toolchain: Toolchain, tensorRTDirectory: URL?, cache: BuildCache? = nil) throws(TPATError) {
         guard let nvcc = toolchain.nvcc else {
             throw .installation("nvcc not found: run `make setup` (it installs nvcc from pip), or set TPAT_NVCC or CUDA_HOME")
         }
         self.nvcc = nvcc
+        self.cache = cache
         // nvcc from the pip wheel has no libcudart next to the system's: link it by its soname
         // from the wheel and record where it is.
         let lib = nvcc.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("lib")
@@ -52,28 +61,54 @@ public struct PluginBuilder: Sendable {
         self.tensorRTDirectory = tensorRTDirectory
     }
 
-    /// Builds every plugin under `root/plugins/` with `root/Makefile`.
+    /// Builds every plugin under `root/plugins/` with `root/Makefile`; with a cache, a plugin
+    /// built before is restored from it instead of compiled.
     public func build(plugins: [String], in root: URL) async -> [String: PluginBuildResult] {
         let parallelism = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let keys = await cacheKeys(plugins: plugins, in: root)
         return await withTaskGroup(of: (String, PluginBuildResult).self) { group in
             var pending = plugins[...]
             var results: [String: PluginBuildResult] = [:]
-            for _ in 0..<parallelism { if let p = pending.popFirst() { group.addTask { (p, await self.build(p, root: root)) } } }
+            for _ in 0..<parallelism { if let p = pending.popFirst() { group.addTask { (p, await self.build(p, root: root, key: keys[p])) } } }
             while let (name, result) = await group.next() {
                 results[name] = result
-                if let p = pending.popFirst() { group.addTask { (p, await self.build(p, root: root)) } }
+                if let p = pending.popFirst() { group.addTask { (p, await self.build(p, root: root, key: keys[p])) } }
             }
             return results
         }
     }
 
-    private func build(_ name: String, root: URL) async -> PluginBuildResult {
+    /// Each plugin's build-cache key (none without a cache, or when nvcc cannot tell its version).
+    private func cacheKeys(plugins: [String], in root: URL) async -> [String: String] {
+        guard let cache, let makefile = try? String(contentsOf: root.appendingPathComponent("Makefile"), encoding: .utf8) else { return [:] }
+        let versionLog = root.appendingPathComponent(".nvcc-version.log")
+        defer { try? FileManager.default.removeItem(at: versionLog) }
+        guard let run = try? await ToolRunner.run(nvcc, arguments: ["--version"], log: versionLog), run.succeeded,
+            let version = try? String(contentsOf: versionLog, encoding: .utf8)
+        else { return [:] }
+        let toolchain = BuildCache.Toolchain(nvcc: nvcc.path, nvccVersion: version, cudartArguments: cudartArguments)
+        var keys: [String: String] = [:]
+        for plugin in plugins {
+            keys[plugin] = cache.key(plugin: plugin, in: root, makefile: makefile, toolchain: toolchain)
+        }
+        return keys
+    }
+
+    private func build(_ name: String, root: URL, key: String?) async -> PluginBuildResult {
         let dir = root.appendingPathComponent("plugins/\(name)")
         let log = dir.appendingPathComponent("build.log")
         let test = dir.appendingPathComponent("build/\(name)_test")
         let library = dir.appendingPathComponent("build/lib\(name).so")
         var targets = ["plugins/\(name)/build/\(name)_test"]
         if tensorRTDirectory != nil { targets.append("plugins/\(name)/build/lib\(name).so") }
+        let restored = key.map { cache?.restore(key: $0, plugin: name, into: root) ?? false } ?? false
+        if restored {
+            try? Data("kernels and self-test restored from the build cache (\(cache!.root.path), entry \(key!))\n".utf8).write(to: log)
+            // Only the plugin library is left to build: make finds its objects up to date.
+            if tensorRTDirectory == nil {
+                return PluginBuildResult(succeeded: true, message: "built", log: log, selfTest: test, cached: true)
+            }
+        }
         // make runs from `root` (an argument, never shell text); NVCC and CUDART_LIBS are pasted
         // into the recipes' shell commands, so each word is shell-quoted; TENSORRT_DIR is read by
         // the recipes from the environment, so it is only kept from make's own expansion.
@@ -89,9 +124,10 @@ public struct PluginBuilder: Sendable {
                 let firstError = run.logTail(lines: 400).split(separator: "\n").first { $0.contains("error") }.map(String.init) ?? "see the log"
                 return PluginBuildResult(succeeded: false, message: "nvcc failed for plugin \(name): \(firstError)", log: log)
             }
+            if let key, !restored { cache?.store(key: key, plugin: name, from: root) }
             return PluginBuildResult(
                 succeeded: true, message: "built", log: log, selfTest: test,
-                library: tensorRTDirectory == nil ? nil : library)
+                library: tensorRTDirectory == nil ? nil : library, cached: restored)
         } catch {
             return PluginBuildResult(succeeded: false, message: "cannot run make for plugin \(name): \(error.description)", log: log)
         }

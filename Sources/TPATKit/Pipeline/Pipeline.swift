@@ -78,6 +78,8 @@ public struct PluginReport: Codable, Sendable, Equatable {
     public var tuning: TuningReport? = nil
     /// True when the kernels came from the kernel cache (generated before).
     public var cached: Bool? = nil
+    /// True when the kernel object and self-test came from the build cache (built before).
+    public var buildCached: Bool? = nil
     /// Why the self-test has no reference data (ONNX Runtime could not run the node, ...); nil
     /// when it has, or when none was asked for (`--no-reference`). The plugin itself is fine.
     public var referenceDataError: String? = nil
@@ -263,6 +265,16 @@ public struct Pipeline: Sendable {
             }
         }
 
+        // Each weight once in OUT: node.onnx points at the constant files its kernels embed.
+        for plugin in made {
+            guard let shared = SharedWeights.sharing(plugin.nodes[0].subModel, constants: plugin.manifest.constants, in: plugin.directory) else { continue }
+            do {
+                try ONNXModel(proto: shared, baseDirectory: plugin.directory).serializedData()
+                    .write(to: plugin.directory.appendingPathComponent("node.onnx"), options: .atomic)
+            } catch {
+                throw .tool(name: "extraction", reason: "cannot write plugins/\(plugin.name)/node.onnx: \(error)")
+            }
+        }
         endPhase("kernels")
         try cancellation.checkCancelled()
         // Self-test data (ONNX Runtime on the CPU), plugin sources, Makefile. A plugin whose data
@@ -305,7 +317,7 @@ public struct Pipeline: Sendable {
         if !made.isEmpty {
             let makefile = try renderer.renderMakefile(
                 plugins: made.map { MakefilePlugin(name: $0.name, manifest: $0.manifest) }, buildArch: request.buildArch,
-                tensorRTAPI: request.tensorRTAPI)
+                tensorRTAPI: request.tensorRTAPI, nvcc: (try? PluginBuilder(toolchain: toolchain, tensorRTDirectory: nil))?.makefileNVCC)
             do { try Data(makefile.utf8).write(to: work.appendingPathComponent("Makefile")) } catch {
                 throw .tool(name: "render", reason: "cannot write the Makefile: \(error)")
             }
@@ -316,7 +328,9 @@ public struct Pipeline: Sendable {
         var builds: [String: PluginBuildResult] = [:]
         var librariesSkipped: String?
         if request.build, !made.isEmpty {
-            let builder = try PluginBuilder(toolchain: toolchain, tensorRTDirectory: request.tensorRTDirectory)
+            let builder = try PluginBuilder(
+                toolchain: toolchain, tensorRTDirectory: request.tensorRTDirectory,
+                cache: request.kernels.cacheDirectory.map { BuildCache(root: URL(fileURLWithPath: $0).appendingPathComponent(BuildCache.folderName)) })
             librariesSkipped = builder.pluginLibrariesSkippedReason
             builds = await builder.build(plugins: made.map(\.name), in: work)
             // make reports a build it could not finish when a signal stopped it: not a build failure.
@@ -362,7 +376,7 @@ public struct Pipeline: Sendable {
                 library: build?.library.map { relocate($0.path, from: work, to: out) },
                 selfTest: build?.selfTest.map { relocate($0.path, from: work, to: out) },
                 buildLog: build.map { relocate($0.log.path, from: work, to: out) }, tuning: plugin.tuning,
-                cached: plugin.cached ? true : nil,
+                cached: plugin.cached ? true : nil, buildCached: build?.cached == true ? true : nil,
                 referenceDataError: referenceFailures[plugin.name]?.reason,
                 referenceDataLog: referenceFailures[plugin.name]?.log.map { relocate($0.path, from: work, to: out) }))
         }

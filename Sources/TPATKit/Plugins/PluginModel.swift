@@ -175,8 +175,11 @@ struct MakefileModel: Sendable {
     var pluginNames: String
     /// The plugin libraries' exports (a version script's `global:` list).
     var exportedSymbols: String
+    /// The nvcc TPAT built with, when it can be written into the Makefile as it is.
+    var toolchain: MakefileToolchainModel?
+    var sharedRulesMarker = PluginRenderer.makefileSharedRulesMarker
 
-    init(plugins: [MakefilePlugin], buildArch: String? = nil, tensorRTAPI: TensorRTAPI = .v3) throws(TPATError) {
+    init(plugins: [MakefilePlugin], buildArch: String? = nil, tensorRTAPI: TensorRTAPI = .v3, nvcc: MakefileNVCC? = nil) throws(TPATError) {
         var seen = Set<String>()
         for plugin in plugins {
             guard PluginModel.isCIdentifier(plugin.name) else {
@@ -190,11 +193,27 @@ struct MakefileModel: Sendable {
         self.defaultArch = buildArch ?? plugins.first?.arch ?? "sm_90"
         self.pluginNames = plugins.map(\.name).joined(separator: " ")
         self.exportedSymbols = tensorRTAPI.versionScriptGlobals
+        // Paths are written into make and shell text unquoted: only plain ones are (a venv's nvcc
+        // in a folder with spaces or quotes leaves the default to nvcc on PATH).
+        if let nvcc, ([nvcc.path] + nvcc.cudartArguments).allSatisfy(Self.isPlainWord) {
+            toolchain = MakefileToolchainModel(nvcc: nvcc.path, cudartLibs: nvcc.cudartArguments.joined(separator: " "))
+        }
+    }
+
+    static func isPlainWord(_ word: String) -> Bool {
+        !word.isEmpty && word.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "/._+-=:,".unicodeScalars.contains($0)) }
     }
 }
 
 struct MakefilePluginModel: Sendable {
     var name: String
+    var sectionMarker = PluginRenderer.makefileSectionMarker
+}
+
+/// The nvcc the Makefile defaults to where it exists, and how it links the CUDA runtime.
+struct MakefileToolchainModel: Sendable {
+    var nvcc: String
+    var cudartLibs: String
 }
 
 extension PluginModel {

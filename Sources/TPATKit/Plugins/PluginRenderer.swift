@@ -21,6 +21,20 @@ public enum TensorRTAPI: String, Sendable, CaseIterable, Codable {
     var versionScriptGlobals: String { libraryEntryPoints.map { $0 + ";" }.joined(separator: " ") }
 }
 
+/// The nvcc a Makefile defaults to, and the arguments that link the CUDA runtime with it.
+public struct MakefileNVCC: Sendable, Equatable {
+    /// nvcc's absolute path.
+    public var path: String
+    /// nvcc arguments, one word each (a pip wheel's nvcc needs the wheel's libcudart).
+    public var cudartArguments: [String]
+
+    /// Creates the value.
+    public init(path: String, cudartArguments: [String]) {
+        self.path = path
+        self.cudartArguments = cudartArguments
+    }
+}
+
 /// How to render a plugin.
 public struct PluginOptions: Sendable, Equatable {
     /// The TensorRT plugin interface.
@@ -129,11 +143,19 @@ public struct PluginRenderer: Sendable {
     }
 
     /// Renders the top-level Makefile (`out/Makefile`) that builds and checks every plugin under
-    /// `plugins/<name>/`.
-    public func renderMakefile(plugins: [MakefilePlugin], buildArch: String? = nil, tensorRTAPI: TensorRTAPI = .v3) throws(TPATError) -> String {
-        let model = try MakefileModel(plugins: plugins, buildArch: buildArch, tensorRTAPI: tensorRTAPI)
+    /// `plugins/<name>/`. With `nvcc`, the Makefile defaults to that nvcc where it exists.
+    public func renderMakefile(
+        plugins: [MakefilePlugin], buildArch: String? = nil, tensorRTAPI: TensorRTAPI = .v3, nvcc: MakefileNVCC? = nil
+    ) throws(TPATError) -> String {
+        let model = try MakefileModel(plugins: plugins, buildArch: buildArch, tensorRTAPI: tensorRTAPI, nvcc: nvcc)
         return try renderTemplate("makefile", model)
     }
+
+    /// The comment that opens a plugin's rules in the Makefile (followed by the plugin's name);
+    /// ``BuildCache`` reads a plugin's rules by it.
+    static let makefileSectionMarker = "# ---- "
+    /// The comment after the last plugin's rules.
+    static let makefileSharedRulesMarker = "# ---- (every plugin)"
 
     private func renderTemplate(_ name: String, _ object: Any) throws(TPATError) -> String {
         guard let text = library.render(object, withTemplate: name) else {
