@@ -14,10 +14,13 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do sets+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 for s in "${sets[@]}"; do
   dir=${s#*=}
-  make -s -C "$dir" -j"$(nproc)" kernels NVCC="$NVCC" CUDA_ARCH="$ARCH" >/dev/null
+  # The kernels and their embedded constants (as the plugin library links them).
+  constants=()
+  for p in "$dir"/plugins/*/; do n=$(basename "$p"); constants+=("plugins/$n/build/${n}_constants.o"); done
+  make -s -C "$dir" -j"$(nproc)" kernels "${constants[@]}" NVCC="$NVCC" CUDA_ARCH="$ARCH" >/dev/null
   for p in "$dir"/plugins/*/; do
     n=$(basename "$p")
-    "$NVCC" -shared -arch="$ARCH" "$p/build/${n}_kernels.o" -o "$p/build/lib${n}_kernels.so" -lcudart &
+    "$NVCC" -shared -arch="$ARCH" "$p/build/${n}_kernels.o" "$p/build/${n}_constants.o" -o "$p/build/lib${n}_kernels.so" -lcudart &
   done
   wait
 done

@@ -49,8 +49,9 @@ struct ModelReferenceTests {
         }
         let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: test.appendingPathComponent("reference.json")))
         try #require(reference.cases.count == 2)
-        // the model's N and S took 3 and 8 (no --dim given): the data is [N,S,4], indices and updates [N,S,1]
-        #expect(reference.cases.map { $0.inputs.map(\.shape) } == [[[3, 3, 4], [3, 3, 1], [3, 3, 1]], [[8, 8, 4], [8, 8, 1], [8, 8, 1]]])
+        // no --dim given: N took the batch sizes (1, 3) and S the sequence sizes (16, 7); the data is
+        // [N,S,4], indices and updates [N,S,1]
+        #expect(reference.cases.map { $0.inputs.map(\.shape) } == [[[1, 16, 4], [1, 16, 1], [1, 16, 1]], [[3, 7, 4], [3, 7, 1], [3, 7, 1]]])
         for c in reference.cases {
             let data = try Data(contentsOf: test.appendingPathComponent(c.inputs[0].file))
             let emb = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }

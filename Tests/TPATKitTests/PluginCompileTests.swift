@@ -40,7 +40,6 @@ struct PluginCompileTests {
         let pluginDir = try PluginFixtures.renderInto(dir, fixture: fixture, plugin: plugin, api: .v3)
         let (status, log) = try PluginFixtures.run(nvcc, [
             "-std=c++17", "-O2", "-arch=\(Self.arch)", "-Xcompiler", "-Wall", "-Xcompiler", "-fvisibility=hidden",
-            "-DTPAT_CONSTANTS_DIR=\"\(pluginDir.appendingPathComponent("constants").path)\"",
             "\(plugin)_kernels.cu", "\(plugin)_test.cu", "-o", "\(plugin)_test",
         ] + cudartArguments(nvcc), in: pluginDir)
         #expect(status == 0, "nvcc failed for \(fixture):\n\(log)")
@@ -56,7 +55,8 @@ struct PluginCompileTests {
         let pluginDir = try PluginFixtures.renderInto(dir, fixture: "scatter_nd", plugin: "sc", api: .v3)
         let (status, log) = try PluginFixtures.run(nvcc, [
             "-std=c++17", "-arch=\(Self.arch)", "-shared", "-Xcompiler", "-fPIC", "-Xcompiler", "-fvisibility=hidden",
-            "sc_kernels.cu", "-o", "libsc_kernels.so",
+            "-DTPAT_CONSTANTS_DIR=\"\(pluginDir.appendingPathComponent("constants").path)\"",
+            "sc_kernels.cu", "sc_constants.cpp", "-o", "libsc_kernels.so",
         ] + cudartArguments(nvcc), in: pluginDir)
         #expect(status == 0, "nvcc failed:\n\(log)")
         let (nmStatus, symbols) = try PluginFixtures.run(URL(fileURLWithPath: "/usr/bin/env"), ["nm", "-D", "--defined-only", "libsc_kernels.so"], in: pluginDir)
@@ -65,6 +65,7 @@ struct PluginCompileTests {
             #expect(symbols.contains(" T \(entry)\n"), "\(entry) is not exported:\n\(symbols)")
         }
         #expect(!symbols.contains("tpat_sc_constant_0"), "the embedded constants must stay local")
+        #expect(!symbols.contains("sc_constant_bytes"), "the constants' provider must stay local")
     }
 
     @Test("v3 plugin compiles against TensorRT 10/11 headers ($TPAT_TENSORRT_INCLUDE)",
@@ -118,6 +119,42 @@ struct PluginCompileTests {
         #expect(!needed.contains("libnvinfer"), "\(needed)")
     }
 
+    @Test("a build holds each weight once: the plugin library embeds the constants, the self-test and the kernel object do not",
+          .enabled(if: PluginFixtures.isSet("TPAT_TENSORRT_INCLUDE"), "set TPAT_TENSORRT_INCLUDE to TensorRT's include/ folder"))
+    func constantsEmbeddedOnce() throws {
+        let include = URL(fileURLWithPath: try #require(ProcessInfo.processInfo.environment["TPAT_TENSORRT_INCLUDE"]))
+        let nvcc = try requireNvcc()
+        let dir = try PluginFixtures.temporaryDirectory("constants-once")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tensorRT = dir.appendingPathComponent("tensorrt")
+        try FileManager.default.createDirectory(at: tensorRT, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: tensorRT.appendingPathComponent("include"), withDestinationURL: include)
+        let out = dir.appendingPathComponent("out")
+        let pluginDir = try PluginFixtures.renderInto(out.appendingPathComponent("plugins"), fixture: "scatter_nd", plugin: "tpat_sc", api: .v3)
+        let makefile = try PluginRenderer().renderMakefile(plugins: [MakefilePlugin(name: "tpat_sc", manifest: try PluginFixtures.manifest("scatter_nd"))])
+        try Data(makefile.utf8).write(to: out.appendingPathComponent("Makefile"))
+        let (status, log) = try PluginFixtures.run(URL(fileURLWithPath: "/usr/bin/env"), [
+            "make", "NVCC=\(nvcc.path)", "CUDA_ARCH=\(Self.arch)", "TENSORRT_DIR=\(tensorRT.path)",
+            "CUDART_LIBS=\(cudartArguments(nvcc).joined(separator: " "))", "plugins/tpat_sc/build/libtpat_sc.so", "plugins/tpat_sc/build/tpat_sc_test",
+        ], in: out)
+        #expect(status == 0, "make failed:\n\(log)")
+        // The constant (16 floats 0.5, 0.75, ...: no accident of code) is in the library, once.
+        let constant = try Data(contentsOf: pluginDir.appendingPathComponent("constants/c0.bin"))
+        func occurrences(_ file: String) throws -> Int {
+            let data = try Data(contentsOf: pluginDir.appendingPathComponent(file))
+            var count = 0
+            var start = data.startIndex
+            while let range = data.range(of: constant, in: start..<data.endIndex) { count += 1; start = range.upperBound }
+            return count
+        }
+        #expect(try occurrences("build/libtpat_sc.so") == 1)
+        #expect(try occurrences("build/tpat_sc_test") == 0)
+        #expect(try occurrences("build/tpat_sc_kernels.o") == 0)
+        // The self-test reads the file the manifest names, relative to the plugin's folder.
+        let test = try String(contentsOf: pluginDir.appendingPathComponent("tpat_sc_test.cu"), encoding: .utf8)
+        #expect(test.contains("gPluginFolder = base + \"../\";") && test.contains("std::string path = gPluginFolder + file;"))
+    }
+
     func compilePlugin(_ fixture: String, api: TensorRTAPI, includeVariable: String) throws {
         let include = try #require(ProcessInfo.processInfo.environment[includeVariable], "\(includeVariable) is not set")
         let nvcc = try requireNvcc()
@@ -165,7 +202,6 @@ struct PluginCompileTests {
             try renderer.render(manifest: manifest, pluginName: plugin, options: PluginOptions(tensorrtAPI: .v3)).write(to: dir)
             let (status, log) = try PluginFixtures.run(nvcc, [
                 "-std=c++17", "-O2", "-arch=\(manifest.target.arch)", "-Xcompiler", "-fvisibility=hidden",
-                "-DTPAT_CONSTANTS_DIR=\"\(dir.appendingPathComponent("constants").path)\"",
                 "\(plugin)_kernels.cu", "\(plugin)_test.cu", "-o", "\(plugin)_test",
             ] + cudartArguments(nvcc), in: dir)
             #expect(status == 0, "\(entry): kernels + self-test do not compile:\n\(log)")

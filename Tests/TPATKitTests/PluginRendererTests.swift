@@ -131,7 +131,7 @@ struct PluginRendererTests {
         #expect(!text.contains("$(ROOT)") && !text.contains("abspath") && !text.contains("$(CURDIR)") && !text.contains("MAKEFILE_LIST"))
         let commands = text.replacingOccurrences(of: "\\\n", with: " ").split(separator: "\n").filter { $0.hasPrefix("\t") }
         let compiles = commands.filter { $0.contains("$(COMPILE)") }
-        #expect(compiles.count == 6)
+        #expect(compiles.count == 8)
         for command in compiles {
             #expect(command.contains("$(IN_LINK_FOLDER)"), "nvcc run outside the link folder: \(command)")
             #expect(!command.contains(" $< ") && !command.contains(" $^ ") && !command.contains(" $@ "), "a file named outside the link: \(command)")
@@ -150,7 +150,10 @@ struct PluginRendererTests {
         #expect(cu.contains("tpat_scatter_nd_7_scatter_kernel<<<tpat_grid, tpat_block, (size_t)tpat_shmem, tpat_stream>>>("))
         #expect(cu.contains("cudaMemcpyAsync((char*)tpat_outputs[0], tpat_ws, (size_t)tpat_bytes, cudaMemcpyDeviceToDevice, tpat_stream)"))
         #expect(cu.contains("cudaMemsetAsync((tpat_ws + (int64_t)((tpat_ceildiv((N * 64), 256) * 256))), 0, (size_t)tpat_bytes, tpat_stream)"))
-        #expect(cu.contains(".incbin \\\"\" TPAT_CONSTANTS_DIR \"/c0.bin\\\"\\n\""))
+        // The constants are embedded by the file only the plugin library links; the kernels ask for them.
+        let embedding = try #require(sources.files["sc_constants.cpp"])
+        #expect(embedding.contains(".incbin \\\"\" TPAT_CONSTANTS_DIR \"/c0.bin\\\"\\n\""))
+        #expect(!cu.contains(".incbin") && cu.contains("sc_constant_bytes(k, c.file, &tpat_data, &tpat_bytes)"))
         #expect(!cu.contains("cudaMalloc(&tpat") || cu.contains("constants_create"))
         // No allocation or synchronisation in enqueue.
         let enqueue = try #require(cu.range(of: "TPAT_EXPORT int sc_enqueue(")).lowerBound

@@ -6,7 +6,8 @@ import Foundation
 ///
 /// An entry is keyed by everything the two targets are made from: the nvcc (its path and its
 /// `--version`), how the CUDA runtime is linked, the Makefile's rules for the plugin (flags,
-/// arch), the plugin's kernel and self-test sources and its constants. Layout:
+/// arch), the plugin's kernel and self-test sources. Not its constants: neither target holds them
+/// (the self-test reads them when it runs; only the TensorRT library embeds them). Layout:
 /// `<root>/<key[:2]>/<key>/{kernels.o, test, digest.json}`; `digest.json` holds each file's
 /// SHA-256, checked before an entry is used: a damaged entry is rebuilt and replaced, never used.
 public struct BuildCache: Sendable {
@@ -44,7 +45,7 @@ public struct BuildCache: Sendable {
             hash.update(data: Data("\(label)\0\(data.count)\0".utf8))
             hash.update(data: data)
         }
-        add("format", Data("tpat-build-cache-1".utf8))
+        add("format", Data("tpat-build-cache-2".utf8))
         add("nvcc", Data(toolchain.nvcc.utf8))
         add("nvcc --version", Data(toolchain.nvccVersion.utf8))
         add("cudart", Data(toolchain.cudartArguments.joined(separator: "\0").utf8))
@@ -54,13 +55,6 @@ public struct BuildCache: Sendable {
         for file in ["\(plugin)_kernels.cu", "\(plugin)_kernels.h", "\(plugin)_test.cu"] {
             guard let data = try? Data(contentsOf: dir.appendingPathComponent(file), options: .alwaysMapped) else { return nil }
             add(file, data)
-        }
-        let constants = dir.appendingPathComponent("constants")
-        if let names = try? fm.contentsOfDirectory(atPath: constants.path) {
-            for name in names.sorted() {
-                guard let data = try? Data(contentsOf: constants.appendingPathComponent(name), options: .alwaysMapped) else { return nil }
-                add("constants/\(name)", data)
-            }
         }
         return hash.finalize().map { String(format: "%02x", $0) }.joined()
     }

@@ -102,7 +102,7 @@ public struct PluginRenderer: Sendable {
     private let library: MustacheLibrary
 
     /// The templates this renderer needs, by name (file `templates/<name>.mustache`).
-    static let templateNames = ["kernels_h", "kernels_cu", "plugin_v3", "plugin_v2", "test_cu", "cmake", "makefile"]
+    static let templateNames = ["kernels_h", "kernels_cu", "plugin_v3", "plugin_v2", "test_cu", "constants_cpp", "cmake", "makefile"]
 
     /// Loads the bundled templates.
     public init() throws(TPATError) {
@@ -121,7 +121,7 @@ public struct PluginRenderer: Sendable {
 
     /// The file names rendered for plugin `name`.
     public static func fileNames(pluginName name: String) -> [String] {
-        ["\(name)_kernels.h", "\(name)_kernels.cu", "\(name)_plugin.cpp", "\(name)_test.cu", "CMakeLists.txt"].sorted()
+        ["\(name)_kernels.h", "\(name)_kernels.cu", "\(name)_constants.cpp", "\(name)_plugin.cpp", "\(name)_test.cu", "CMakeLists.txt"].sorted()
     }
 
     /// Renders the sources of one plugin.
@@ -138,6 +138,7 @@ public struct PluginRenderer: Sendable {
         files["\(name)_kernels.cu"] = try renderTemplate("kernels_cu", model)
         files["\(name)_plugin.cpp"] = try renderTemplate(model.isV3 ? "plugin_v3" : "plugin_v2", model)
         files["\(name)_test.cu"] = try renderTemplate("test_cu", model)
+        files["\(name)_constants.cpp"] = try renderTemplate("constants_cpp", model)
         files["CMakeLists.txt"] = try renderTemplate("cmake", model)
         return PluginSources(files: files)
     }

@@ -97,30 +97,12 @@ inline int tpat_dim3(int64_t x, int64_t y, int64_t z, int64_t xmax, dim3* out, b
     return TPAT_OK;
 }
 
-// Constants, embedded in the library at build time from TPAT_CONSTANTS_DIR, as the assembler
-// finds it from the folder the compiler runs in (the generated Makefile compiles through a link,
-// out/plugins/<name>/constants; CMake gives the absolute folder); by default `constants`, for a
-// compile run in this plugin's folder.
-#ifndef TPAT_CONSTANTS_DIR
-#define TPAT_CONSTANTS_DIR "constants"
-#endif
-extern "C" const unsigned char tpat_tpat_ScatterND_7_constant_0[];
-extern "C" const unsigned char tpat_tpat_ScatterND_7_constant_0_end[];
-#ifndef __CUDA_ARCH__
-__asm__(
-    ".pushsection .rodata\n"
-    ".balign 256\n"
-    ".local tpat_tpat_ScatterND_7_constant_0\n"
-    "tpat_tpat_ScatterND_7_constant_0:\n"
-    ".incbin \"" TPAT_CONSTANTS_DIR "/c0.bin\"\n"
-    ".local tpat_tpat_ScatterND_7_constant_0_end\n"
-    "tpat_tpat_ScatterND_7_constant_0_end:\n"
-    ".popsection\n");
-#endif
-
-struct tpat_constant_info { const unsigned char* begin; const unsigned char* end; size_t bytes; const char* file; };
+// Constants: tpat_ScatterND_7_constant_bytes gives each one's bytes. The plugin library links
+// tpat_ScatterND_7_constants.cpp, which embeds the files at build time; the self-test reads them from
+// constants/ when it runs, so that a build holds each weight once.
+struct tpat_constant_info { size_t bytes; const char* file; };
 const tpat_constant_info tpat_constant_table[1] = {
-    { tpat_tpat_ScatterND_7_constant_0, tpat_tpat_ScatterND_7_constant_0_end, 64u, "constants/c0.bin" }, // scale: float32 [16]
+    { 64u, "constants/c0.bin" }, // scale: float32 [16]
 };
 
 // Binds the symbols and checks the other input dims.
@@ -166,12 +148,16 @@ TPAT_EXPORT int tpat_ScatterND_7_constants_create(void** tpat_device_constants) 
     for (int k = 0; k < 1; ++k) tpat_device_constants[k] = nullptr;
     for (int k = 0; k < 1; ++k) {
         const tpat_constant_info& c = tpat_constant_table[k];
-        if ((size_t)(c.end - c.begin) != c.bytes) {
+        const unsigned char* tpat_data = nullptr;
+        size_t tpat_bytes = 0;
+        int tpat_rc = tpat_ScatterND_7_constant_bytes(k, c.file, &tpat_data, &tpat_bytes);
+        if (tpat_rc == TPAT_OK && tpat_bytes != c.bytes) tpat_rc = TPAT_ERR_CONSTANT_DATA;  // not the manifest's size
+        if (tpat_rc != TPAT_OK) {
             tpat_ScatterND_7_constants_destroy(tpat_device_constants);
-            return TPAT_ERR_LAUNCH_CONFIG;  // the embedded file is not the manifest's size
+            return tpat_rc;
         }
         cudaError_t e = cudaMalloc(&tpat_device_constants[k], c.bytes == 0 ? 1 : c.bytes);
-        if (e == cudaSuccess) e = cudaMemcpy(tpat_device_constants[k], c.begin, c.bytes, cudaMemcpyHostToDevice);
+        if (e == cudaSuccess) e = cudaMemcpy(tpat_device_constants[k], tpat_data, c.bytes, cudaMemcpyHostToDevice);
         if (e != cudaSuccess) {
             tpat_ScatterND_7_constants_destroy(tpat_device_constants);
             return (int)e;

@@ -8,6 +8,7 @@
 #ifndef TPAT_tpat_ScatterND_7_KERNELS_H
 #define TPAT_tpat_ScatterND_7_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <cuda_runtime_api.h>
 
@@ -18,6 +19,7 @@
 #define TPAT_ERR_LAUNCH_CONFIG (-2)  /* a grid/block dim or a size is negative or out of range */
 #define TPAT_ERR_SCALAR_RANGE (-3)   /* a scalar kernel argument does not fit its type */
 #define TPAT_ERR_NULL_POINTER (-4)   /* a required pointer is null */
+#define TPAT_ERR_CONSTANT_DATA (-5)  /* a constant's file cannot be read or is not the manifest's size */
 #endif
 
 #define tpat_ScatterND_7_NUM_INPUTS 3
@@ -39,9 +41,14 @@ int tpat_ScatterND_7_output_dims(const int64_t* const* input_dims, int64_t* cons
    negative: a TPAT_ERR_* value. */
 int64_t tpat_ScatterND_7_workspace_size(const int64_t* const* input_dims);
 
-/* Uploads the constants embedded in the library (once, synchronously): fills
-   device_constants[0 .. NUM_CONSTANTS-1] with device pointers. Nothing to do without constants. */
+/* Uploads the constants (once, synchronously): fills device_constants[0 .. NUM_CONSTANTS-1]
+   with device pointers. Nothing to do without constants. */
 int tpat_ScatterND_7_constants_create(void** device_constants);
+
+/* Not an entry point: where the bytes of constant `index` (`file`, relative to the plugin's
+   folder) are. tpat_ScatterND_7_constants.cpp defines it for the plugin library (the bytes embedded at
+   build time); the self-test defines it by reading the file. */
+int tpat_ScatterND_7_constant_bytes(int index, const char* file, const unsigned char** data, size_t* bytes);
 
 /* Frees what tpat_ScatterND_7_constants_create allocated. */
 int tpat_ScatterND_7_constants_destroy(void* const* device_constants);
