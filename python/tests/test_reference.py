@@ -150,3 +150,38 @@ def test_batch_makes_every_case_and_reports_each_failure(tmp_path: Path) -> None
     for case, n in (("case0", 4), ("case1", 9)):
         doc = json.loads((tmp_path / "t" / case / "reference.json").read_text())
         assert doc["inputs"][0]["shape"][0] == n
+
+
+def test_a_weight_in_the_plugins_constants_folder_is_read_from_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """node.onnx points at constants/c0.bin (TPAT stores a weight once); the reference reads it
+    relative to node.onnx, whatever the working folder."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.arange(2 * 3 * 3 * 3, dtype=np.float32).reshape(2, 3, 3, 3) / 10
+    w = numpy_helper.from_array(weight, "w")
+    plugin = tmp_path / "plugin"
+    (plugin / "constants").mkdir(parents=True)
+    (plugin / "constants" / "c0.bin").write_bytes(weight.tobytes())
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    w.external_data.add(key="location", value="constants/c0.bin")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 6, 6])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(plugin / "node.onnx"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    out = plugin / "test"
+    write_reference(str(plugin / "node.onnx"), str(out), 1, {})
+    doc = json.loads((out / "reference.json").read_text())
+    x = np.fromfile(out / doc["inputs"][0]["file"], dtype=np.float32).reshape(1, 3, 8, 8)
+    y = np.fromfile(out / doc["outputs"][0]["file"], dtype=np.float32).reshape(1, 2, 6, 6)
+    want = np.zeros((2, 6, 6), np.float32)
+    for o in range(2):
+        for i in range(6):
+            for j in range(6):
+                want[o, i, j] = (x[0, :, i:i + 3, j:j + 3] * weight[o]).sum()
+    np.testing.assert_allclose(y[0], want, rtol=1e-5, atol=1e-5)

@@ -95,7 +95,7 @@ def _generic(rng: np.random.Generator, shape: list[int], dtype: np.dtype, op: st
     return a
 
 
-def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int]) -> list[Tensor]:
+def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int], base_dir: str = "") -> list[Tensor]:
     """Random inputs for the sub-model's graph inputs, drawn to suit its op."""
     rng = np.random.default_rng(seed)
     graph = model.graph
@@ -108,7 +108,8 @@ def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int]) -> list
     read_as = {n.input[0]: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(onnx.helper.get_attribute_value(n.attribute[0])))
                for n in casts if n.attribute}
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    # A weight may lie in the plugin's constants/ (node.onnx points there: a weight is stored once).
+    inits = {t.name: numpy_helper.to_array(t, base_dir) for t in graph.initializer}
     init_names = set(inits)
     inputs = [vi for vi in graph.input if vi.name not in init_names]
     shapes: dict[str, list[int]] = {vi.name: resolve_shape(vi, dims) for vi in inputs}
@@ -245,7 +246,7 @@ def write_reference(model_path: str, out_dir: str, seed: int, dims: dict[str, in
         inputs = captured_inputs(model, inputs_dir)
         dims = symbol_values(model, inputs)
     else:
-        inputs = make_inputs(model, seed, dims)
+        inputs = make_inputs(model, seed, dims, os.path.dirname(os.path.abspath(model_path)))
     session = _session(model_path)
     results = session.run(None, {t.name: t.array for t in inputs})
     outputs = [Tensor(o.name, np.asarray(r)) for o, r in zip(session.get_outputs(), results)]
