@@ -87,6 +87,51 @@ struct OutputCostTests {
         #expect((size ?? .max) < 4096)
     }
 
+    @Test("a Gemm weight TVM transposes is kept once: node.onnx reads the transposed constant through a Transpose node, and its reference data still comes")
+    func transposedWeightOnce() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let input = dir.appendingPathComponent("model.onnx")
+        var b = ModelBuilder()
+        b.input("x", .float32, [.symbolic("batch"), .fixed(48)])
+        var weights = Data()
+        // [40, 48], not symmetric, so a transposed copy differs from the original.
+        for k in 0..<(40 * 48) { withUnsafeBytes(of: Float(k % 89) / 89 - 0.5) { weights.append(contentsOf: $0) } }
+        b.graph.initializer.append(TensorValue(elementType: .float32, shape: [40, 48], bytes: weights).proto(name: "W"))
+        b.output("y", .float32, [.symbolic("batch"), .fixed(40)])
+        b.node("Gemm", ["x", "W"], ["y"], name: "fc", ints: ["transB": 1])
+        try b.write(to: input)
+        let out = dir.appendingPathComponent("out")
+        let result = try TestSupport.runTPAT(["generate", input.path, "-o", out.path, "--arch", "sm_90", "-q", "--no-build", "--nodes", "fc"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONDecoder().decode(PipelineReport.self, from: Data(contentsOf: out.appendingPathComponent("report.json")))
+        let plugin = try #require(report.plugins.first)
+        #expect(plugin.referenceDataError == nil)
+        let folder = URL(fileURLWithPath: plugin.directory)
+        let node = try ONNXModel.load(contentsOf: folder.appendingPathComponent("node.onnx"))
+        let stored = try #require(node.graph.initializer.first { $0.dims == [48, 40] }, "\(node.graph.initializer.map(\.dims))")
+        #expect(stored.dataLocation == .external && stored.rawData.isEmpty)
+        let location = try #require(stored.externalData.first { $0.key == "location" }?.value)
+        let file = try Data(contentsOf: folder.appendingPathComponent(location))
+        #expect(SharedWeights.isTranspose(file, of: weights, rows: 40, columns: 48, element: 4))
+        #expect(file != weights)
+        let transpose = try #require(node.graph.node.first)
+        #expect(transpose.opType == "Transpose" && transpose.input == [stored.name] && transpose.output.count == 1)
+        let gemm = try #require(node.graph.node.first { $0.opType == "Gemm" })
+        #expect(gemm.input.count == 2 && gemm.input[1] == transpose.output[0])
+        let size = try FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent("node.onnx").path)[.size] as? Int
+        #expect((size ?? .max) < 4096)
+    }
+
+    @Test("isTranspose compares element-wise, multi-byte elements whole")
+    func transposeCheck() {
+        // 2 x 3 int16 matrix [[1,2,3],[4,5,6]] and its transpose [[1,4],[2,5],[3,6]].
+        func data(_ values: [Int16]) -> Data { values.withUnsafeBytes { Data($0) } }
+        #expect(SharedWeights.isTranspose(data([1, 4, 2, 5, 3, 6]), of: data([1, 2, 3, 4, 5, 6]), rows: 2, columns: 3, element: 2))
+        #expect(!SharedWeights.isTranspose(data([1, 2, 3, 4, 5, 6]), of: data([1, 2, 3, 4, 5, 6]), rows: 2, columns: 3, element: 2))
+        #expect(!SharedWeights.isTranspose(data([1, 4, 2, 5, 3, 7]), of: data([1, 2, 3, 4, 5, 6]), rows: 2, columns: 3, element: 2))
+        #expect(!SharedWeights.isTranspose(data([1, 4, 2, 5]), of: data([1, 2, 3, 4, 5, 6]), rows: 2, columns: 3, element: 2))
+    }
+
     @Test("the Makefile defaults to tpat's nvcc where it is, nvcc on PATH elsewhere; a path it cannot write plainly is left out")
     func makefileNVCC() throws {
         let renderer = try PluginRenderer()

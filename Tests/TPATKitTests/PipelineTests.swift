@@ -55,6 +55,13 @@ struct PipelineTests {
             for file in ["manifest.json", "\(plugin.name)_kernels.cu", "\(plugin.name)_plugin.cpp", "\(plugin.name)_test.cu", "CMakeLists.txt", "test/reference.json", "build/\(plugin.name)_test"] {
                 #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(file).path), "\(plugin.name): \(file)")
             }
+            // OUT's manifest keeps TVM's CUDA source once: in the kernel source it names.
+            let manifest = try JSONDecoder().decode(KernelManifest.self, from: Data(contentsOf: folder.appendingPathComponent("manifest.json")))
+            #expect(manifest.cudaSource == nil && manifest.cudaSourceFile == "\(plugin.name)_kernels.cu")
+            let kernelSource = try String(contentsOf: folder.appendingPathComponent("\(plugin.name)_kernels.cu"), encoding: .utf8)
+            #expect(manifest.kernels.allSatisfy { kernelSource.contains("__global__") && kernelSource.contains($0.name) })
+            // An output folder's copy cannot be rendered again (it has no source), and says so.
+            #expect(throws: TPATError.self) { try PluginModel(manifest: manifest, pluginName: plugin.name, options: PluginOptions()) }
             // Symbolic batch: two self-test cases at two sizes.
             let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("test/reference.json"))) as? [String: Any]
             #expect((reference?["cases"] as? [Any])?.count == 2)

@@ -51,7 +51,6 @@ public struct BuildCache: Sendable {
         add("cudart", Data(toolchain.cudartArguments.joined(separator: "\0").utf8))
         add("rules", Data(Self.rules(of: plugin, in: makefile).utf8))
         let dir = out.appendingPathComponent("plugins/\(plugin)")
-        let fm = FileManager.default
         for file in ["\(plugin)_kernels.cu", "\(plugin)_kernels.h", "\(plugin)_test.cu"] {
             guard let data = try? Data(contentsOf: dir.appendingPathComponent(file), options: .alwaysMapped) else { return nil }
             add(file, data)

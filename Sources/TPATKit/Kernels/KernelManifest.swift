@@ -29,8 +29,23 @@ public struct KernelManifest: Codable, Sendable, Equatable {
     public var launches: [Step]
     /// Scratch memory the steps need.
     public var workspace: Workspace
-    /// The whole CUDA translation unit, kernels renamed with ``kernelPrefix``.
-    public var cudaSource: String
+    /// The whole CUDA translation unit, kernels renamed with ``kernelPrefix``. The bridge always
+    /// writes it; an output folder's copy of the manifest leaves it out (see ``cudaSourceFile``),
+    /// since the plugin's kernel source already holds it and a large model's kernels would be
+    /// stored twice.
+    public var cudaSource: String?
+    /// In an output folder's copy only: the file, relative to the manifest's folder, whose text
+    /// holds ``cudaSource`` (the plugin's `<name>_kernels.cu`, with its launch code around it).
+    public var cudaSourceFile: String?
+
+    /// This manifest as an output folder keeps it: ``cudaSource`` left out, ``cudaSourceFile``
+    /// naming `file`.
+    public func placed(sourceIn file: String) -> KernelManifest {
+        var copy = self
+        copy.cudaSource = nil
+        copy.cudaSourceFile = file
+        return copy
+    }
 
     /// The node's identity.
     public struct NodeInfo: Codable, Sendable, Equatable {

@@ -303,7 +303,9 @@ public struct Pipeline: Sendable {
         rendered.removeAll()
         for plugin in made {
             do {
-                try renderer.render(manifest: plugin.manifest, pluginName: plugin.name, options: options).write(to: plugin.directory)
+                let files = try renderer.render(manifest: plugin.manifest, pluginName: plugin.name, options: options)
+                try files.write(to: plugin.directory)
+                try Self.writePlacedManifest(plugin.manifest, kernelSource: PluginRenderer.kernelSourceName(pluginName: plugin.name), in: plugin.directory)
                 rendered.append(plugin)
             } catch {
                 // A manifest the chosen plugin API cannot express fails this plugin alone.
@@ -447,6 +449,20 @@ public struct Pipeline: Sendable {
 
     /// A build failure's message with its reason in it: the builder's own, unless that points at
     /// the log without quoting it, then the log's last meaningful line.
+    /// Replaces the bridge's manifest.json in a plugin folder by the output folder's copy: the
+    /// same document without the CUDA source, which the rendered `kernelSource` already holds
+    /// (for a large model, the second copy was about 6% of OUT).
+    static func writePlacedManifest(_ manifest: KernelManifest, kernelSource: String, in directory: URL) throws(TPATError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do {
+            try encoder.encode(manifest.placed(sourceIn: kernelSource))
+                .write(to: directory.appendingPathComponent("manifest.json"), options: .atomic)
+        } catch {
+            throw .installation("cannot write \(directory.appendingPathComponent("manifest.json").path): \(error.localizedDescription)")
+        }
+    }
+
     static func buildFailureMessage(_ build: PluginBuildResult, plugin: String) -> String {
         guard build.message.hasSuffix("see the log") else { return build.message }
         return "nvcc failed for plugin \(plugin): " + (LogExcerpt.lastMeaningfulLine(ofFile: build.log) ?? "make stopped and its log says nothing more")

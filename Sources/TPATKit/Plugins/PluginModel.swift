@@ -431,7 +431,10 @@ extension PluginModel {
         self.workspace = WorkspaceModel(
             alignment: m.workspace.alignment, totalCxx: m.workspace.totalBytes.cxx, regions: regions, hasRegions: !regions.isEmpty)
         self.ioTrtTypes = (inputs + outputs).map(\.trtType).joined(separator: ", ")
-        self.cudaSource = Self.internalHelpers(m.cudaSource)
+        guard let source = m.cudaSource else {
+            throw fail("the kernel manifest holds no CUDA source (an output folder's copy keeps it in \(m.cudaSourceFile ?? "the plugin's kernel source")); render from the manifest the bridge wrote")
+        }
+        self.cudaSource = Self.internalHelpers(source)
     }
 
     /// TVM's float16/bfloat16 preamble defines helper functions with external linkage
@@ -578,7 +581,7 @@ extension PluginModel {
     static func fingerprint(_ m: KernelManifest) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let data = (try? encoder.encode(m)) ?? Data(m.cudaSource.utf8)
+        let data = (try? encoder.encode(m)) ?? Data((m.cudaSource ?? "").utf8)
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in data {
             hash ^= UInt64(byte)

@@ -119,9 +119,13 @@ public struct PluginRenderer: Sendable {
         self.library = library
     }
 
+    /// The rendered file that holds the kernels' CUDA source (TVM's translation unit and the
+    /// launch code around it).
+    public static func kernelSourceName(pluginName name: String) -> String { "\(name)_kernels.cu" }
+
     /// The file names rendered for plugin `name`.
     public static func fileNames(pluginName name: String) -> [String] {
-        ["\(name)_kernels.h", "\(name)_kernels.cu", "\(name)_constants.cpp", "\(name)_plugin.cpp", "\(name)_test.cu", "CMakeLists.txt"].sorted()
+        ["\(name)_kernels.h", kernelSourceName(pluginName: name), "\(name)_constants.cpp", "\(name)_plugin.cpp", "\(name)_test.cu", "CMakeLists.txt"].sorted()
     }
 
     /// Renders the sources of one plugin.
@@ -135,7 +139,7 @@ public struct PluginRenderer: Sendable {
         let name = model.name
         var files: [String: String] = [:]
         files["\(name)_kernels.h"] = try renderTemplate("kernels_h", model)
-        files["\(name)_kernels.cu"] = try renderTemplate("kernels_cu", model)
+        files[Self.kernelSourceName(pluginName: name)] = try renderTemplate("kernels_cu", model)
         files["\(name)_plugin.cpp"] = try renderTemplate(model.isV3 ? "plugin_v3" : "plugin_v2", model)
         files["\(name)_test.cu"] = try renderTemplate("test_cu", model)
         files["\(name)_constants.cpp"] = try renderTemplate("constants_cpp", model)
