@@ -166,8 +166,11 @@ def import_onnx(model: onnx.ModelProto) -> Any:
     """TVM's Relax ONNX frontend, parameters bound as constants."""
     from tvm.relax.frontend.onnx import from_onnx
 
+    from .converters import tpat_converters
+
     try:
-        return from_onnx(with_integer_onehot_inputs(model), keep_params_in_input=False)
+        with tpat_converters():
+            return from_onnx(with_integer_onehot_inputs(model), keep_params_in_input=False)
     except Exception as exc:  # noqa: BLE001 - the frontend raises anything
         raise BridgeError("import", f"TVM's ONNX frontend refused {_node_desc(model)}: {_reason(exc)}") from exc
 
@@ -314,7 +317,9 @@ def relax_pipeline(target: Any, database: Any = None) -> Any:
 
 def import_model(model: onnx.ModelProto, log: list[str]) -> tuple[Any, onnx.ModelProto, list[str]]:
     """The Relax module of a sub-model (dim_params renamed, outputs cast to the graph's dtypes)."""
-    mod, model, casts = import_with_graph_dtypes(rename_dim_params(model))
+    from .converters import with_size_outputs
+
+    mod, model, casts = import_with_graph_dtypes(with_size_outputs(rename_dim_params(model)))
     log.append("Relax module from the ONNX frontend:\n" + mod.script(show_meta=False))
     return mod, model, casts
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import MANIFEST_VERSION
 from .compiler import Compiled, graph_dtype
+from .converters import data_dependent_dims
 from .errors import BridgeError
 from .expr import Int, Node, symbols_of, to_json
 from .plan import BufferRef, CopyStep, LaunchStep, Plan, ScalarArg, WORKSPACE_ALIGNMENT, workspace_layout
@@ -213,7 +214,21 @@ class ManifestBuilder:
                 raise BridgeError("dtype", f"output {j} is {spec.dtype} in TVM but {want} in the graph")
         for spec in self.plan.inputs + self.plan.outputs:
             check_nodes(spec.shape, spec.name)
+        for d in data_dependent_dims(self.compiled.model):
+            if not (0 <= d.output < len(self.plan.outputs) and 0 <= d.size_output < len(self.plan.outputs)
+                    and 0 <= d.dim < len(self.plan.outputs[d.output].shape)):
+                raise BridgeError("internal", f"data-dependent dim {d} is outside the plan's outputs")
+            size = self.plan.outputs[d.size_output]
+            if size.dtype != "int32" or size.shape:
+                raise BridgeError("internal", f"size output {size.name} is {size.dtype}{size.shape}, not a 0-D int32")
         check_nodes(self.plan.regions, "workspace")
+
+    def _output(self, j: int, t: Any) -> dict:
+        out: dict[str, Any] = {"name": t.name, "dtype": t.dtype, "shape": _dims(t.shape)}
+        dims = [{"dim": d.dim, "sizeOutput": d.size_output} for d in data_dependent_dims(self.compiled.model) if d.output == j]
+        if dims:
+            out["dataDependent"] = dims
+        return out
 
     def document(self, kernels: list[Kernel], source: str) -> dict:
         by_name = {k.tvm_name: k for k in kernels}
@@ -239,7 +254,7 @@ class ManifestBuilder:
             "kernelPrefix": self.prefix,
             "symbols": [{"name": s.name, "input": s.input, "dim": s.dim} for s in self.plan.symbols],
             "inputs": [{"name": t.name, "dtype": t.dtype, "shape": _dims(t.shape)} for t in self.plan.inputs],
-            "outputs": [{"name": t.name, "dtype": t.dtype, "shape": _dims(t.shape)} for t in self.plan.outputs],
+            "outputs": [self._output(j, t) for j, t in enumerate(self.plan.outputs)],
             "constants": [{"name": c.name, "dtype": c.dtype, "shape": [int(d) for d in c.data.shape],
                            "file": f"constants/{c.name}.bin", "bytes": int(c.data.nbytes)}
                           for c in self.plan.constants],

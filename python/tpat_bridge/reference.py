@@ -24,6 +24,7 @@ POSITIVE_OPS = {"Log", "Sqrt", "Reciprocal", "Rsqrt"}
 UNIT_OPS = {"Acos", "Asin", "Atanh"}
 DIVISOR_OPS = {"Div", "Mod"}
 DISTINCT_OPS = {"TopK", "ArgMax", "ArgMin"}  # ties would make indices ill-defined
+SPARSE_OPS = {"NonZero"}  # about 60% zeros: what the op is for
 
 
 @dataclass
@@ -73,7 +74,10 @@ def _generic(rng: np.random.Generator, shape: list[int], dtype: np.dtype, op: st
         return rng.random(shape) < 0.5
     if np.issubdtype(dtype, np.integer):
         lo = 1 if (op in DIVISOR_OPS and index == 1) else 0
-        return rng.integers(lo, 8, size=shape).astype(dtype)
+        values = rng.integers(lo, 8, size=shape).astype(dtype)
+        if op in SPARSE_OPS and values.size:
+            values[rng.random(shape) < 0.6] = 0
+        return values
     if op in POSITIVE_OPS:
         a = rng.uniform(0.5, 2.0, size=shape)
     elif op in UNIT_OPS:
@@ -88,6 +92,8 @@ def _generic(rng: np.random.Generator, shape: list[int], dtype: np.dtype, op: st
     else:
         a = rng.standard_normal(shape)
     a = a.astype(dtype)
+    if op in SPARSE_OPS and a.size:
+        a[rng.random(shape) < 0.6] = 0  # about 40% non-zero: the count is neither 0 nor everything
     if op in ("IsInf", "IsNaN") and a.size:
         specials = np.array([np.inf, -np.inf, np.nan], dtype=dtype)
         mask = rng.random(shape) < 0.05
@@ -238,9 +244,12 @@ def symbol_values(model: onnx.ModelProto, inputs: list[Tensor]) -> dict[str, int
     return dims
 
 
-def write_reference(model_path: str, out_dir: str, seed: int, dims: dict[str, int], inputs_dir: str | None = None) -> str:
+def write_reference(model_path: str, out_dir: str, seed: int, dims: dict[str, int], inputs_dir: str | None = None,
+                    size_outputs: list[dict[str, int]] | None = None) -> str:
     """Draw inputs (or take those ``capture`` kept in ``inputs_dir``), run ONNX Runtime on the
-    CPU, write the files; returns reference.json's path."""
+    CPU, write the files; returns reference.json's path. ``size_outputs`` (the manifest's
+    data-dependent dims, in size-output order: ``{"output", "dim"}``): after the node's outputs,
+    one 0-D int32 output each, the extent ONNX Runtime gave that dim."""
     model = onnx.load(model_path, load_external_data=False)
     if inputs_dir:
         inputs = captured_inputs(model, inputs_dir)
@@ -250,6 +259,9 @@ def write_reference(model_path: str, out_dir: str, seed: int, dims: dict[str, in
     session = _session(model_path)
     results = session.run(None, {t.name: t.array for t in inputs})
     outputs = [Tensor(o.name, np.asarray(r)) for o, r in zip(session.get_outputs(), results)]
+    for k, size in enumerate(size_outputs or []):
+        extent = outputs[int(size["output"])].array.shape[int(size["dim"])]
+        outputs.append(Tensor(f"size{k}", np.asarray(extent, dtype=np.int32)))
     os.makedirs(out_dir, exist_ok=True)
     doc: dict[str, Any] = {"model": os.path.abspath(model_path), "seed": seed, "dims": dims,
                            "inputs": [], "outputs": []}
@@ -270,7 +282,7 @@ def write_reference(model_path: str, out_dir: str, seed: int, dims: dict[str, in
 def write_references(request_path: str, result_path: str) -> int:
     """``references``: many ``reference`` jobs in one process (ONNX Runtime and numpy imported
     once instead of once per case). Request: ``{"jobs": [{"model", "out_dir", "seed", "dims",
-    "inputs"}]}`` (the Swift side's ``ReferenceBatch``); result: ``{"jobs": [{"error": null |
+    "inputs", "sizeOutputs"}]}`` (the Swift side's ``ReferenceBatch``); result: ``{"jobs": [{"error": null |
     "reason"}]}`` in request order. A job that fails leaves its traceback in ``<out_dir>.log``
     and does not stop the others."""
     import traceback
@@ -282,7 +294,8 @@ def write_references(request_path: str, result_path: str) -> int:
         log = job["out_dir"].rstrip("/") + ".log"
         try:
             write_reference(job["model"], job["out_dir"], int(job.get("seed", 0)),
-                            {k: int(v) for k, v in (job.get("dims") or {}).items()}, job.get("inputs"))
+                            {k: int(v) for k, v in (job.get("dims") or {}).items()}, job.get("inputs"),
+                            job.get("sizeOutputs"))
             results.append({"error": None})
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - each job's failure is reported, the batch goes on
             os.makedirs(os.path.dirname(log), exist_ok=True)

@@ -38,6 +38,12 @@ public struct KernelManifest: Codable, Sendable, Equatable {
     /// holds ``cudaSource`` (the plugin's `<name>_kernels.cu`, with its launch code around it).
     public var cudaSourceFile: String?
 
+    /// The size outputs in order, each with the output and dim whose extent it holds.
+    public var sizeOutputs: [(sizeOutput: Int, output: Int, dim: Int)] {
+        outputs.enumerated().flatMap { j, t in (t.dataDependent ?? []).map { (sizeOutput: $0.sizeOutput, output: j, dim: $0.dim) } }
+            .sorted { $0.sizeOutput < $1.sizeOutput }
+    }
+
     /// This manifest as an output folder keeps it: ``cudaSource`` left out, ``cudaSourceFile``
     /// naming `file`.
     public func placed(sourceIn file: String) -> KernelManifest {
@@ -81,7 +87,19 @@ public struct KernelManifest: Codable, Sendable, Equatable {
     public struct TensorSpec: Codable, Sendable, Equatable {
         public var name: String
         public var dtype: ElementType
+        /// The dims; a data-dependent dim holds its upper bound.
         public var shape: [SizeExpr]
+        /// Outputs only: the dims whose extent depends on the input values (NonZero's count),
+        /// each written at run time into a 0-D int32 size output.
+        public var dataDependent: [DataDependentDim]?
+    }
+
+    /// A data-dependent dim of an output and the size output that holds its extent.
+    public struct DataDependentDim: Codable, Sendable, Equatable {
+        /// The dim of the output.
+        public var dim: Int
+        /// The index of the size output (after the node's own outputs).
+        public var sizeOutput: Int
     }
 
     /// A constant tensor stored in a file next to the manifest.

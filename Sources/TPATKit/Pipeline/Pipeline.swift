@@ -288,7 +288,10 @@ public struct Pipeline: Sendable {
             let captured = await captureInputs(
                 request, plugins: made.map { ($0.name, $0.nodes[0].inputs.map(\.value)) }, work: work)
             referenceFailures = try await writeReferences(
-                for: made.map { ($0.name, $0.directory, $0.nodes[0].symbols, $0.nodes[0].subModel.graph.input.compactMap { TensorType($0.type) }) },
+                for: made.map {
+                    ($0.name, $0.directory, $0.nodes[0].symbols, $0.nodes[0].subModel.graph.input.compactMap { TensorType($0.type) },
+                     $0.manifest.sizeOutputs.map { ReferenceBatch.Job.SizeOutput(output: $0.output, dim: $0.dim) })
+                },
                 values: request.symbolicTestValues, captured: captured)
             try? fm.removeItem(at: work.appendingPathComponent(Self.captureFolder))
             for plugin in made {
@@ -543,9 +546,13 @@ public struct Pipeline: Sendable {
     }
 
     private func writeReferences(
-        for plugins: [(name: String, directory: URL, symbols: [String], inputs: [TensorType])], values: [Int64], captured: CaptureResult?
+        for plugins: [(name: String, directory: URL, symbols: [String], inputs: [TensorType], sizeOutputs: [ReferenceBatch.Job.SizeOutput])],
+        values: [Int64], captured: CaptureResult?
     ) async throws(TPATError) -> [String: ReferenceFailure] {
-        struct Job: Sendable { var plugin: String; var directory: URL; var caseName: String; var dims: [String: Int64]; var inputs: URL?; var seed: Int }
+        struct Job: Sendable {
+            var plugin: String; var directory: URL; var caseName: String; var dims: [String: Int64]; var inputs: URL?; var seed: Int
+            var sizeOutputs: [ReferenceBatch.Job.SizeOutput]
+        }
         var jobs: [Job] = []
         for plugin in plugins {
             // Inputs captured from the model where there are some: consistent sizes, valid
@@ -558,7 +565,7 @@ public struct Pipeline: Sendable {
             }
             if !capturedCases.isEmpty {
                 for (name, folder) in plugin.symbols.isEmpty ? Array(capturedCases.prefix(1)) : capturedCases {
-                    jobs.append(Job(plugin: plugin.name, directory: plugin.directory, caseName: name, dims: [:], inputs: folder, seed: 0))
+                    jobs.append(Job(plugin: plugin.name, directory: plugin.directory, caseName: name, dims: [:], inputs: folder, seed: 0, sizeOutputs: plugin.sizeOutputs))
                 }
                 continue
             }
@@ -573,7 +580,9 @@ public struct Pipeline: Sendable {
             }
             for (k, value) in cases.enumerated() {
                 let dims = Dictionary(plugin.symbols.map { ($0, value) }, uniquingKeysWith: { a, _ in a })
-                jobs.append(Job(plugin: plugin.name, directory: plugin.directory, caseName: "case\(k)", dims: dims, inputs: nil, seed: 1000 + k))
+                jobs.append(Job(
+                    plugin: plugin.name, directory: plugin.directory, caseName: "case\(k)", dims: dims, inputs: nil, seed: 1000 + k,
+                    sizeOutputs: plugin.sizeOutputs))
             }
         }
         // One bridge process per core, each making its share of the cases.
@@ -588,7 +597,7 @@ public struct Pipeline: Sendable {
                     return ReferenceBatch.Job(
                         model: job.directory.appendingPathComponent("node.onnx").path,
                         outDir: job.directory.appendingPathComponent("test/\(job.caseName)").path, seed: job.seed,
-                        dims: job.dims, inputs: job.inputs?.path)
+                        dims: job.dims, inputs: job.inputs?.path, sizeOutputs: job.sizeOutputs.isEmpty ? nil : job.sizeOutputs)
                 })
                 group.addTask {
                     do throws(TPATError) {

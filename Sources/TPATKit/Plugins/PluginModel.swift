@@ -63,6 +63,10 @@ struct TensorModel: Sendable {
     var dims: [DimModel]
     /// e.g. `[N, 64]`.
     var shapeText: String
+    /// Bit d set: dim d depends on the input values (its `cxx` is the upper bound).
+    var dataDependentMask: Int = 0
+    /// A 0-D int32 output holding a data-dependent dim's extent (TensorRT's size tensor).
+    var isSizeOutput: Bool = false
 }
 
 struct DimModel: Sendable {
@@ -278,6 +282,31 @@ extension PluginModel {
         var outputs: [TensorModel] = []
         for (i, t) in m.outputs.enumerated() { outputs.append(try tensor(t, i, output: true)) }
         guard !outputs.isEmpty else { throw fail("the kernel manifest has no outputs") }
+
+        // Data-dependent dims: the buffer holds the upper bound, a size output the extent.
+        var sizeOutputsSeen = Set<Int>()
+        for (j, t) in m.outputs.enumerated() {
+            for d in t.dataDependent ?? [] {
+                guard t.shape.indices.contains(d.dim) else { throw fail("output \(j) has no dim \(d.dim) to be data-dependent") }
+                guard m.outputs.indices.contains(d.sizeOutput), d.sizeOutput != j, sizeOutputsSeen.insert(d.sizeOutput).inserted else {
+                    throw fail("output \(j) dim \(d.dim) names size output \(d.sizeOutput), which does not exist or is taken")
+                }
+                let size = m.outputs[d.sizeOutput]
+                guard size.shape.isEmpty, size.dtype == .int32, size.dataDependent?.isEmpty ?? true else {
+                    throw fail("size output \(d.sizeOutput) '\(size.name)' must be a 0-D int32 (TensorRT's size tensors are)")
+                }
+                guard api == .v3 else {
+                    throw fail("output \(j) '\(t.name)' has a size that depends on the input values (dim \(d.dim)); TensorRT 8's IPluginV2 "
+                        + "cannot declare it: generate for TensorRT 10 (--tensorrt-api v3), or leave the node native")
+                }
+                // TensorRT sizes the buffer for `upper` and tunes for `opt`; it reads the extent
+                // from the size output after enqueue.
+                let upper = outputs[j].dims[d.dim].trtExpr
+                outputs[j].dims[d.dim].trtExpr = "tpat_eb.declareSizeTensor(\(d.sizeOutput), *\(upper), *\(upper))"
+                outputs[j].dataDependentMask |= 1 << d.dim
+                outputs[d.sizeOutput].isSizeOutput = true
+            }
+        }
 
         // Input dims the entry point checks: every dim except the one that defines a symbol.
         var checks: [DimCheckModel] = []

@@ -16,9 +16,23 @@ public struct ReferenceBatch: Codable, Sendable, Equatable {
         public var dims: [String: Int64]
         /// A folder of captured inputs (`input_<i>.npy`) instead of drawn ones.
         public var inputs: String?
+        /// The kernels' size outputs in order (the manifest's data-dependent dims): after the
+        /// node's outputs, the case gets one 0-D int32 output each, the extent ONNX Runtime gave.
+        public var sizeOutputs: [SizeOutput]?
+
+        /// A size output of the reference: the extent of `output`'s dim `dim`.
+        public struct SizeOutput: Codable, Sendable, Equatable {
+            public var output: Int
+            public var dim: Int
+
+            public init(output: Int, dim: Int) {
+                self.output = output
+                self.dim = dim
+            }
+        }
 
         enum CodingKeys: String, CodingKey {
-            case model, seed, dims, inputs
+            case model, seed, dims, inputs, sizeOutputs
             case outDir = "out_dir"
         }
     }

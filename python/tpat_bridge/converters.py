@@ -1,0 +1,128 @@
+"""TPAT's own ONNX converters: one registration record per op, used instead of TVM's frontend
+converter for that op (like TVM's ``@register_legalize``, one place per op).
+
+An op whose output has a *data-dependent* dim (NonZero's ``[rank, K]``) says so in its record:
+each such dim gets one more output in the sub-model TVM compiles, a 0-D int32 *size output*
+holding the dim's actual extent, and the converter gives TVM the data output at its upper bound
+(every dim an expression of the input sizes). The manifest then says which output dim is given by
+which size output (``dataDependent``); the plugin declares it with TensorRT's size tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import onnx
+from onnx import helper
+
+from .nonzero import convert_nonzero
+
+# The suffix of a size output's name in the sub-model (never a name of the original model: TPAT's
+# sub-model names are its own).
+SIZE_SUFFIX = "__tpat_size"
+
+
+@dataclass(frozen=True)
+class SizeOutput:
+    """Dim ``dim`` of node output ``output`` is data-dependent; its extent is a size output."""
+
+    output: int
+    dim: int
+
+
+@dataclass(frozen=True)
+class Converter:
+    """One op TPAT converts itself."""
+
+    op_type: str
+    since_opset: int
+    # (block builder, inputs, attributes, params) -> the Relax value of the node's outputs, as the
+    # frontend's converters return it; with ``size_outputs``, the size outputs follow the node's own.
+    convert: Callable[[Any, list[Any], dict[str, Any], Any], Any]
+    size_outputs: tuple[SizeOutput, ...] = ()
+
+
+CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
+    Converter("NonZero", 9, convert_nonzero, (SizeOutput(output=0, dim=1),)),
+]}
+
+
+@dataclass(frozen=True)
+class DataDependentDim:
+    """In the sub-model's outputs: output ``output``'s dim ``dim`` is the value of output ``size_output``."""
+
+    output: int
+    dim: int
+    size_output: int
+
+
+def with_size_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model``, or a copy whose data-dependent node outputs each got their size outputs (also
+    graph outputs, after the original ones; see ``data_dependent_dims``)."""
+    if not any(n.domain in ("", "ai.onnx") and n.op_type in CONVERTERS and CONVERTERS[n.op_type].size_outputs
+               for n in model.graph.node):
+        return model
+    patched = onnx.ModelProto()
+    patched.CopyFrom(model)
+    graph = patched.graph
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type not in CONVERTERS:
+            continue
+        for s in CONVERTERS[node.op_type].size_outputs:
+            if s.output < len(node.output):
+                name = f"{node.output[s.output]}{SIZE_SUFFIX}{s.dim}"
+                node.output.append(name)
+                graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.INT32, []))
+    return patched
+
+
+def data_dependent_dims(model: onnx.ModelProto) -> list[DataDependentDim]:
+    """Where ``with_size_outputs`` put the size outputs of ``model``'s graph outputs. A sub-model is
+    one node, its outputs graph outputs, possibly through the Casts TPAT adds at its boundary (a
+    Cast keeps the shape, so the graph output has the same data-dependent dim)."""
+    from .errors import BridgeError
+
+    names = [o.name for o in model.graph.output]
+    casts = {n.input[0]: n.output[0] for n in model.graph.node if n.op_type == "Cast" and n.input and n.output}
+    dims = []
+    for j, name in enumerate(names):
+        base, sep, dim = name.rpartition(SIZE_SUFFIX)
+        if not (sep and dim.isdigit()):
+            continue
+        seen = {base}
+        while base not in names and base in casts and casts[base] not in seen:
+            base = casts[base]
+            seen.add(base)
+        if base not in names:
+            raise BridgeError("unsupported", f"the data-dependent output '{name[:-len(sep + dim)]}' is not an output of "
+                                             "the plugin, so its size cannot be declared")
+        dims.append(DataDependentDim(names.index(base), int(dim), j))
+    return dims
+
+
+@contextlib.contextmanager
+def tpat_converters() -> Iterator[None]:
+    """While active, TVM's ONNX frontend uses TPAT's converters for the ops in ``CONVERTERS``."""
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    original = onnx_frontend._get_convert_map
+
+    def frontend_class(c: Converter) -> type:
+        def impl(cls: Any, bb: Any, inputs: Any, attr: Any, params: Any) -> Any:
+            return c.convert(bb, inputs, attr, params)
+
+        return type(f"TPAT{c.op_type}", (onnx_frontend.OnnxOpConverter,),
+                    {f"_impl_v{c.since_opset}": classmethod(impl)})
+
+    def patched() -> dict[str, Any]:
+        table = dict(original())
+        table.update({op: frontend_class(c) for op, c in CONVERTERS.items()})
+        return table
+
+    onnx_frontend._get_convert_map = patched
+    try:
+        yield
+    finally:
+        onnx_frontend._get_convert_map = original

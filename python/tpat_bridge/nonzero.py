@@ -1,0 +1,175 @@
+"""TPAT's NonZero: a data-dependent output shape through a size output.
+
+TVM lowers ONNX NonZero to ``relax.run.nonzero``, a host function that a plugin cannot call, and
+its output shape ``[rank, K]`` depends on the values of the input. TensorRT 10's IPluginV3 can
+declare such a shape: the plugin has one more output, a 0-D int32 *size tensor* holding K, and the
+data-dependent dim is ``IExprBuilder::declareSizeTensor(sizeOutput, opt, upper)``; TensorRT sizes
+the buffer for ``upper`` and reads K after the launch. So TPAT's converter gives TVM a function of
+static (or input-symbolic) shapes: the indices at their upper bound ``[rank, numel]`` (only the
+first ``rank * K`` elements, packed as ``[rank, K]``, are the result) and K.
+
+Three kernels, one thread per 4 consecutive elements, 1024 elements per block:
+1. each block counts its non-zero elements;
+2. one block turns the counts into each block's first output position (an exclusive scan over
+   the blocks, 1024 at a time) and writes K;
+3. each block recomputes its flags, scans its threads' counts in shared memory, and writes the
+   coordinates of its non-zero elements in row-major order (ONNX's order) at ``d * K + position``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import BridgeError
+
+_THREADS = 256
+_PER_THREAD = 4
+_CHUNK = _THREADS * _PER_THREAD
+_SCAN_THREADS = 1024
+
+
+def nonzero_te(x: Any) -> list[Any]:
+    """The TE extern of NonZero on ``x``: [indices (rank, numel) int64, K () int32, scratch (blocks,) int32]."""
+    from tvm import te, tirx
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    dims = list(x.shape) if len(x.shape) > 0 else [tirx.const(1, "int64")]
+    rank = len(dims)
+    idx = "int64"
+
+    def c(v: int) -> Any:
+        return tirx.const(v, idx)
+
+    def as_idx(e: Any) -> Any:
+        # No Cast where none is needed: a Cast in the output shape no longer matches the sizes
+        # Relax knows (``T.Cast("int64", T.int64(5))`` is not ``5`` to call_tir's checks).
+        if isinstance(e, int):
+            return tirx.const(e, idx)
+        if isinstance(e, tirx.IntImm):
+            return tirx.const(int(e.value), idx)
+        return tirx.Cast(idx, e)
+
+    numel = as_idx(dims[0])
+    for d in dims[1:]:
+        numel = numel * as_idx(d)
+    blocks = tirx.floordiv(numel + c(_CHUNK - 1), c(_CHUNK))
+
+    def gen_ir(x_ptr: Any, out_ptr: Any, count_ptr: Any, scratch_ptr: Any) -> Any:
+        views: dict[str, Any] = {}
+        zero = tirx.const(False, "bool") if x.dtype == "bool" else tirx.const(0, x.dtype)
+
+        def flag(e: Any) -> Any:
+            # Out-of-range elements of the last block read element 0 and count nothing.
+            inside = e < numel
+            value = views["flat"][tirx.Select(inside, e, c(0))]
+            return tirx.Select(tirx.all(inside, value != zero), tirx.const(1, "int32"), tirx.const(0, "int32"))
+
+        def block_scan(shared: Any, t: Any, width: int) -> None:
+            """Inclusive Hillis-Steele scan of ``shared[0:width]`` by ``width`` threads."""
+            off = 1
+            while off < width:
+                prev = T.bind(tirx.Select(t >= off, shared[tirx.max(t - off, 0)], tirx.const(0, "int32")))
+                T.evaluate(T.tvm_storage_sync("shared"))
+                shared[t] = shared[t] + prev
+                T.evaluate(T.tvm_storage_sync("shared"))
+                off *= 2
+
+        with IRBuilder() as ib:
+            with T.seq_scope():
+                # 1-D views of the buffers (the indices' rows have the run-time stride K).
+                views["flat"] = T.buffer_proxy(T.decl_buffer((numel,), x.dtype, data=x_ptr.data))
+                out = T.buffer_proxy(T.decl_buffer((c(rank) * numel,), "int64", data=out_ptr.data))
+                count = T.buffer_proxy(T.decl_buffer((1,), "int32", data=count_ptr.data))
+                scratch = T.buffer_proxy(T.decl_buffer((blocks,), "int32", data=scratch_ptr.data))
+                # 1. per-block counts
+                tx, bx = te.thread_axis("threadIdx.x"), te.thread_axis("blockIdx.x")
+                with T.frame_scope([T.attr(bx, "thread_extent", tirx.Cast("int32", blocks)),
+                                    T.attr(tx, "thread_extent", _THREADS)]):
+                    t = tirx.Cast("int32", tx.var)
+                    base = T.bind(as_idx(bx.var) * c(_CHUNK) + as_idx(tx.var) * c(_PER_THREAD))
+                    part = T.buffer_proxy(T.alloc_shared((_THREADS,), "int32"))
+                    mine = flag(base)
+                    for k in range(1, _PER_THREAD):
+                        mine = mine + flag(base + c(k))
+                    part[t] = mine
+                    T.evaluate(T.tvm_storage_sync("shared"))
+                    stride = _THREADS // 2
+                    while stride >= 1:
+                        with T.If(t < stride):
+                            with T.Then():
+                                part[t] = part[t] + part[t + stride]
+                        T.evaluate(T.tvm_storage_sync("shared"))
+                        stride //= 2
+                    with T.If(t == 0):
+                        with T.Then():
+                            scratch[as_idx(bx.var)] = part[0]
+                # 2. exclusive scan of the block counts (in place), K
+                tx2, bx2 = te.thread_axis("threadIdx.x"), te.thread_axis("blockIdx.x")
+                with T.frame_scope([T.attr(bx2, "thread_extent", 1), T.attr(tx2, "thread_extent", _SCAN_THREADS)]):
+                    t = tirx.Cast("int32", tx2.var)
+                    sums = T.buffer_proxy(T.alloc_shared((_SCAN_THREADS,), "int32"))
+                    carry = T.buffer_proxy(T.alloc_local((1,), "int32"))
+                    carry[0] = tirx.const(0, "int32")
+                    tiles = tirx.floordiv(blocks + c(_SCAN_THREADS - 1), c(_SCAN_THREADS))
+                    with T.serial(c(0), tiles) as tile:
+                        i = T.bind(as_idx(tile) * c(_SCAN_THREADS) + as_idx(tx2.var))
+                        v = T.bind(tirx.Select(i < blocks, scratch[tirx.min(i, blocks - c(1))], tirx.const(0, "int32")))
+                        sums[t] = v
+                        T.evaluate(T.tvm_storage_sync("shared"))
+                        block_scan(sums, t, _SCAN_THREADS)
+                        with T.If(i < blocks):
+                            with T.Then():
+                                scratch[i] = carry[0] + sums[t] - v
+                        carry[0] = carry[0] + sums[_SCAN_THREADS - 1]
+                        T.evaluate(T.tvm_storage_sync("shared"))
+                    with T.If(t == 0):
+                        with T.Then():
+                            count[0] = carry[0]
+                # 3. coordinates of each non-zero element at d * K + position
+                tx3, bx3 = te.thread_axis("threadIdx.x"), te.thread_axis("blockIdx.x")
+                with T.frame_scope([T.attr(bx3, "thread_extent", tirx.Cast("int32", blocks)),
+                                    T.attr(tx3, "thread_extent", _THREADS)]):
+                    t = tirx.Cast("int32", tx3.var)
+                    base = T.bind(as_idx(bx3.var) * c(_CHUNK) + as_idx(tx3.var) * c(_PER_THREAD))
+                    flags = [T.bind(flag(base + c(k))) for k in range(_PER_THREAD)]
+                    mine = flags[0]
+                    for f in flags[1:]:
+                        mine = mine + f
+                    mine = T.bind(mine)
+                    scan = T.buffer_proxy(T.alloc_shared((_THREADS,), "int32"))
+                    scan[t] = mine
+                    T.evaluate(T.tvm_storage_sync("shared"))
+                    block_scan(scan, t, _THREADS)
+                    total = T.bind(as_idx(count[0]))
+                    pos = T.buffer_proxy(T.alloc_local((1,), "int64"))
+                    pos[0] = as_idx(scratch[as_idx(bx3.var)]) + as_idx(scan[t] - mine)
+                    for k in range(_PER_THREAD):
+                        with T.If(flags[k] == 1):
+                            with T.Then():
+                                rest = base + c(k)
+                                for d in reversed(range(rank)):
+                                    extent = as_idx(dims[d])
+                                    out[c(d) * total + pos[0]] = tirx.floormod(rest, extent) if d > 0 else rest
+                                    rest = tirx.floordiv(rest, extent)
+                                pos[0] = pos[0] + c(1)
+            return ib.get()
+
+    out_buf = tirx.decl_buffer((rank, numel), "int64", "indices", layout=None)
+    count_buf = tirx.decl_buffer((), "int32", "count", layout=None)
+    scratch_buf = tirx.decl_buffer((blocks,), "int32", "block_offsets", layout=None)
+    return te.extern([(rank, numel), (), (blocks,)], [x],
+                     lambda ins, outs: gen_ir(ins[0], outs[0], outs[1], outs[2]),
+                     dtype=["int64", "int32", "int32"], out_buffers=[out_buf, count_buf, scratch_buf],
+                     name="nonzero.tpat", tag="nonzero.tpat")
+
+
+def convert_nonzero(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
+    """The Relax of ONNX NonZero for a node with TPAT's size output: (indices at the upper bound, K)."""
+    from tvm import relax
+
+    x = inputs[0]
+    if not isinstance(x.ty, relax.TensorType) or x.ty.shape is None:
+        raise BridgeError("unsupported", "NonZero: its input's rank is unknown")
+    both = bb.emit_te(nonzero_te, x, primfunc_name_hint="nonzero_tpat")
+    return relax.Tuple([bb.emit(relax.TupleGetItem(both, 0)), bb.emit(relax.TupleGetItem(both, 1))])
