@@ -31,7 +31,7 @@ struct PluginCompileTests {
         return []
     }
 
-    @Test("kernels and self-test compile and link with nvcc", arguments: ["abs", "scatter_nd"])
+    @Test("kernels and self-test compile and link with nvcc", arguments: ["abs", "scatter_nd", "nonzero"])
     func kernelsAndTest(_ fixture: String) throws {
         let nvcc = try requireNvcc()
         let dir = try PluginFixtures.temporaryDirectory(fixture)
@@ -70,7 +70,7 @@ struct PluginCompileTests {
 
     @Test("v3 plugin compiles against TensorRT 10/11 headers ($TPAT_TENSORRT_INCLUDE)",
           .enabled(if: PluginFixtures.isSet("TPAT_TENSORRT_INCLUDE"), "set TPAT_TENSORRT_INCLUDE to TensorRT's include/ folder"),
-          arguments: ["abs", "scatter_nd"])
+          arguments: ["abs", "scatter_nd", "nonzero"])
     func pluginV3(_ fixture: String) throws {
         try compilePlugin(fixture, api: .v3, includeVariable: "TPAT_TENSORRT_INCLUDE")
     }

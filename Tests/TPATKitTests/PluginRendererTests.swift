@@ -104,6 +104,7 @@ let pluginGoldenCases: [(fixture: String, plugin: String, api: TensorRTAPI)] = [
     ("abs", "tpat_Abs_0", .v3),
     ("abs", "tpat_Abs_0", .v2),
     ("scatter_nd", "tpat_ScatterND_7", .v3),
+    ("nonzero", "tpat_NonZero_3", .v3),
 ]
 
 @Suite("Plugin renderer")
@@ -190,6 +191,43 @@ struct PluginRendererTests {
         #expect(select.hasPrefix("tpat_eb.operation(nvinfer1::DimensionOperation::kSUM, *tpat_eb.operation(nvinfer1::DimensionOperation::kPROD, *tpat_eb.operation(nvinfer1::DimensionOperation::kLESS"))
         #expect(throws: TPATError.self) { try render(.op("pow", [.symbol("N"), .int(2)])) }
         #expect(throws: TPATError.self) { try PluginModel.trtExpr(.op("mul", [.int(1 << 20), .int(1 << 20)]), symbols, .v2, "n") }
+    }
+
+    @Test("a data-dependent dim becomes a size tensor in v3; v2 and inconsistent size outputs are refused with the reason")
+    func dataDependent() throws {
+        let renderer = try PluginRenderer()
+        let nonzero = try PluginFixtures.manifest("nonzero")
+        #expect(nonzero.outputs.count == 2 && nonzero.outputs[0].dataDependent == [.init(dim: 1, sizeOutput: 1)])
+        #expect(nonzero.sizeOutputs.map(\.output) == [0] && nonzero.sizeOutputs.map(\.dim) == [1])
+        let v3 = try renderer.render(manifest: nonzero, pluginName: "tpat_nz", options: PluginOptions(tensorrtAPI: .v3))
+        let plugin = try #require(v3.files["tpat_nz_plugin.cpp"])
+        #expect(plugin.contains("tpat_out[0].d[1] = tpat_eb.declareSizeTensor(1, *"))
+        #expect(plugin.contains("tpat_out[1].nbDims = 0;"))
+        #expect(plugin.contains("kIOTypes[] = { nvinfer1::DataType::kFLOAT, nvinfer1::DataType::kINT64, nvinfer1::DataType::kINT32 }"))
+        let test = try #require(v3.files["tpat_nz_test.cu"])
+        #expect(test.contains("{\"y\", \"int64\", 2, 8, 2u, false}") && test.contains(", 0, 4, 0u, true}"), "\(test.prefix(3000))")
+
+        func expectError(_ m: KernelManifest, api: TensorRTAPI = .v3, _ needle: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            do {
+                _ = try renderer.render(manifest: m, pluginName: "tpat_nz", options: PluginOptions(tensorrtAPI: api))
+                Issue.record("expected an error containing '\(needle)'", sourceLocation: sourceLocation)
+            } catch {
+                #expect(error.description.contains(needle), "\(error.description)", sourceLocation: sourceLocation)
+            }
+        }
+        // (TensorRT 8 has no INT64: TPAT's v2 sub-models cast the indices to int32.)
+        var m = nonzero
+        m.outputs[0].dtype = .int32
+        expectError(m, api: .v2, "TensorRT 8's IPluginV2 cannot declare it")
+        m = nonzero
+        m.outputs[1].dtype = .int64
+        expectError(m, "must be a 0-D int32")
+        m = nonzero
+        m.outputs[0].dataDependent = [.init(dim: 1, sizeOutput: 0)]
+        expectError(m, "does not exist or is taken")
+        m = nonzero
+        m.outputs[0].dataDependent = [.init(dim: 2, sizeOutput: 1)]
+        expectError(m, "has no dim 2")
     }
 
     @Test("inconsistent manifests are refused with the node's name")

@@ -60,10 +60,9 @@ def nonzero_te(x: Any) -> list[Any]:
         zero = tirx.const(False, "bool") if x.dtype == "bool" else tirx.const(0, x.dtype)
 
         def flag(e: Any) -> Any:
-            # Out-of-range elements of the last block read element 0 and count nothing.
-            inside = e < numel
-            value = views["flat"][tirx.Select(inside, e, c(0))]
-            return tirx.Select(tirx.all(inside, value != zero), tirx.const(1, "int32"), tirx.const(0, "int32"))
+            # Out-of-range elements of the last block read nothing and count nothing.
+            value = tirx.if_then_else(e < numel, views["flat"][e], zero)
+            return tirx.Cast("int32", value != zero)
 
         def block_scan(shared: Any, t: Any, width: int) -> None:
             """Inclusive Hillis-Steele scan of ``shared[0:width]`` by ``width`` threads."""
@@ -87,7 +86,11 @@ def nonzero_te(x: Any) -> list[Any]:
                 with T.frame_scope([T.attr(bx, "thread_extent", tirx.Cast("int32", blocks)),
                                     T.attr(tx, "thread_extent", _THREADS)]):
                     t = tirx.Cast("int32", tx.var)
-                    base = T.bind(as_idx(bx.var) * c(_CHUNK) + as_idx(tx.var) * c(_PER_THREAD))
+                    # The first element in a local (TVM's CSE would otherwise leave unused copies
+                    # of it, which nvcc warns about).
+                    first = T.buffer_proxy(T.alloc_local((1,), idx))
+                    first[0] = as_idx(bx.var) * c(_CHUNK) + as_idx(tx.var) * c(_PER_THREAD)
+                    base = first[0]
                     part = T.buffer_proxy(T.alloc_shared((_THREADS,), "int32"))
                     mine = flag(base)
                     for k in range(1, _PER_THREAD):
@@ -113,8 +116,10 @@ def nonzero_te(x: Any) -> list[Any]:
                     carry[0] = tirx.const(0, "int32")
                     tiles = tirx.floordiv(blocks + c(_SCAN_THREADS - 1), c(_SCAN_THREADS))
                     with T.serial(c(0), tiles) as tile:
-                        i = T.bind(as_idx(tile) * c(_SCAN_THREADS) + as_idx(tx2.var))
-                        v = T.bind(tirx.Select(i < blocks, scratch[tirx.min(i, blocks - c(1))], tirx.const(0, "int32")))
+                        at = T.buffer_proxy(T.alloc_local((1,), idx))
+                        at[0] = as_idx(tile) * c(_SCAN_THREADS) + as_idx(tx2.var)
+                        i = at[0]
+                        v = T.bind(tirx.if_then_else(i < blocks, scratch[i], tirx.const(0, "int32")))
                         sums[t] = v
                         T.evaluate(T.tvm_storage_sync("shared"))
                         block_scan(sums, t, _SCAN_THREADS)
@@ -131,17 +136,23 @@ def nonzero_te(x: Any) -> list[Any]:
                 with T.frame_scope([T.attr(bx3, "thread_extent", tirx.Cast("int32", blocks)),
                                     T.attr(tx3, "thread_extent", _THREADS)]):
                     t = tirx.Cast("int32", tx3.var)
-                    base = T.bind(as_idx(bx3.var) * c(_CHUNK) + as_idx(tx3.var) * c(_PER_THREAD))
+                    first3 = T.buffer_proxy(T.alloc_local((1,), idx))
+                    first3[0] = as_idx(bx3.var) * c(_CHUNK) + as_idx(tx3.var) * c(_PER_THREAD)
+                    base = first3[0]
                     flags = [T.bind(flag(base + c(k))) for k in range(_PER_THREAD)]
-                    mine = flags[0]
+                    total_flags = flags[0]
                     for f in flags[1:]:
-                        mine = mine + f
-                    mine = T.bind(mine)
+                        total_flags = total_flags + f
+                    mine_buf = T.buffer_proxy(T.alloc_local((1,), "int32"))
+                    mine_buf[0] = total_flags
+                    mine = mine_buf[0]
                     scan = T.buffer_proxy(T.alloc_shared((_THREADS,), "int32"))
                     scan[t] = mine
                     T.evaluate(T.tvm_storage_sync("shared"))
                     block_scan(scan, t, _THREADS)
-                    total = T.bind(as_idx(count[0]))
+                    total_buf = T.buffer_proxy(T.alloc_local((1,), idx))
+                    total_buf[0] = as_idx(count[0])
+                    total = total_buf[0]
                     pos = T.buffer_proxy(T.alloc_local((1,), "int64"))
                     pos[0] = as_idx(scratch[as_idx(bx3.var)]) + as_idx(scan[t] - mine)
                     for k in range(_PER_THREAD):
@@ -150,8 +161,9 @@ def nonzero_te(x: Any) -> list[Any]:
                                 rest = base + c(k)
                                 for d in reversed(range(rank)):
                                     extent = as_idx(dims[d])
-                                    out[c(d) * total + pos[0]] = tirx.floormod(rest, extent) if d > 0 else rest
-                                    rest = tirx.floordiv(rest, extent)
+                                    # Indices are never negative: C division, no floor fix-ups.
+                                    out[c(d) * total + pos[0]] = tirx.truncmod(rest, extent) if d > 0 else rest
+                                    rest = tirx.truncdiv(rest, extent)
                                 pos[0] = pos[0] + c(1)
             return ib.get()
 

@@ -34,17 +34,22 @@ struct TensorSpec {
     const char* dtype;
     int rank;
     size_t elementBytes;
+    // Bit d: dim d depends on the input values; the kernels' dims give its upper bound, the
+    // data is packed at the extent the size output holds.
+    unsigned dataDependentMask;
+    // A 0-D int32 output holding such an extent (checked before the data it sizes).
+    bool sizeOutput;
 };
 
 const TensorSpec kInputs[3 + 1] = {
-    {"data", "float32", 2, 4},
-    {"indices", "int64", 2, 8},
-    {"updates", "float32", 2, 4},
-    {nullptr, nullptr, 0, 0},
+    {"data", "float32", 2, 4, 0u, false},
+    {"indices", "int64", 2, 8, 0u, false},
+    {"updates", "float32", 2, 4, 0u, false},
+    {nullptr, nullptr, 0, 0, 0u, false},
 };
 const TensorSpec kOutputs[1 + 1] = {
-    {"y", "float32", 2, 4},
-    {nullptr, nullptr, 0, 0},
+    {"y", "float32", 2, 4, 0u, false},
+    {nullptr, nullptr, 0, 0, 0u, false},
 };
 const int kNumInputs = 3;
 const int kNumOutputs = 1;
@@ -366,9 +371,22 @@ bool runCase(const Json& c, const std::string& base, void* const* constants, std
     for (int j = 0; j < kNumOutputs; ++j) { outDims[j].assign(kOutputs[j].rank + 1, -1); outPtrs[j] = outDims[j].data(); }
     int rc = tpat_ScatterND_7_output_dims(inPtrs.data(), outPtrs.data());
     if (rc != 0) { why = "tpat_ScatterND_7_output_dims: " + statusText(rc); return false; }
+    // Device bytes per output: the reference's, or the upper bound's for data-dependent dims.
+    std::vector<size_t> outBytes(kNumOutputs);
     for (int j = 0; j < kNumOutputs; ++j) {
         std::vector<int64_t> got(outDims[j].begin(), outDims[j].begin() + kOutputs[j].rank);
-        if (got != outputs[j].shape) { why = std::string("output '") + kOutputs[j].name + "' shape " + shapeText(got) + " != reference " + shapeText(outputs[j].shape); return false; }
+        bool fits = got.size() == outputs[j].shape.size();
+        size_t upper = kOutputs[j].elementBytes;
+        for (size_t d = 0; fits && d < got.size(); ++d) {
+            fits = (kOutputs[j].dataDependentMask >> d) & 1u ? got[d] >= outputs[j].shape[d] : got[d] == outputs[j].shape[d];
+            upper *= (size_t)std::max<int64_t>(got[d], 0);
+        }
+        if (!fits) {
+            why = std::string("output '") + kOutputs[j].name + "' shape " + shapeText(got) + (kOutputs[j].dataDependentMask ? " cannot hold" : " !=") +
+                  " reference " + shapeText(outputs[j].shape);
+            return false;
+        }
+        outBytes[j] = std::max(outputs[j].data.size(), upper);
     }
     int64_t wsBytes = tpat_ScatterND_7_workspace_size(inPtrs.data());
     if (wsBytes < 0) { why = "tpat_ScatterND_7_workspace_size: " + statusText((int)wsBytes); return false; }
@@ -383,7 +401,7 @@ bool runCase(const Json& c, const std::string& base, void* const* constants, std
         TPAT_TRY(cudaMemcpy(p, inputs[i].data.data(), inputs[i].data.size(), cudaMemcpyHostToDevice));
         dIn[i] = p;
     }
-    for (int j = 0; j < kNumOutputs; ++j) { dOut[j] = buffers.add(outputs[j].data.size(), e); TPAT_TRY(e); }
+    for (int j = 0; j < kNumOutputs; ++j) { dOut[j] = buffers.add(outBytes[j], e); TPAT_TRY(e); }
     void* workspace = wsBytes > 0 ? buffers.add((size_t)wsBytes, e) : nullptr;
     TPAT_TRY(e);
     cudaStream_t stream;
@@ -393,14 +411,19 @@ bool runCase(const Json& c, const std::string& base, void* const* constants, std
     double maxAbs = 0, maxRel = 0;
     const int poisons[2] = {0xFF, 0x55};
     for (int poison : poisons) {
-        for (int j = 0; j < kNumOutputs; ++j) TPAT_TRY(cudaMemset(dOut[j], poison, outputs[j].data.size()));
+        for (int j = 0; j < kNumOutputs; ++j) TPAT_TRY(cudaMemset(dOut[j], poison, outBytes[j]));
         if (workspace) TPAT_TRY(cudaMemset(workspace, poison, (size_t)wsBytes));
         TPAT_TRY(cudaDeviceSynchronize());
         rc = tpat_ScatterND_7_enqueue(inPtrs.data(), dIn.data(), dOut.data(), (const void* const*)constants, workspace, stream);
         if (rc != 0) { why = "tpat_ScatterND_7_enqueue: " + statusText(rc); return false; }
         TPAT_TRY(cudaStreamSynchronize(stream));
         TPAT_TRY(cudaGetLastError());
-        for (int j = 0; j < kNumOutputs; ++j) {
+        // Size outputs first: a wrong extent explains the data that follows.
+        std::vector<int> order;
+        for (int j = 0; j < kNumOutputs; ++j) if (kOutputs[j].sizeOutput) order.push_back(j);
+        for (int j = 0; j < kNumOutputs; ++j) if (!kOutputs[j].sizeOutput) order.push_back(j);
+        for (int j : order) {
+            // A data-dependent output's data is packed at its actual extent: the reference's bytes.
             std::string got(outputs[j].data.size(), '\0');
             TPAT_TRY(cudaMemcpy(&got[0], dOut[j], got.size(), cudaMemcpyDeviceToHost));
             Comparison cmp = compare(kOutputs[j].dtype, got.data(), outputs[j].data.data(), outputs[j].elements());

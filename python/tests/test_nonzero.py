@@ -1,0 +1,109 @@
+"""TPAT's NonZero: a data-dependent output through a size output (converters.py, nonzero.py).
+
+Here, without a GPU: the sub-model gets its size output (also behind TPAT's boundary Cast), the
+manifest says which dim is data-dependent and which output holds its extent, the kernels are
+TPAT's three and nothing calls a host function, and the reference data holds the extents. The
+kernels' numbers are checked by the self-tests on a GPU (docs/gpu-runs/)."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from tpat_bridge.converters import SIZE_SUFFIX, data_dependent_dims, with_size_outputs
+from tpat_bridge.errors import BridgeError
+
+
+def nonzero_model(shape, elem=TensorProto.FLOAT, cast_to=None) -> onnx.ModelProto:
+    nodes = [helper.make_node("NonZero", ["x"], ["y"], name="nz")]
+    out_elem = TensorProto.INT64
+    out = "y"
+    if cast_to is not None:
+        nodes.append(helper.make_node("Cast", ["y"], ["y_cast"], to=cast_to, name="y__tpat_cast"))
+        out, out_elem = "y_cast", cast_to
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", elem, list(shape))],
+                          [helper.make_tensor_value_info(out, out_elem, [max(len(shape), 1), "K"])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def test_the_sub_model_gets_a_size_output_and_says_where_it_is():
+    model = nonzero_model(["N", 5, 7])
+    patched = with_size_outputs(model)
+    assert [o.name for o in patched.graph.output] == ["y", f"y{SIZE_SUFFIX}1"]
+    assert patched.graph.output[1].type.tensor_type.elem_type == TensorProto.INT32
+    assert list(patched.graph.node[0].output) == ["y", f"y{SIZE_SUFFIX}1"]
+    dims = data_dependent_dims(patched)
+    assert [(d.output, d.dim, d.size_output) for d in dims] == [(0, 1, 1)]
+    # The original is untouched, and a model without such ops comes back as it is.
+    assert [o.name for o in model.graph.output] == ["y"]
+    relu = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])]))
+    assert with_size_outputs(relu) is relu and data_dependent_dims(relu) == []
+
+
+def test_the_size_follows_the_data_through_a_boundary_cast():
+    patched = with_size_outputs(nonzero_model([4, 6], cast_to=TensorProto.INT32))
+    dims = data_dependent_dims(patched)
+    assert [(d.output, d.dim, d.size_output) for d in dims] == [(0, 1, 1)]
+
+
+def test_a_data_dependent_output_that_is_not_an_output_is_refused():
+    model = nonzero_model([4, 6])
+    model.graph.node.append(helper.make_node("Shape", ["y"], ["s"], name="shape"))
+    del model.graph.output[:]
+    model.graph.output.append(helper.make_tensor_value_info("s", TensorProto.INT64, [2]))
+    with pytest.raises(BridgeError) as err:
+        data_dependent_dims(with_size_outputs(model))
+    assert err.value.error_class == "unsupported" and "size cannot be declared" in str(err.value)
+
+
+@pytest.mark.parametrize("shape,elem", [(["N", 5, 7], TensorProto.FLOAT), ([3, 1000], TensorProto.BOOL),
+                                        ([], TensorProto.INT32)])
+def test_the_manifest_declares_the_dim_and_the_kernels_are_tpats(tmp_path, shape, elem):
+    from tpat_bridge.bridge import NodeRequest, generate
+
+    path = str(tmp_path / "nz.onnx")
+    onnx.save(nonzero_model(shape, elem), path)
+    log: list[str] = []
+    manifest = json.load(open(generate(NodeRequest("n0", path, str(tmp_path / "out"), "tpat_nz_"), "sm_90", "test", log)))
+    rank = max(len(shape), 1)
+    data, size = manifest["outputs"]
+    assert data["dtype"] == "int64" and data["dataDependent"] == [{"dim": 1, "sizeOutput": 1}]
+    assert data["shape"][0] == {"cxx": str(rank), "tree": {"int": rank}}
+    # The upper bound is the element count (an expression of the input's symbols).
+    numel = int(np.prod([d for d in shape if isinstance(d, int)] or [1]))
+    if all(isinstance(d, int) for d in shape):
+        assert data["shape"][1]["tree"] == {"int": numel}
+    else:
+        assert "N" in data["shape"][1]["cxx"]
+    assert size["dtype"] == "int32" and size["shape"] == [] and "dataDependent" not in size
+    kernels = [k["name"] for k in manifest["kernels"]]
+    assert len(kernels) == 3 and all(k.startswith("tpat_nz_nonzero_tpat_kernel") for k in kernels)
+    assert [s["kind"] for s in manifest["launches"]] == ["kernel"] * 3
+    assert len(manifest["workspace"]["regions"]) == 1  # the blocks' counts, then their offsets
+    assert "relax.run.nonzero" not in manifest["cudaSource"]
+
+
+def test_reference_data_holds_the_extent_and_drawn_inputs_are_sparse(tmp_path):
+    from tpat_bridge.reference import write_reference
+
+    path = str(tmp_path / "nz.onnx")
+    onnx.save(nonzero_model(["N", 64]), path)
+    out = tmp_path / "case0"
+    write_reference(path, str(out), 1000, {"N": 3}, None, [{"output": 0, "dim": 1}])
+    doc = json.load(open(out / "reference.json"))
+    assert [o["name"] for o in doc["outputs"]] == ["y", "size0"]
+    indices = np.fromfile(out / "output_0.bin", dtype=np.int64).reshape(doc["outputs"][0]["shape"])
+    extent = np.fromfile(out / "output_1.bin", dtype=np.int32)
+    assert doc["outputs"][1]["shape"] == [] and doc["outputs"][1]["dtype"] == "int32"
+    assert extent.shape == (1,) and extent[0] == indices.shape[1]
+    # About 40% of the 192 elements are non-zero: neither none nor all.
+    assert 0 < extent[0] < 3 * 64
+    x = np.fromfile(out / "input_0.bin", dtype=np.float32).reshape(3, 64)
+    assert np.array_equal(np.stack(np.nonzero(x)), indices)
+    assert os.path.getsize(out / "output_1.bin") == 4
