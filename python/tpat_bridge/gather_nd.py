@@ -14,23 +14,38 @@ from .lowering import call_prim_func, default_legalizer, placeholder, prod, stat
 # 1.6-1.7 us for torch.compile's single kernel). For static shapes TPAT drops the frontend's
 # normalization (``fold_gather_nd_index_normalization``) and lowers gather_nd to one kernel that
 # normalizes (and clamps) each index itself, with 32-bit index math, each thread moving up to
-# 16 bytes of a gathered slice.
+# 16 bytes of a gathered slice. Symbolic dims (a dynamic batch or index count) take the same kernel
+# with 64-bit index math, sized at run time.
 
 
 # Data dtypes whose 16-byte gathers a GPU run has checked (others keep TVM's lowering).
 _GATHER_DTYPES = ("float32", "int32")
 
 
+def _dims(ty: Any) -> list[Any] | None:
+    """The dims of a tensor type (ints where static, expressions where symbolic), or None."""
+    from tvm import tirx
+
+    values = getattr(getattr(ty, "shape", None), "values", None)
+    if values is None:
+        return None
+    return [int(d) if isinstance(d, (int, tirx.IntImm)) else d for d in values]
+
+
 def gather_nd_covered(data_ty: Any, indices_ty: Any, batch_dims: int) -> bool:
-    """True when TPAT's gather_nd kernel covers these types (static shapes, 32-bit sizes)."""
-    data_shape, idx_shape = static_shape(data_ty), static_shape(indices_ty)
+    """True when TPAT's gather_nd kernel covers these types: known ranks, a static index tuple
+    length, 32-bit sizes where the shapes are static (symbolic dims, a dynamic batch or index count,
+    take 64-bit index math)."""
+    data_shape, idx_shape = _dims(data_ty), _dims(indices_ty)
     if data_shape is None or not idx_shape or str(indices_ty.dtype) not in ("int64", "int32"):
         return False
-    if str(data_ty.dtype) not in _GATHER_DTYPES:
+    if str(data_ty.dtype) not in _GATHER_DTYPES or not isinstance(idx_shape[-1], int):
         return False
     m = idx_shape[-1]
     if m < 1 or batch_dims + m > len(data_shape):
         return False
+    if static_shape(data_ty) is None or static_shape(indices_ty) is None:
+        return True
     out_shape = idx_shape[:-1] + data_shape[batch_dims + m:]
     sizes = [prod(shape) for shape in (data_shape, idx_shape, out_shape)]
     return min(data_shape + idx_shape) > 0 and max(sizes) < 2**31
@@ -70,24 +85,38 @@ def _fast_gather_nd(data: Any, indices: Any, batch_dims: int) -> Any:
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    dshape = [int(d) for d in data.shape]
-    ishape = [int(d) for d in indices.shape]
+    static = all(isinstance(d, (int, tirx.IntImm)) for d in list(data.shape) + list(indices.shape))
+    idx = "int32" if static else "int64"  # static sizes were checked to fit 32 bits
+
+    def size(d: Any) -> Any:
+        return int(d) if isinstance(d, (int, tirx.IntImm)) else tirx.Cast(idx, d)
+
+    def product(ds: list[Any]) -> Any:
+        out: Any = 1
+        for d in ds:
+            out = out * d if isinstance(out, int) and isinstance(d, int) else (
+                tirx.const(out, idx) if isinstance(out, int) else out) * (tirx.const(d, idx) if isinstance(d, int) else d)
+        return out
+
+    dshape = [size(d) for d in data.shape]
+    ishape = [size(d) for d in indices.shape]
     m = ishape[-1]
-    batch = prod(dshape[:batch_dims])
-    rows = prod(ishape[:-1])
+    batch = product(dshape[:batch_dims])
+    rows = product(ishape[:-1])
     per_batch_rows = rows // batch
-    slice_len = prod(dshape[batch_dims + m:])
-    per_batch_data = prod(dshape[batch_dims:])
-    strides = [prod(dshape[batch_dims + k + 1:batch_dims + m]) * slice_len for k in range(m)]
+    slice_len = product(dshape[batch_dims + m:])
+    per_batch_data = product(dshape[batch_dims:])
+    strides = [product(dshape[batch_dims + k + 1:batch_dims + m]) * slice_len for k in range(m)]
     width = tvm.DataType(data.dtype).bits // 8
-    vec = next(v for v in (16 // width, 4, 2, 1) if v >= 1 and slice_len % v == 0 and v * width <= 16)
+    # The vector width needs a static slice (the innermost dims usually are).
+    vec = next(v for v in (16 // width, 4, 2, 1) if v >= 1 and isinstance(slice_len, int) and slice_len % v == 0
+               and v * width <= 16) if isinstance(slice_len, int) else 1
     chunks = slice_len // vec
     work = rows * chunks
     threads = 256
-    idx = "int32"
 
-    def i(v: int) -> Any:
-        return tirx.const(v, idx)
+    def i(v: Any) -> Any:
+        return tirx.const(v, idx) if isinstance(v, int) else v
 
     def gen_ir(data_ptr: Any, ind_ptr: Any, out_ptr: Any) -> Any:
         with IRBuilder() as ib:
@@ -97,12 +126,13 @@ def _fast_gather_nd(data: Any, indices: Any, batch_dims: int) -> Any:
                 dst = T.buffer_proxy(T.decl_buffer((rows * slice_len,), data.dtype, data=out_ptr.data))
                 row = T.bind(g // i(chunks))
                 k = T.bind(g % i(chunks))
-                offset = (row // i(per_batch_rows)) * i(per_batch_data) if batch > 1 else i(0)
+                offset = (row // i(per_batch_rows)) * i(per_batch_data) if batch_dims > 0 and not (
+                    isinstance(batch, int) and batch == 1) else i(0)
                 for j in range(m):
                     dim = dshape[batch_dims + j]
                     raw = T.bind(tirx.Cast(idx, ind[row * i(m) + i(j)]))
                     v = tirx.Select(raw < i(0), raw + i(dim), raw)
-                    v = tirx.max(tirx.min(v, i(dim - 1)), i(0))  # out of range: clamped, never a fault
+                    v = tirx.max(tirx.min(v, i(dim) - i(1)), i(0))  # out of range: clamped, never a fault
                     offset = offset + v * i(strides[j])
                 base = T.bind(offset + k * i(vec))
                 if vec > 1:
@@ -111,7 +141,7 @@ def _fast_gather_nd(data: Any, indices: Any, batch_dims: int) -> Any:
                     dst[g] = src[base]
             return ib.get()
 
-    out_shape = ishape[:-1] + dshape[batch_dims + m:]
+    out_shape = list(indices.shape[:-1]) + list(data.shape[batch_dims + m:])
     out_buf = tirx.decl_buffer(out_shape, data.dtype, "out_buf", layout=None)
     return te.extern([out_shape], [data, indices], lambda ins, outs: gen_ir(ins[0], ins[1], outs[0]),
                      dtype=data.dtype, out_buffers=[out_buf], name="gather_nd.tpat", tag="gather_nd.tpat")
@@ -123,5 +153,8 @@ def legalize_gather_nd(bb: Any, call: Any) -> Any:
     batch_dims = int(call.attrs.batch_dims)
     if not gather_nd_covered(data.ty, indices.ty, batch_dims):
         return default_legalizer("relax.gather_nd")(bb, call)
+    if static_shape(data.ty) is None or static_shape(indices.ty) is None:
+        # Symbolic dims: call_te's int64 index rewrite is what the kernel uses anyway.
+        return bb.call_te(lambda d, i: _fast_gather_nd(d, i, batch_dims), data, indices, primfunc_name_hint="gather_nd_tpat")
     dp, ip = placeholder(data, "data"), placeholder(indices, "indices")
     return call_prim_func(bb, "gather_nd_tpat", [data, indices], [dp, ip], _fast_gather_nd(dp, ip, batch_dims))

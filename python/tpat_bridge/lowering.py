@@ -69,16 +69,23 @@ def streaming_store(buf: Any, index: Any, value: Any, gpu: bool = True) -> None:
 
 
 @contextmanager
-def thread_per_item(count: int, threads: int, idx: str) -> Iterator[Any]:
+def thread_per_item(count: Any, threads: int, idx: str) -> Iterator[Any]:
     """Inside an IRBuilder: a 1-D launch of ceil(count / threads) blocks of ``threads`` threads;
-    yields the thread's item index (dtype ``idx``), bound, inside ``if index < count``."""
+    yields the thread's item index (dtype ``idx``), bound, inside ``if index < count``. ``count``
+    is an int or, for symbolic shapes, an expression of the input sizes."""
     from tvm import te, tirx
     from tvm.script.ir_builder import tirx as T
 
     tx = te.thread_axis("threadIdx.x")
     bx = te.thread_axis("blockIdx.x")
-    with T.frame_scope([T.attr(bx, "thread_extent", -(-count // threads)), T.attr(tx, "thread_extent", threads)]):
+    if isinstance(count, int):
+        blocks: Any = -(-count // threads)
+        limit = tirx.const(count, idx)
+    else:
+        limit = tirx.Cast(idx, count)
+        blocks = tirx.Cast("int32", tirx.floordiv(limit + tirx.const(threads - 1, idx), tirx.const(threads, idx)))
+    with T.frame_scope([T.attr(bx, "thread_extent", blocks), T.attr(tx, "thread_extent", threads)]):
         g = T.bind(tirx.Cast(idx, bx.var) * tirx.const(threads, idx) + tirx.Cast(idx, tx.var))
-        with T.If(g < tirx.const(count, idx)):
+        with T.If(g < limit):
             with T.Then():
                 yield g

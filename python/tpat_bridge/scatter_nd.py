@@ -6,7 +6,8 @@ covers only the inner (updates) dims, so a ScatterND with 19,200 index rows of 2
 a single block. ONNX leaves the result undefined when two index rows name the same element
 (reduction ``none``), so TPAT scatters all rows in parallel (one thread per updated element) and
 copies the data tensor 4 floats per thread where the size allows. The reductions (add, mul, min,
-max) keep TOPI's ordered kernel: parallel rows would race on them.
+max) keep TOPI's ordered kernel: parallel rows would race on them. Symbolic dims (a dynamic batch
+or index count) take the same kernel, sized at run time.
 """
 
 from __future__ import annotations
@@ -35,17 +36,24 @@ def _fast_scatter_nd(data: Any, indices: Any, updates: Any) -> Any:
         inner = 1
         for d in updates_ptr.shape[len(indices_ptr.shape) - 1:]:
             inner *= d
-        total = 1
-        for d in data_ptr.shape:
-            total *= int(d)  # static (checked by the caller)
+        # Symbolic dims (a dynamic batch) are run-time sizes; the vector width comes from the
+        # static trailing dims, which decide whether every row of 4 stays inside the tensor.
+        total = tirx.const(1, "int64")
+        static_tail = 1
+        for d in reversed(list(data_ptr.shape)):
+            total = total * cast(d, "int64")
+            if isinstance(d, (int, tirx.IntImm)) and static_tail > 0:
+                static_tail *= int(d)
+            else:
+                static_tail = -abs(static_tail)  # the static dims end here
         max_threads = int(tvm.target.Target.current(allow_none=False).attrs["max_num_threads"])
         threads = min(max_threads, 256)
-        vec = 4 if total % 4 == 0 else 1
+        vec = 4 if abs(static_tail) % 4 == 0 else 1
         idx64 = "int64"
         with IRBuilder() as ib:
             with T.seq_scope():
                 # Copy data -> out, `vec` consecutive elements per thread.
-                nblk = tirx.IntImm("int32", -(-(total // vec) // threads))
+                nblk = cast(ceil_div(total // vec, threads), "int32")
                 tx = te.thread_axis("threadIdx.x")
                 bx = te.thread_axis("blockIdx.x")
                 with T.frame_scope([T.attr(bx, "thread_extent", nblk), T.attr(tx, "thread_extent", threads)]):
@@ -96,9 +104,10 @@ def legalize_scatter_nd(bb: Any, call: Any) -> Any:
     def scatter_nd(data: Any, indices: Any, updates: Any) -> Any:
         axes = list(range(len(indices.shape)))
         indices = topi.transpose(indices, axes[-1:] + axes[:-1])
-        static = all(isinstance(d, (int, tirx.IntImm)) for d in data.shape)
-        if reduction in ("update", "none") and static:
+        # The index tuples' length decides the kernel's unrolled offset arithmetic: it must be static
+        # (it is in every exported model); the other dims may be symbolic.
+        if reduction in ("update", "none") and isinstance(indices.shape[0], (int, tirx.IntImm)):
             return _fast_scatter_nd(data, indices, updates)
-        return topi.gpu.scatter_nd(data, indices, updates, reduction)  # ordered: reductions, symbolic data
+        return topi.gpu.scatter_nd(data, indices, updates, reduction)  # ordered: the reductions
 
     return bb.call_te(scatter_nd, call.args[0], call.args[1], call.args[2])
