@@ -141,6 +141,13 @@ def _single(op, shape, out_shape, **attrs):
     ("ReduceMax", [4, 3, 2, 40], [4, 1, 1, 40], {"axes": [1, 2]}, "reduce_max_tpat_kernel"),
     ("ReduceMax", [8, 128], [8, 1], {"axes": [1]}, None),           # innermost axis
     ("ReduceMin", [4, 10, 16], [4, 1, 16], {"axes": [1]}, None),    # fewer than 32 after the axis
+    # Symbolic leading dims (a dynamic batch or sequence) take the same kernels.
+    ("Softmax", ["N", 1024], ["N", 1024], {"axis": -1}, "softmax_tpat_kernel"),
+    ("Softmax", ["B", "S", 64], ["B", "S", 64], {"axis": -1}, "softmax_tpat_kernel"),
+    ("LayerNormalization", ["N", 1024], ["N", 1024], {"axis": -1}, "layer_norm_tpat_kernel"),
+    ("ReduceMax", ["N", 82, 128], ["N", 128], {"axes": [1], "keepdims": 0}, "reduce_max_tpat_kernel"),
+    ("Softmax", [4, "L"], [4, "L"], {"axis": -1}, None),            # the row itself symbolic
+    ("ReduceMax", [2, "R", 48], [2, 48], {"axes": [1], "keepdims": 0}, None),  # the reduced axis symbolic
 ])
 def test_row_and_reduction_lowerings_apply_where_they_should(op, shape, out_shape, attrs, tpat_kernel):
     from tpat_bridge.compiler import compile_model

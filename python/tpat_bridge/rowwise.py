@@ -12,8 +12,11 @@ under the memory-bandwidth limit.
   reduced axis, each thread loading all of its rows before reducing them (many loads in flight),
   and shared memory combines the 8 partial results.
 
-Everything else (symbolic shapes, rows longer than 2048 or not a multiple of 32, dtypes other
-than float32, which no GPU run has checked yet, reductions over the innermost axis) keeps TVM's lowering and dlight's schedules. These kernels are
+Leading dims (before the row, or before the reduced axes) may be symbolic, a dynamic batch or
+sequence: the number of rows or blocks is then a run-time size and the index math 64-bit.
+Everything else (symbolic dims in the row or after the reduced axes, rows longer than 2048 or not
+a multiple of 32, dtypes other than float32, which no GPU run has checked yet, reductions over the
+innermost axis) keeps TVM's lowering and dlight's schedules. These kernels are
 written with TVM's IR builder (like TOPI's GPU scatter), so MetaSchedule leaves them alone.
 """
 
@@ -27,6 +30,37 @@ WARPS_PER_BLOCK = 4
 MAX_ROW = 2048          # 64 values a lane, kept in registers
 REDUCE_SPLIT = 8        # rows of threads splitting a reduced axis
 FLOAT_DTYPES = ("float32",)   # other dtypes keep TVM's lowering until a GPU run has checked them
+
+
+def _leading(ty: Any, static_from: int) -> tuple[Any, list[int]] | None:
+    """(the product of the dims before ``static_from``, the dims from ``static_from`` on) when
+    those are static: the product is an int for a static shape and an int64 expression where a
+    leading dim is symbolic (a dynamic batch or sequence), which the kernels take as a run-time
+    size. None when the rank is unknown or a later dim is symbolic. ``ty`` is a Relax type or,
+    inside a TE function, the placeholder's shape (whose symbols are the PrimFunc's own)."""
+    from tvm import tirx
+
+    values = list(ty) if isinstance(ty, (list, tuple)) else getattr(getattr(ty, "shape", None), "values", None)
+    if values is None or not 0 <= static_from <= len(values):
+        return None
+    tail = list(values[static_from:])
+    if not all(isinstance(d, (int, tirx.IntImm)) for d in tail):
+        return None
+    lead: Any = 1
+    for d in values[:static_from]:
+        if isinstance(d, (int, tirx.IntImm)) and isinstance(lead, int):
+            lead *= int(d)
+        else:
+            lead = (tirx.const(lead, "int64") if isinstance(lead, int) else lead) * (
+                tirx.const(int(d), "int64") if isinstance(d, (int, tirx.IntImm)) else tirx.Cast("int64", d))
+    return lead, [int(d) for d in tail]
+
+
+def _const(v: Any, idx: str) -> Any:
+    """``v`` as a TIR value of dtype ``idx``: ints become constants, expressions are cast."""
+    from tvm import tirx
+
+    return tirx.const(v, idx) if isinstance(v, int) else tirx.Cast(idx, v)
 
 
 def _tree(values: list[Any], op: Callable[[Any, Any], Any]) -> Any:
@@ -52,7 +86,7 @@ def _warp_allreduce(value: Any, op: Callable[[Any, Any], Any]) -> Any:
     return value
 
 
-def _row_extern(name: str, inputs: list[Any], out_shape: list[int], dtype: str, rows: int, length: int,
+def _row_extern(name: str, inputs: list[Any], out_shape: list[Any], dtype: str, rows: Any, length: int,
                 body: Callable[..., None], prologue: Callable[[Any, list[Any], Callable[[int], Any]], Any] | None = None
                 ) -> Any:
     """A te.extern running ``body(row, lane, in_buffers, out_buffer, idx[, state])`` on one warp per
@@ -62,23 +96,30 @@ def _row_extern(name: str, inputs: list[Any], out_shape: list[int], dtype: str, 
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    idx = "int32" if rows * length < 2**31 else "int64"
+    # rows: an int, or an int64 expression of symbolic leading dims (64-bit index math then)
+    idx = "int32" if isinstance(rows, int) and rows * length < 2**31 else "int64"
     threads = 32 * WARPS_PER_BLOCK
 
-    def i(v: int) -> Any:
-        return tirx.const(v, idx)
+    def i(v: Any) -> Any:
+        return _const(v, idx)
+
+    def flat_size(b: Any) -> Any:
+        n: Any = tirx.const(1, idx)
+        for d in b.shape:
+            n = n * _const(int(d) if isinstance(d, (int, tirx.IntImm)) else d, idx)
+        return n
 
     def gen_ir(ins: list[Any], out: Any) -> Any:
         with IRBuilder() as ib:
             tx = te.thread_axis("threadIdx.x")
             bx = te.thread_axis("blockIdx.x")
-            nblk = -(-rows // WARPS_PER_BLOCK)
+            nblk = -(-rows // WARPS_PER_BLOCK) if isinstance(rows, int) else \
+                tirx.Cast("int32", tirx.floordiv(i(rows) + i(WARPS_PER_BLOCK - 1), i(WARPS_PER_BLOCK)))
             with T.frame_scope([T.attr(bx, "thread_extent", nblk), T.attr(tx, "thread_extent", threads)]):
                 lane = T.bind(tirx.Cast(idx, tx.var) % i(32))
                 row = T.bind(tirx.Cast(idx, bx.var) * i(WARPS_PER_BLOCK) + tirx.Cast(idx, tx.var) // i(32))
-                flat_in = [T.buffer_proxy(T.decl_buffer((prod([int(d) for d in b.shape]),), b.dtype, data=b.data))
-                           for b in ins]
-                flat_out = T.buffer_proxy(T.decl_buffer((rows * length,), dtype, data=out.data))
+                flat_in = [T.buffer_proxy(T.decl_buffer((flat_size(b),), b.dtype, data=b.data)) for b in ins]
+                flat_out = T.buffer_proxy(T.decl_buffer((i(rows) * i(length),), dtype, data=out.data))
                 state = prologue(tirx.Cast(idx, tx.var), flat_in, i) if prologue is not None else None
                 with T.If(row < i(rows)):
                     with T.Then():
@@ -108,7 +149,7 @@ def _load_row(buf: Any, row: Any, lane: Any, length: int, i: Callable[[int], Any
     return [values[j] for j in range(n)]
 
 
-def _fast_softmax(x: Any, rows: int, length: int) -> Any:
+def _fast_softmax(x: Any, rows: Any, length: int) -> Any:
     from tvm import tirx
     from tvm.script.ir_builder import tirx as T
 
@@ -127,10 +168,10 @@ def _fast_softmax(x: Any, rows: int, length: int) -> Any:
         for j, e in enumerate(es):
             out[base + i(32 * j)] = tirx.Cast(dtype, e * inv)
 
-    return _row_extern("softmax.tpat", [x], [int(d) for d in x.shape], dtype, rows, length, body)
+    return _row_extern("softmax.tpat", [x], list(x.shape), dtype, rows, length, body)
 
 
-def _fast_layer_norm(x: Any, gamma: Any, beta: Any, rows: int, length: int, eps: float, center: bool,
+def _fast_layer_norm(x: Any, gamma: Any, beta: Any, rows: Any, length: int, eps: float, center: bool,
                      scale: bool) -> Any:
     from tvm import tirx
     from tvm.script.ir_builder import tirx as T
@@ -144,7 +185,7 @@ def _fast_layer_norm(x: Any, gamma: Any, beta: Any, rows: int, length: int, eps:
         """Scale and bias into shared memory once per block (the block's warps share them)."""
         params = T.buffer_proxy(T.alloc_shared((2 * length,), "float32"))
         with T.serial(0, -(-length // threads)) as j:
-            c = t + tirx.Cast("int32" if rows * length < 2**31 else "int64", j) * i(threads)
+            c = t + tirx.Cast("int32" if isinstance(rows, int) and rows * length < 2**31 else "int64", j) * i(threads)
             with T.If(c < i(length)):
                 with T.Then():
                     params[c] = tirx.Cast("float32", ins[1][c]) if scale else tirx.const(1.0, "float32")
@@ -173,47 +214,61 @@ def _fast_layer_norm(x: Any, gamma: Any, beta: Any, rows: int, length: int, eps:
                 y = y + params[col + i(length)]
             out[base + i(32 * j)] = tirx.Cast(dtype, y)
 
-    return _row_extern("layer_norm.tpat", [x, gamma, beta], [int(d) for d in x.shape], dtype, rows, length, body,
+    return _row_extern("layer_norm.tpat", [x, gamma, beta], list(x.shape), dtype, rows, length, body,
                        prologue=stage)
 
 
-def _row_covered(shape: list[int] | None, dtype: str) -> tuple[int, int] | None:
-    """(rows, length) when a last-axis row kernel covers this shape and dtype."""
-    if shape is None or not shape or dtype not in FLOAT_DTYPES:
+def _row_covered(ty: Any, dtype: str) -> tuple[Any, int] | None:
+    """(rows, length) when a last-axis row kernel covers this type: a static row of a multiple of
+    32 up to MAX_ROW; rows an int, or an expression where leading dims are symbolic."""
+    rank = len(ty.shape.values) if getattr(getattr(ty, "shape", None), "values", None) is not None else 0
+    split = _leading(ty, rank - 1) if rank else None
+    if split is None or dtype not in FLOAT_DTYPES:
         return None
-    length = shape[-1]
-    rows = prod(shape[:-1])
-    if length <= 0 or length % 32 or length > MAX_ROW or rows <= 0:
+    rows, (length,) = split
+    if length <= 0 or length % 32 or length > MAX_ROW:
         return None
-    if -(-rows // WARPS_PER_BLOCK) >= 2**31:
+    if isinstance(rows, int) and (rows <= 0 or -(-rows // WARPS_PER_BLOCK) >= 2**31):
         return None
     return rows, length
 
 
+def _call(bb: Any, name: str, args: list[Any], names: list[str], make: Callable[..., Any]) -> Any:
+    """Calls the PrimFunc ``make(*placeholders)`` builds on ``args``: through ``call_prim_func``
+    (32-bit index math kept) for static shapes, ``bb.call_te`` for symbolic ones."""
+    if all(static_shape(a.ty) is not None for a in args):
+        ps = [placeholder(a, n) for a, n in zip(args, names)]
+        return call_prim_func(bb, name, args, ps, make(*ps))
+    return bb.call_te(make, *args, primfunc_name_hint=name)
+
+
 def _legalize_softmax(bb: Any, call: Any) -> Any:
     x = call.args[0]
-    shape = static_shape(x.ty)
-    covered = _row_covered(shape, str(x.ty.dtype))
-    axis = int(call.attrs.axis)
-    if covered is None or (axis % len(shape)) != len(shape) - 1:
+    covered = _row_covered(x.ty, str(x.ty.dtype))
+    rank = len(x.ty.shape.values) if covered is not None else 0
+    if covered is None or (int(call.attrs.axis) % rank) != rank - 1:
         return default_legalizer("relax.nn.softmax")(bb, call)
-    xp = placeholder(x, "x")
-    return call_prim_func(bb, "softmax_tpat", [x], [xp], _fast_softmax(xp, *covered))
+    length = covered[1]
+    # rows from the placeholder: call_te gives the PrimFunc its own symbols
+    return _call(bb, "softmax_tpat", [x], ["x"], lambda xp: _fast_softmax(xp, _leading(list(xp.shape), len(xp.shape) - 1)[0], length))
 
 
 def _legalize_layer_norm(bb: Any, call: Any) -> Any:
     x, gamma, beta = call.args
     a = call.attrs
-    shape = static_shape(x.ty)
-    covered = _row_covered(shape, str(x.ty.dtype))
-    axes = [int(v) % len(shape) for v in a.axes] if shape else []
-    same = all(str(t.ty.dtype) == str(x.ty.dtype) and static_shape(t.ty) == shape[-1:] for t in (gamma, beta)) \
-        if shape else False
-    if covered is None or axes != [len(shape) - 1] or not same:
+    covered = _row_covered(x.ty, str(x.ty.dtype))
+    if covered is None:
         return default_legalizer("relax.nn.layer_norm")(bb, call)
-    ps = [placeholder(x, "x"), placeholder(gamma, "gamma"), placeholder(beta, "beta")]
-    y = _fast_layer_norm(*ps, *covered, float(a.epsilon), bool(a.center), bool(a.scale))
-    return call_prim_func(bb, "layer_norm_tpat", [x, gamma, beta], ps, y)
+    rank = len(x.ty.shape.values)
+    axes = [int(v) % rank for v in a.axes]
+    length = covered[1]
+    same = all(str(t.ty.dtype) == str(x.ty.dtype) and static_shape(t.ty) == [length] for t in (gamma, beta))
+    if axes != [rank - 1] or not same:
+        return default_legalizer("relax.nn.layer_norm")(bb, call)
+    eps, center, scale = float(a.epsilon), bool(a.center), bool(a.scale)
+    return _call(bb, "layer_norm_tpat", [x, gamma, beta], ["x", "gamma", "beta"],
+                 lambda xp, gp, bp: _fast_layer_norm(xp, gp, bp, _leading(list(xp.shape), len(xp.shape) - 1)[0], length,
+                                                     eps, center, scale))
 
 
 # --- Reductions over an axis with contiguous elements after it ------------------------------------
@@ -236,7 +291,7 @@ def reduce_covered(shape: list[int] | None, axes: list[int], dtype: str) -> tupl
     return outer, reduced, inner
 
 
-def _fast_reduce(x: Any, kind: str, outer: int, reduced: int, inner: int, out_shape: list[int]) -> Any:
+def _fast_reduce(x: Any, kind: str, outer: Any, reduced: int, inner: int, out_shape: list[Any]) -> Any:
     from tvm import te, tirx
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
@@ -245,11 +300,14 @@ def _fast_reduce(x: Any, kind: str, outer: int, reduced: int, inner: int, out_sh
     split = next(s for s in (REDUCE_SPLIT, 4, 2, 1) if s <= reduced)
     per_thread = -(-reduced // split)
     col_blocks = -(-inner // 32)
-    idx = "int32"
+    # outer: an int, or an int64 expression of symbolic leading dims (64-bit index math then)
+    idx = "int32" if isinstance(outer, int) else "int64"
     acc_dtype = "float32"
 
-    def i(v: int) -> Any:
-        return tirx.const(v, idx)
+    def i(v: Any) -> Any:
+        return _const(v, idx)
+
+    blocks = outer * col_blocks if isinstance(outer, int) else tirx.Cast("int32", i(outer) * i(col_blocks))
 
     def combine(a: Any, b: Any) -> Any:
         if kind == "max":
@@ -263,10 +321,10 @@ def _fast_reduce(x: Any, kind: str, outer: int, reduced: int, inner: int, out_sh
             tx = te.thread_axis("threadIdx.x")
             ty = te.thread_axis("threadIdx.y")
             bx = te.thread_axis("blockIdx.x")
-            with T.frame_scope([T.attr(bx, "thread_extent", outer * col_blocks), T.attr(tx, "thread_extent", 32),
+            with T.frame_scope([T.attr(bx, "thread_extent", blocks), T.attr(tx, "thread_extent", 32),
                                 T.attr(ty, "thread_extent", split)]):
-                src = T.buffer_proxy(T.decl_buffer((outer * reduced * inner,), dtype, data=in_ptr.data))
-                dst = T.buffer_proxy(T.decl_buffer((outer * inner,), dtype, data=out_ptr.data))
+                src = T.buffer_proxy(T.decl_buffer((i(outer) * i(reduced * inner),), dtype, data=in_ptr.data))
+                dst = T.buffer_proxy(T.decl_buffer((i(outer) * i(inner),), dtype, data=out_ptr.data))
                 part = T.buffer_proxy(T.alloc_shared((split, 32), acc_dtype))
                 b = tirx.Cast(idx, bx.var)
                 o = T.bind(b // i(col_blocks))
@@ -281,7 +339,7 @@ def _fast_reduce(x: Any, kind: str, outer: int, reduced: int, inner: int, out_sh
                             r = r0 + i(split * j)
                             v = tirx.Cast(acc_dtype, src[base + i(split * j * inner)]) if split * (j + 1) <= reduced \
                                 else tirx.if_then_else(r < i(reduced), tirx.Cast(acc_dtype, src[tirx.min(
-                                    base + i(split * j * inner), i(outer * reduced * inner - 1))]),
+                                    base + i(split * j * inner), i(outer) * i(reduced * inner) - i(1))]),
                                     first if kind != "sum" else tirx.const(0.0, acc_dtype))
                             vals.append(T.bind(v))
                         part[tirx.Cast(idx, ty.var), tirx.Cast(idx, tx.var)] = _tree(vals, combine)
@@ -300,16 +358,34 @@ def _fast_reduce(x: Any, kind: str, outer: int, reduced: int, inner: int, out_sh
 def _reduce_legalizer(kind: str, fallback: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     def legalize(bb: Any, call: Any) -> Any:
         x = call.args[0]
-        shape = static_shape(x.ty)
-        axis = call.attrs.axis
-        axes = [int(a) for a in axis] if axis is not None else (list(range(len(shape))) if shape else [])
-        covered = reduce_covered(shape, axes, str(x.ty.dtype))
-        out_shape = static_shape(call.ty)
-        if covered is None or out_shape is None:
+        values = getattr(getattr(x.ty, "shape", None), "values", None)
+        out_values = getattr(getattr(call.ty, "shape", None), "values", None)
+        if values is None or out_values is None or not values:
             return fallback(bb, call)
-        xp = placeholder(x, "x")
-        y = _fast_reduce(xp, kind, *covered, out_shape)
-        return call_prim_func(bb, f"reduce_{kind}_tpat", [x], [xp], y)
+        rank = len(values)
+        axis = call.attrs.axis
+        axes = sorted(int(a) % rank for a in axis) if axis is not None else list(range(rank))
+        if not axes:
+            return fallback(bb, call)
+        # Leading dims (before the reduced ones) may be symbolic: a dynamic batch is a run-time
+        # count of blocks; the reduced and inner dims decide the kernel's shape and stay static.
+        split = _leading(x.ty, axes[0])
+        if split is None:
+            return fallback(bb, call)
+        outer, tail = split
+        covered = reduce_covered([1] + tail, [a - axes[0] + 1 for a in axes], str(x.ty.dtype))
+        if covered is None or (isinstance(outer, int) and outer * covered[1] * covered[2] >= 2**31):
+            return fallback(bb, call)
+        _, reduced, inner = covered
+        keep = call.attrs.keepdims if hasattr(call.attrs, "keepdims") else False
+
+        def make(xp: Any) -> Any:
+            # shapes from the placeholder: call_te gives the PrimFunc its own symbols
+            dims = list(xp.shape)
+            out_shape = [d if k not in axes else 1 for k, d in enumerate(dims) if keep or k not in axes]
+            return _fast_reduce(xp, kind, _leading(dims, axes[0])[0], reduced, inner, out_shape)
+
+        return _call(bb, f"reduce_{kind}_tpat", [x], ["x"], make)
 
     return legalize
 
