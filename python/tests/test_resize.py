@@ -112,3 +112,19 @@ def test_cuda_kernel_int32_rows_and_planes():
 def test_uncovered_modes_keep_tvm_lowering(mode, coord, extra):
     compiled, _ = _cuda(resize_model(mode, coord, "round_prefer_floor", (1, 2, 6, 6), (9, 9), extra=extra))
     assert "resize2d_tpat" not in compiled.cuda_source
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_symbolic_batch_matches_onnxruntime_at_two_sizes(mode):
+    """A dynamic batch keeps TPAT's lowering (the plane groups are a run-time count): the same
+    arithmetic on the CPU matches ONNX Runtime at two batch sizes, and the CUDA kernel's grid follows N."""
+    model = resize_model(mode, "half_pixel", "round_prefer_floor", ("N", 3, 6, 5), (12, 15), scales=[1.0, 1.0, 2.0, 3.0])
+    for n in (1, 3):
+        x = np.random.default_rng(n).standard_normal((n, 3, 6, 5)).astype(np.float32)
+        got, want = run_cpu(model, [x]), run_ort(model, [x])
+        assert got.shape == want.shape == (n, 3, 12, 15)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    compiled, plan = _cuda(model)
+    assert list(compiled.device_funcs) == ["resize2d_tpat_kernel"]
+    grids = [[str(g) for g in st.grid] for st in plan.steps if hasattr(st, "grid")]
+    assert len(grids) == 1 and "N" in grids[0][1], grids

@@ -1,10 +1,11 @@
-"""TPAT's Resize lowering (relax.image.resize2d): NCHW nearest/linear with static shapes."""
+"""TPAT's Resize lowering (relax.image.resize2d): NCHW nearest/linear with static channels and
+spatial dims; the batch may be symbolic."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from .lowering import call_prim_func, placeholder, streaming_store
+from .lowering import call_prim_func, placeholder, static_shape, streaming_store
 
 
 # TOPI's resize2d computes, for every output element, the source coordinates from the flat index
@@ -78,23 +79,34 @@ def _fast_resize2d(data: Any, out_h: int, out_w: int, method: str, coord: str, r
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    n, c, h, w = (int(d) for d in data.shape)
-    nc, plane, in_plane = n * c, out_h * out_w, h * w
-    idx = "int32" if max(nc * plane, nc * in_plane) < 2**31 else "int64"
-    planes = next(k for k in (_RESIZE_PLANES, 4, 2, 1) if nc % k == 0)
+    # The batch may be symbolic (a dynamic batch: a run-time count of plane groups, 64-bit index
+    # math); channels and the spatial dims are static.
+    n = int(data.shape[0]) if isinstance(data.shape[0], (int, tirx.IntImm)) else data.shape[0]
+    c, h, w = (int(d) for d in data.shape[1:])
+    plane, in_plane = out_h * out_w, h * w
+    if isinstance(n, int):
+        nc: Any = n * c
+        idx = "int32" if max(nc * plane, nc * in_plane) < 2**31 else "int64"
+        planes = next(k for k in (_RESIZE_PLANES, 4, 2, 1) if nc % k == 0)
+    else:
+        idx = "int64"
+        nc = tirx.Cast(idx, n) * tirx.const(c, idx)
+        planes = next(k for k in (_RESIZE_PLANES, 4, 2, 1) if c % k == 0)
     threads = _RESIZE_THREADS
     if gpu:
         threads = min(threads, int(tvm.target.Target.current(allow_none=False).attrs["max_num_threads"]))
     dtype = data.dtype
     f32 = "float32"
 
-    def i(v: int) -> Any:
-        return tirx.const(v, idx)
+    def i(v: Any) -> Any:
+        return tirx.const(v, idx) if isinstance(v, int) else v
+
+    groups = nc // planes if isinstance(nc, int) else tirx.floordiv(nc, tirx.const(planes, idx))
 
     def body(t: Any, group: Any, in_ptr: Any, out_ptr: Any) -> None:
         # 1-D views of the same memory
-        in_b = T.buffer_proxy(T.decl_buffer((nc * in_plane,), dtype, data=in_ptr.data))
-        out_b = T.buffer_proxy(T.decl_buffer((nc * plane,), dtype, data=out_ptr.data))
+        in_b = T.buffer_proxy(T.decl_buffer((i(nc) * i(in_plane),), dtype, data=in_ptr.data))
+        out_b = T.buffer_proxy(T.decl_buffer((i(nc) * i(plane),), dtype, data=out_ptr.data))
         def store(index: Any, value: Any) -> None:
             # The output is usually many times the input: streaming stores keep the input in L2
             # for the planes and rows that read it again (H200, (32,32,44,50) -> (.., 176,200):
@@ -138,16 +150,19 @@ def _fast_resize2d(data: Any, out_h: int, out_w: int, method: str, coord: str, r
                 tx = te.thread_axis("threadIdx.x")
                 bx = te.thread_axis("blockIdx.x")
                 by = te.thread_axis("blockIdx.y")
-                with T.frame_scope([T.attr(bx, "thread_extent", nblk), T.attr(by, "thread_extent", nc // planes),
+                with T.frame_scope([T.attr(bx, "thread_extent", nblk),
+                                    T.attr(by, "thread_extent", groups if isinstance(groups, int) else tirx.Cast("int32", groups)),
                                     T.attr(tx, "thread_extent", threads)]):
                     t = T.bind(tirx.Cast(idx, bx.var) * i(threads) + tirx.Cast(idx, tx.var))
                     with T.If(t < i(plane)):
                         with T.Then():
                             body(t, tirx.Cast(idx, by.var), in_ptr, out_ptr)
             else:
-                with T.serial(0, nc // planes, dtype=idx) as g:
-                    with T.serial(0, plane, dtype=idx) as t:
-                        body(t, g, in_ptr, out_ptr)
+                # loop variables are 32-bit; the arithmetic takes them as ``idx``
+                count = groups if isinstance(groups, int) else tirx.Cast("int32", groups)
+                with T.serial(0, count) as g:
+                    with T.serial(0, plane) as t:
+                        body(tirx.Cast(idx, t), tirx.Cast(idx, g), in_ptr, out_ptr)
             return ib.get()
 
     out_buf = tirx.decl_buffer((n, c, out_h, out_w), dtype, "out_buf", layout=None)
@@ -165,7 +180,8 @@ def resize2d_covered(call: Any) -> tuple[int, int] | None:
     if data_shape is None or not hasattr(size, "values"):
         return None
     dims = list(data_shape.values) + list(size.values)
-    if len(dims) != 6 or not all(isinstance(d, (int, tirx.IntImm)) for d in dims):
+    # The batch may be symbolic (the plane groups are a run-time count); the rest must be static.
+    if len(dims) != 6 or not all(isinstance(d, (int, tirx.IntImm)) for d in dims[1:]):
         return None
     method, coord, rounding = str(a.method), str(a.coordinate_transformation_mode), str(a.rounding_method)
     dtype = str(call.args[0].ty.dtype)
@@ -177,8 +193,10 @@ def resize2d_covered(call: Any) -> tuple[int, int] | None:
             return None
     elif method != "linear" or dtype not in ("float32", "float16"):
         return None
-    n, c, h, w, oh, ow = (int(d) for d in dims)
-    if min(n, c, h, w, oh, ow) <= 0 or (n * c) // _RESIZE_PLANES > 65535:
+    c, h, w, oh, ow = (int(d) for d in dims[1:])
+    if min(c, h, w, oh, ow) <= 0:
+        return None
+    if isinstance(dims[0], (int, tirx.IntImm)) and (int(dims[0]) <= 0 or (int(dims[0]) * c) // _RESIZE_PLANES > 65535):
         return None
     return oh, ow
 
@@ -198,7 +216,11 @@ def _legalize_resize2d(bb: Any, call: Any, gpu: bool = True) -> Any:
                           method=a.method, coordinate_transformation_mode=a.coordinate_transformation_mode,
                           rounding_method=a.rounding_method, bicubic_alpha=a.cubic_alpha,
                           bicubic_exclude=a.cubic_exclude, extrapolation_value=a.extrapolation_value)
+    method, coord, rounding = str(a.method), str(a.coordinate_transformation_mode), str(a.rounding_method)
+    if static_shape(call.args[0].ty) is None:
+        # A symbolic batch: call_te gives the PrimFunc its own symbols (and 64-bit indices).
+        return bb.call_te(lambda x: _fast_resize2d(x, covered[0], covered[1], method, coord, rounding, gpu),
+                          call.args[0], primfunc_name_hint="resize2d_tpat")
     x = placeholder(call.args[0], "x")
-    y = _fast_resize2d(x, covered[0], covered[1], str(a.method), str(a.coordinate_transformation_mode),
-                       str(a.rounding_method), gpu)
+    y = _fast_resize2d(x, covered[0], covered[1], method, coord, rounding, gpu)
     return call_prim_func(bb, "resize2d_tpat", [call.args[0]], [x], y)
