@@ -259,6 +259,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plugins", action="append", default=[], help="LABEL=DIR (a tpat generate output)")
     ap.add_argument("--model", default="models/generated/bench.onnx")
+    ap.add_argument("--compile-dynamic", action="store_true",
+                    help="also time torch.compile(dynamic=True) (column compile-dyn), for the dynamic-shape plugins")
     ap.add_argument("--out", default="")
     ap.add_argument("--only", default="", help="comma-separated workload names")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test)")
@@ -316,6 +318,8 @@ def main() -> int:
         if not args.no_compile:
             compiled = torch.compile(w.torch_fn, dynamic=False)
             impls["compile"] = torch_bind(compiled)
+        if args.compile_dynamic:
+            impls["compile-dyn"] = torch_bind(torch.compile(w.torch_fn, dynamic=True))
         for label, bind in impls.items():
             try:
                 # Correctness on a fresh input set, outputs poisoned first.
@@ -339,7 +343,8 @@ def main() -> int:
         torch.cuda.empty_cache()
     result = {"gpu": prop.name, "date": datetime.date.today().isoformat(), "copyGBs": bw / 1e9,
               "l2MiB": l2 >> 20, "torch": torch.__version__, "command": " ".join(sys.argv), "rows": rows}
-    labels = [lbl for lbl, _ in plugin_sets] + ["eager"] + ([] if args.no_compile else ["compile"])
+    labels = [lbl for lbl, _ in plugin_sets] + ["eager"] + ([] if args.no_compile else ["compile"]) + (
+        ["compile-dyn"] if args.compile_dynamic else [])
     print(table(result, labels))
     if args.out:
         with open(args.out, "w") as f:
@@ -424,13 +429,16 @@ def time_plugins(args: argparse.Namespace, plugin_sets: list[list[str]], prop, l
 
 def table(result: dict, labels: list[str]) -> str:
     """A markdown table: time per implementation (us), % of floor, speed-ups of the best plugin."""
-    plugin_labels = [x for x in labels if x not in ("eager", "compile")]
+    references = [x for x in ("eager", "compile", "compile-dyn") if x in labels]
+    plugin_labels = [x for x in labels if x not in references]
     best = plugin_labels[-1] if plugin_labels else None
+    # With two plugin sets (static and dynamic), the last one is also compared with the first.
+    others = references + (plugin_labels[:1] if len(plugin_labels) > 1 else [])
     head = ["workload", "floor us"] + [f"{x} us" for x in labels]
     if best:
-        head += [f"{best} % floor", f"vs eager", f"vs compile"]
+        head += [f"{best} % floor"] + [f"vs {x}" for x in others]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    speed = {"eager": [], "compile": []}
+    speed: dict[str, list[float]] = {x: [] for x in others}
     for r in result["rows"]:
         cells = [r["label"] + (f" [{r['cache']}]" if r["cache"] else ""), f"{r['floorUs']:.1f}"]
         for x in labels:
@@ -440,7 +448,7 @@ def table(result: dict, labels: list[str]) -> str:
             b = r["impl"].get(best, {})
             if "us" in b:
                 cells.append(f"{100 * b['ofFloor']:.0f}%")
-                for x in ("eager", "compile"):
+                for x in others:
                     o = r["impl"].get(x, {})
                     if "us" in o:
                         speed[x].append(o["us"] / b["us"])
@@ -448,7 +456,7 @@ def table(result: dict, labels: list[str]) -> str:
                     else:
                         cells.append("-")
             else:
-                cells += ["-", "-", "-"]
+                cells += ["-"] * (1 + len(others))
         lines.append("| " + " | ".join(cells) + " |")
     for x, v in speed.items():
         if v:

@@ -21,12 +21,21 @@ _ONE_HOT_THREADS = 128
 
 
 def one_hot_covered(indices_ty: Any, depth: int, axis: int, dtype: str) -> bool:
-    """True when TPAT's one_hot kernel covers these types (static shapes, 32-bit sizes)."""
-    shape = static_shape(indices_ty)
-    if shape is None or str(indices_ty.dtype) not in ("int64", "int32") or dtype not in _ONE_HOT_DTYPES:
+    """True when TPAT's one_hot kernel covers these types: static shapes within 32-bit sizes, or
+    symbolic dims before ``axis`` only (a dynamic batch: a run-time count, 64-bit index math)."""
+    from tvm import tirx
+
+    values = getattr(getattr(indices_ty, "shape", None), "values", None)
+    if values is None or str(indices_ty.dtype) not in ("int64", "int32") or dtype not in _ONE_HOT_DTYPES:
         return False
-    rank = len(shape)
-    return depth > 0 and -rank - 1 <= axis <= rank and prod(shape) * depth < 2**31
+    rank = len(values)
+    if depth <= 0 or not -rank - 1 <= axis <= rank:
+        return False
+    shape = static_shape(indices_ty)
+    if shape is not None:
+        return prod(shape) * depth < 2**31
+    a = axis + rank + 1 if axis < 0 else axis
+    return all(isinstance(d, (int, tirx.IntImm)) for d in values[a:])
 
 
 def fold_one_hot_normalization_and_cast(mod: Any) -> Any:
@@ -71,20 +80,31 @@ def _fast_one_hot(indices: Any, on: Any, off: Any, depth: int, axis: int, dtype:
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    ishape = [int(d) for d in indices.shape]
+    static = all(isinstance(d, (int, tirx.IntImm)) for d in indices.shape)
+    # Dims before ``axis`` may be symbolic (one_hot_covered): then sizes are int64 expressions.
+    idx = "int32" if static else "int64"
+    ishape = [int(d) if isinstance(d, (int, tirx.IntImm)) else tirx.Cast(idx, d) for d in indices.shape]
     rank = len(ishape)
     axis = axis + rank + 1 if axis < 0 else axis
     inner = prod(ishape[axis:])
-    out_shape = ishape[:axis] + [depth] + ishape[axis:]
-    total = prod(out_shape)
-    last = out_shape[-1]
+    out_dims = ishape[:axis] + [depth] + ishape[axis:]
+
+    def product(ds: list[Any]) -> Any:
+        out: Any = 1
+        for d in ds:
+            out = out * d if isinstance(out, int) and isinstance(d, int) else (
+                tirx.const(out, idx) if isinstance(out, int) else out) * (tirx.const(d, idx) if isinstance(d, int) else d)
+        return out
+
+    total = product(out_dims)
+    last = out_dims[-1]
     vec = 4 if last % 4 == 0 else 1
     chunks = total // vec
-    idx = "int32"
+    out_shape = list(indices.shape[:axis]) + [depth] + list(indices.shape[axis:])
     on_v, off_v = tirx.const(on, dtype), tirx.const(off, dtype)
 
-    def i(v: int) -> Any:
-        return tirx.const(v, idx)
+    def i(v: Any) -> Any:
+        return tirx.const(v, idx) if isinstance(v, int) else v
 
     def position(raw: Any) -> Any:
         """The index's position along depth in 32 bits, -1 (no position) when out of range:
@@ -117,8 +137,8 @@ def _fast_one_hot(indices: Any, on: Any, off: Any, depth: int, axis: int, dtype:
 
     def gen_ir(ind_ptr: Any, out_ptr: Any) -> Any:
         def views() -> tuple[Any, Any]:  # 1-D views of the same memory (inside a frame)
-            return (T.buffer_proxy(T.decl_buffer((prod(ishape),), indices.dtype, data=ind_ptr.data)),
-                    T.buffer_proxy(T.decl_buffer((total,), dtype, data=out_ptr.data)))
+            return (T.buffer_proxy(T.decl_buffer((i(product(ishape)),), indices.dtype, data=ind_ptr.data)),
+                    T.buffer_proxy(T.decl_buffer((i(total),), dtype, data=out_ptr.data)))
 
         with IRBuilder() as ib:
             if gpu:
@@ -126,9 +146,10 @@ def _fast_one_hot(indices: Any, on: Any, off: Any, depth: int, axis: int, dtype:
                     ind, dst = views()
                     body(g, ind, dst)
             else:
-                with T.serial(0, chunks, dtype=idx) as g:
+                # loop variables are 32-bit; the arithmetic takes them as ``idx``
+                with T.serial(0, chunks if isinstance(chunks, int) else tirx.Cast("int32", chunks)) as g:
                     ind, dst = views()
-                    body(g, ind, dst)
+                    body(tirx.Cast(idx, g), ind, dst)
             return ib.get()
 
     out_buf = tirx.decl_buffer(out_shape, dtype, "out_buf", layout=None)
@@ -149,6 +170,10 @@ def _legalize_one_hot(bb: Any, call: Any, gpu: bool = True) -> Any:
     constant = (tirx.FloatImm, tirx.IntImm)  # relax.prim_value of a number
     if not (isinstance(on, constant) and isinstance(off, constant) and one_hot_covered(indices.ty, depth, axis, dtype)):
         return default_legalizer("relax.one_hot")(bb, call)
+    if static_shape(indices.ty) is None:
+        # A symbolic batch: call_te gives the PrimFunc its own symbols (and 64-bit indices).
+        return bb.call_te(lambda ip: _fast_one_hot(ip, on.value, off.value, depth, axis, dtype, gpu), indices,
+                          primfunc_name_hint="one_hot_tpat")
     ip = placeholder(indices, "indices")
     y = _fast_one_hot(ip, on.value, off.value, depth, axis, dtype, gpu)
     return call_prim_func(bb, "one_hot_tpat", [indices], [ip], y)
