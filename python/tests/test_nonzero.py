@@ -107,3 +107,24 @@ def test_reference_data_holds_the_extent_and_drawn_inputs_are_sparse(tmp_path):
     x = np.fromfile(out / "input_0.bin", dtype=np.float32).reshape(3, 64)
     assert np.array_equal(np.stack(np.nonzero(x)), indices)
     assert os.path.getsize(out / "output_1.bin") == 4
+
+
+def test_a_static_extent_in_the_graph_is_not_held_against_the_upper_bound(tmp_path):
+    """ONNX's node tests (and exporters that ran the model) declare the data-dependent dim with the
+    extent of one run, [2, 3]; the plugin's is the upper bound, 4: ranks compared, not that dim."""
+    from tpat_bridge.bridge import NodeRequest, generate
+
+    g = helper.make_graph([helper.make_node("NonZero", ["x"], ["y"], name="nz")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.BOOL, [2, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT64, [2, 3])])
+    path = str(tmp_path / "nz.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+    manifest = json.load(open(generate(NodeRequest("n0", path, str(tmp_path / "out"), "tpat_nz_"), "sm_90", "test", [])))
+    assert manifest["outputs"][0]["shape"][1]["tree"] == {"int": 4}
+    # A static dim that is not data-dependent still must agree.
+    from tpat_bridge.plan import check_graph_shape
+    from tpat_bridge.expr import Int
+
+    with pytest.raises(BridgeError):
+        check_graph_shape(0, [Int(3), Int(4)], helper.make_tensor_value_info("y", TensorProto.INT64, [2, 3]), {1})
+    check_graph_shape(0, [Int(2), Int(4)], helper.make_tensor_value_info("y", TensorProto.INT64, [2, 3]), {1})

@@ -18,6 +18,7 @@ from typing import Any, Union
 import numpy as np
 
 from .compiler import Compiled, c_identifier, graph_dtype
+from .converters import data_dependent_dims
 from .errors import BridgeError
 from .expr import Int, Node, Sym, align_up, from_tir, make, symbols_of
 
@@ -139,18 +140,20 @@ def check_manifest_dtype(role: str, index: int, dtype: str) -> None:
         raise BridgeError("dtype", f"{role} {index} is {dtype}, which TPAT's kernel manifest cannot carry")
 
 
-def check_graph_shape(index: int, shape: list[Node], value_info: Any) -> None:
+def check_graph_shape(index: int, shape: list[Node], value_info: Any, data_dependent: set[int] = frozenset()) -> None:
     """TVM's output shape must be the graph's where both are static (TVM's frontend leaves some
     optional outputs as scalars, e.g. LayerNormalization's Mean and InvStdDev, and ignores some
-    attributes, e.g. ConvTranspose's output_shape): a plugin of another shape would be wrong."""
+    attributes, e.g. ConvTranspose's output_shape): a plugin of another shape would be wrong.
+    ``data_dependent`` dims are compared by rank only: TVM's is the upper bound, the graph's the
+    extent one run happened to give."""
     tensor_type = value_info.type.tensor_type
     if not tensor_type.HasField("shape"):
         return
     dims = tensor_type.shape.dim
     if any(not d.HasField("dim_value") for d in dims) or any(not isinstance(d, Int) for d in shape):
         return
-    want = [int(d.dim_value) for d in dims]
-    got = [d.value for d in shape]
+    want = [-1 if k in data_dependent else int(d.dim_value) for k, d in enumerate(dims)]
+    got = [-1 if k in data_dependent else d.value for k, d in enumerate(shape)]
     if want != got:
         raise BridgeError("unsupported", f"output {index} has shape {got} in TVM but {want} in the graph")
 
@@ -494,7 +497,7 @@ class PlanBuilder:
     # ---- outputs and workspace
 
     def finish(self, inputs: list[TensorSpec], refs: list[Any], tys: list[Any],
-               model_outputs: list[Any]) -> Plan:
+               model_outputs: list[Any], data_dependent: dict[int, set[int]] | None = None) -> Plan:
         outputs: list[TensorSpec] = []
         claimed: dict[int, int] = {}  # alloc index -> output index
         copies: list[CopyStep] = []
@@ -502,7 +505,7 @@ class PlanBuilder:
             shape = self.shape_of(ty)
             dtype = str(ty.dtype)
             check_manifest_dtype("output", j, dtype)
-            check_graph_shape(j, shape, model_outputs[j])
+            check_graph_shape(j, shape, model_outputs[j], (data_dependent or {}).get(j, set()))
             name = model_outputs[j].name
             outputs.append(TensorSpec(name, dtype, shape))
             nbytes = make("mul", _product(shape), Int(dtype_bytes(dtype)))
@@ -548,7 +551,10 @@ def build_plan(compiled: Compiled) -> Plan:
     builder = PlanBuilder(compiled)
     inputs = builder.define_symbols(model_inputs)
     refs, tys = builder.run()
-    return builder.finish(inputs, refs, tys, list(graph.output))
+    dependent: dict[int, set[int]] = {}
+    for d in data_dependent_dims(compiled.model):
+        dependent.setdefault(d.output, set()).add(d.dim)
+    return builder.finish(inputs, refs, tys, list(graph.output), dependent)
 
 
 def workspace_layout(regions: list[Node]) -> tuple[list[Node], Node]:

@@ -105,17 +105,25 @@ def write_plugin_reference(run: str, plugin: dict[str, Any], tests: dict[str, di
         case: dict[str, Any] = {"name": test["name"], "inputs": [], "outputs": []}
         for role, ports, specs in (("inputs", test["inputs"], manifest["inputs"]),
                                    ("outputs", test["outputs"], manifest["outputs"])):
-            if len(ports) != len(specs):
+            arrays = [(np.load(port["file"], allow_pickle=False), port["dtype"]) for port in ports]
+            if role == "outputs":
+                # A data-dependent dim's size output (docs/manifest.md) follows the node's outputs:
+                # the extent the test's expected output has.
+                sizes = {d["sizeOutput"]: (j, d["dim"]) for j, spec in enumerate(specs) for d in spec.get("dataDependent", [])}
+                for k in sorted(sizes):
+                    j, dim = sizes[k]
+                    if k == len(arrays) and j < len(ports):
+                        arrays.append((np.asarray(arrays[j][0].shape[dim], dtype=np.int32), "int32"))
+            if len(arrays) != len(specs):
                 raise ValueError(f"{plugin['name']}: {len(specs)} {role} in the manifest, the test has {len(ports)}")
-            for j, (port, spec) in enumerate(zip(ports, specs)):
-                a = np.load(port["file"], allow_pickle=False)
+            for j, ((a, port_dtype), spec) in enumerate(zip(arrays, specs)):
                 dtype = spec["dtype"]
-                if dtype != port["dtype"]:
-                    if dtype == "int32" and port["dtype"] in CARRIED_AS_INT32:
+                if dtype != port_dtype:
+                    if dtype == "int32" and port_dtype in CARRIED_AS_INT32:
                         a = a.astype(np.int32)
                     else:
                         raise ValueError(f"{plugin['name']}: {role} {j} is {spec['dtype']} in the manifest, "
-                                         f"{port['dtype']} in the test")
+                                         f"{port_dtype} in the test")
                 file = f"{case_dir}/{role[:-1]}{j}.bin"
                 with open(os.path.join(test_dir, file), "wb") as f:
                     f.write(np.ascontiguousarray(a).tobytes())
