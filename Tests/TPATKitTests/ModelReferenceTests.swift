@@ -77,4 +77,29 @@ struct ModelReferenceTests {
         #expect(bad.stderr.contains("--dim N=0: write NAME=SIZE"))
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("bad").path))
     }
+
+    @Test("--dim holds when ONNX Runtime cannot run the whole model and the node's inputs are drawn")
+    func givenDimsWithDrawnInputs() throws {
+        // x[N,6] -> Reshape to [4,-1] fails in ONNX Runtime for N = 1 and 3 (6 and 18 elements);
+        // the Softmax on x then gets drawn inputs, at the sizes the user gave.
+        var b = ModelBuilder()
+        b.input("x", .float32, [.symbolic("N"), .fixed(6)])
+        b.initializer("shape", int64: [4, -1], shape: [2])
+        b.node("Reshape", ["x", "shape"], ["r"], name: "reshape")
+        b.node("Softmax", ["x"], ["y"], name: "softmax", ints: ["axis": -1])
+        b.output("r", .float32, [.fixed(4), .symbolic("M")])
+        b.output("y", .float32, [.symbolic("N"), .fixed(6)])
+        let dir = try TestSupport.temporaryDirectory()
+        let input = dir.appendingPathComponent("model.onnx")
+        try b.write(to: input)
+        let out = dir.appendingPathComponent("out")
+        let result = try TestSupport.runTPAT(
+            ["generate", input.path, "-o", out.path, "--arch", "sm_90", "--no-build", "--nodes", "softmax", "--dim", "N=1,3"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("could not run the whole model"), "\(result.stderr)")
+        let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("plugins/tpat_softmax/test/reference.json"))) as? [String: Any]
+        let cases = try #require(doc?["cases"] as? [[String: Any]])
+        let shapes = cases.map { (($0["inputs"] as? [[String: Any]]) ?? []).first?["shape"] as? [Int] }
+        #expect(shapes == [[1, 6], [3, 6]])
+    }
 }

@@ -292,7 +292,7 @@ public struct Pipeline: Sendable {
                     ($0.name, $0.directory, $0.nodes[0].symbols, $0.nodes[0].subModel.graph.input.compactMap { TensorType($0.type) },
                      $0.manifest.sizeOutputs.map { ReferenceBatch.Job.SizeOutput(output: $0.output, dim: $0.dim) })
                 },
-                values: request.symbolicTestValues, captured: captured)
+                values: request.symbolicTestValues, sampleDims: request.sampleDims, captured: captured)
             try? fm.removeItem(at: work.appendingPathComponent(Self.captureFolder))
             for plugin in made {
                 guard let failure = referenceFailures[plugin.name] else { continue }
@@ -547,7 +547,7 @@ public struct Pipeline: Sendable {
 
     private func writeReferences(
         for plugins: [(name: String, directory: URL, symbols: [String], inputs: [TensorType], sizeOutputs: [ReferenceBatch.Job.SizeOutput])],
-        values: [Int64], captured: CaptureResult?
+        values: [Int64], sampleDims: [String: [Int64]], captured: CaptureResult?
     ) async throws(TPATError) -> [String: ReferenceFailure] {
         struct Job: Sendable {
             var plugin: String; var directory: URL; var caseName: String; var dims: [String: Int64]; var inputs: URL?; var seed: Int
@@ -579,7 +579,11 @@ public struct Pipeline: Sendable {
                 if !cases.contains(v) { cases.append(v) }
             }
             for (k, value) in cases.enumerated() {
-                let dims = Dictionary(plugin.symbols.map { ($0, value) }, uniquingKeysWith: { a, _ in a })
+                // A size the user gave with --dim holds here too (ONNX Runtime could not run the
+                // whole model, so the node's inputs are drawn at these sizes).
+                let dims = Dictionary(plugin.symbols.map { symbol in
+                    (symbol, sampleDims[symbol].flatMap { $0.isEmpty ? nil : $0[min(k, $0.count - 1)] } ?? value)
+                }, uniquingKeysWith: { a, _ in a })
                 jobs.append(Job(
                     plugin: plugin.name, directory: plugin.directory, caseName: "case\(k)", dims: dims, inputs: nil, seed: 1000 + k,
                     sizeOutputs: plugin.sizeOutputs))
