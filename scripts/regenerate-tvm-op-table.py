@@ -4,17 +4,27 @@ Relax ONNX frontend converts, read from its converter map (tvm.relax.frontend.on
 project's virtual environment: .venv/bin/python scripts/regenerate-tvm-op-table.py"""
 import json
 import pathlib
+import sys
+
+import onnx
 
 import tvm
 from tvm.relax.frontend.onnx import onnx_frontend
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "python"))
+from tpat_bridge.functions import function_ops  # noqa: E402
+
 ops = sorted(onnx_frontend._get_convert_map().keys())
+# Ops TVM lacks whose ONNX schema has a function body: the bridge imports the body instead.
+functions = function_ops(set(ops))
 out = pathlib.Path(__file__).resolve().parent.parent / "Sources/TPATKit/Resources/ops/tvm-onnx-ops.json"
 out.parent.mkdir(parents=True, exist_ok=True)
 document = {
     "source": f"apache-tvm=={tvm.__version__}: tvm.relax.frontend.onnx.onnx_frontend._get_convert_map()",
     "regenerate": ".venv/bin/python scripts/regenerate-tvm-op-table.py",
     "ops": ops,
+    "functionOps": functions,
+    "functionOpsSource": f"onnx=={onnx.__version__}: schemas with a function body (python/tpat_bridge/functions.py)",
 }
 out.write_text(json.dumps(document, indent=1) + "\n")
-print(f"wrote {out} ({len(ops)} ops)")
+print(f"wrote {out} ({len(ops)} ops, {len(functions)} function ops)")

@@ -317,9 +317,14 @@ def relax_pipeline(target: Any, database: Any = None) -> Any:
 
 def import_model(model: onnx.ModelProto, log: list[str]) -> tuple[Any, onnx.ModelProto, list[str]]:
     """The Relax module of a sub-model (dim_params renamed, outputs cast to the graph's dtypes)."""
-    from .converters import with_size_outputs
+    from tvm.relax.frontend.onnx import onnx_frontend
 
-    mod, model, casts = import_with_graph_dtypes(with_size_outputs(rename_dim_params(model)))
+    from .converters import CONVERTERS, with_size_outputs
+    from .functions import with_function_bodies
+
+    known = set(onnx_frontend._get_convert_map()) | set(CONVERTERS)  # noqa: SLF001 - the frontend's own table
+    model = with_function_bodies(rename_dim_params(model), known)
+    mod, model, casts = import_with_graph_dtypes(with_size_outputs(model))
     log.append("Relax module from the ONNX frontend:\n" + mod.script(show_meta=False))
     return mod, model, casts
 

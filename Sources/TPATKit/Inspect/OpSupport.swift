@@ -20,6 +20,9 @@ public struct OpSupportTables: Sendable {
     public let tensorRTSource: String
     /// Op types TVM's ONNX frontend converts.
     public let tvm: Set<String>
+    /// Op types TVM lacks whose ONNX schema has a function body: the bridge imports the body
+    /// (python/tpat_bridge/functions.py), so TPAT generates them from ops TVM has.
+    public let functionOps: Set<String>
     /// Where the TVM table comes from.
     public let tvmSource: String
 
@@ -36,13 +39,14 @@ public struct OpSupportTables: Sendable {
     /// Loads the tables from a folder holding `tensorrt-onnx-ops.json` and `tvm-onnx-ops.json`.
     public init(directory: URL) throws {
         struct TensorRTTable: Decodable { var source: String; var ops: [String: OpSupportEntry] }
-        struct TVMTable: Decodable { var source: String; var ops: [String] }
+        struct TVMTable: Decodable { var source: String; var ops: [String]; var functionOps: [String]? }
         let decoder = JSONDecoder()
         let trt = try decoder.decode(TensorRTTable.self, from: Data(contentsOf: directory.appendingPathComponent("tensorrt-onnx-ops.json")))
         let tvm = try decoder.decode(TVMTable.self, from: Data(contentsOf: directory.appendingPathComponent("tvm-onnx-ops.json")))
         tensorRT = trt.ops
         tensorRTSource = trt.source
         self.tvm = Set(tvm.ops)
+        functionOps = Set(tvm.functionOps ?? [])
         tvmSource = tvm.source
     }
 
@@ -53,9 +57,10 @@ public struct OpSupportTables: Sendable {
         return tensorRT[opType]?.supported ?? false
     }
 
-    /// Whether the pinned TVM's ONNX frontend converts `opType` of `domain`.
+    /// Whether the pinned TVM's ONNX frontend converts `opType` of `domain`, itself or through the
+    /// op's ONNX function body (``functionOps``).
     public func tvmConverts(opType: String, domain: String) -> Bool {
         guard domain.isEmpty || domain == "ai.onnx" else { return false }
-        return tvm.contains(opType)
+        return tvm.contains(opType) || functionOps.contains(opType)
     }
 }

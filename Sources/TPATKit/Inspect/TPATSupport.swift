@@ -51,8 +51,9 @@ public struct TPATSupport: Sendable {
         self.tables = tables
     }
 
-    /// Ops whose output size always depends on their input values.
-    public static let dataDependentOps: Set<String> = ["NonZero", "Unique", "Compress", "NonMaxSuppression"]
+    /// Ops whose output size always depends on their input values and which TPAT cannot size yet.
+    /// (NonZero is not among them: its plugin declares the count as a TensorRT size tensor.)
+    public static let dataDependentOps: Set<String> = ["Unique", "Compress", "NonMaxSuppression"]
 
     /// Ops whose output size is set by a size, count or shape input (which one: the op's slots
     /// in ``ShapeValues/shapeInputSlots``). A constant there fixes the size when TVM converts the

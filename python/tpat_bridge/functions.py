@@ -1,0 +1,133 @@
+"""Ops that TVM's ONNX frontend lacks but whose ONNX schema defines a function body (Celu,
+Swish, SoftmaxCrossEntropyLoss, NegativeLogLikelihoodLoss, ...): the node is replaced by that body
+before import, at the model's opset, so that TVM compiles the body's ops (which it has) into the
+plugin's kernels. The plugin is still the one node the user chose: the expansion lives only in the
+sub-model the bridge hands to TVM.
+
+onnx's own machinery does the work: the schema gives the function (a context-dependent one is built
+for the node's attributes and input types), and ``onnx.inliner`` inlines it with the attribute
+references bound and the body converted to the model's opset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import onnx
+import onnx.inliner
+from onnx import defs, helper, numpy_helper
+
+# The private domain the bodies are registered under while they are inlined.
+_DOMAIN = "tpat.function"
+# Not expanded: a random op (its body draws numbers no reference can match) and an op over
+# sequences (no plugin takes a sequence).
+_NOT_EXPANDED = {"Bernoulli", "SequenceMap"}
+# A body may call other function ops (SoftmaxCrossEntropyLoss calls NegativeLogLikelihoodLoss).
+_MAX_DEPTH = 4
+
+
+def _function_of(node: onnx.NodeProto, opset: int, types: dict[str, onnx.TypeProto]) -> onnx.FunctionProto | None:
+    """The schema's function body for ``node`` at ``opset``, or None."""
+    try:
+        schema = defs.get_schema(node.op_type, max_inclusive_version=opset, domain="")
+    except Exception:  # noqa: BLE001 - not an ONNX op at this opset
+        return None
+    # Attributes the node leaves to their defaults: the body refers to them by name, and an
+    # unbound reference would leave its Constant without a value.
+    given = {a.name for a in node.attribute}
+    for name, attribute in schema.attributes.items():
+        default = attribute.default_value
+        if name not in given and default is not None and default.name:
+            node.attribute.append(default)
+    body: Any = None
+    if schema.has_function:
+        body = schema.get_function_with_opset_version(schema.since_version)
+    elif schema.has_context_dependent_function:
+        input_types = [(types.get(name) or onnx.TypeProto()).SerializeToString() for name in node.input]
+        body = schema.get_context_dependent_function_with_opset_version(
+            schema.since_version, node.SerializeToString(), input_types)
+    if not body:
+        return None
+    function = onnx.FunctionProto()
+    if isinstance(body, bytes):
+        function.ParseFromString(body)
+    else:
+        function.CopyFrom(body)
+    return function
+
+
+def _constants_as_tensors(model: onnx.ModelProto) -> None:
+    """Constant nodes with ``value_float``/``value_int``/``value_floats``/``value_ints`` (what function
+    bodies use for their attributes) as ``value`` tensors, the form TVM's frontend reads."""
+    kinds = {"value_float": onnx.TensorProto.FLOAT, "value_floats": onnx.TensorProto.FLOAT,
+             "value_int": onnx.TensorProto.INT64, "value_ints": onnx.TensorProto.INT64}
+    import numpy as np
+
+    for node in model.graph.node:
+        if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or len(node.attribute) != 1:
+            continue
+        a = node.attribute[0]
+        if a.name not in kinds:
+            continue
+        value = helper.get_attribute_value(a)
+        dtype = np.float32 if kinds[a.name] == onnx.TensorProto.FLOAT else np.int64
+        tensor = numpy_helper.from_array(np.array(value, dtype=dtype))
+        del node.attribute[:]
+        node.attribute.append(helper.make_attribute("value", tensor))
+
+
+def with_function_bodies(model: onnx.ModelProto, known: set[str]) -> onnx.ModelProto:
+    """``model``, or a copy in which every node of the default domain whose op is not in ``known``
+    (the ops the frontend converts) and whose schema has a function body is that body, inlined."""
+    for _ in range(_MAX_DEPTH):
+        opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+        wanted = [n for n in model.graph.node if n.domain in ("", "ai.onnx") and n.op_type not in known
+                  and n.op_type not in _NOT_EXPANDED]
+        if not wanted or opset == 0:
+            return model
+        expanded = onnx.ModelProto()
+        expanded.CopyFrom(model)
+        try:
+            # the types of the nodes' inputs, for context-dependent bodies (the losses)
+            typed = onnx.shape_inference.infer_shapes(expanded)
+        except Exception:  # noqa: BLE001 - the types are a help, not a requirement
+            typed = expanded
+        types = {v.name: v.type for v in [*typed.graph.input, *typed.graph.value_info, *typed.graph.output]}
+        types.update({t.name: helper.make_tensor_type_proto(t.data_type, list(t.dims)) for t in expanded.graph.initializer})
+        del expanded.functions[:]
+        functions: dict[str, onnx.FunctionProto] = {}
+        for node in expanded.graph.node:
+            if node.domain not in ("", "ai.onnx") or node.op_type in known or node.op_type in _NOT_EXPANDED:
+                continue
+            function = _function_of(node, opset, types)
+            if function is None:
+                continue
+            # one body per node: context-dependent bodies differ with the node's attributes and types
+            name = f"{node.op_type}_{len(functions)}"
+            function.domain, function.name = _DOMAIN, name
+            node.domain, node.op_type = _DOMAIN, name
+            functions[name] = function
+        if not functions:
+            return model
+        expanded.functions.extend(functions.values())
+        if not any(o.domain == _DOMAIN for o in expanded.opset_import):
+            expanded.opset_import.append(helper.make_opsetid(_DOMAIN, 1))
+        model = onnx.inliner.inline_local_functions(expanded, convert_version=True)
+        del model.functions[:]
+        kept = [o for o in model.opset_import if o.domain != _DOMAIN]
+        del model.opset_import[:]
+        model.opset_import.extend(kept)
+        _constants_as_tensors(model)
+    return model
+
+
+def function_ops(known: set[str]) -> list[str]:
+    """The ops of the default domain that are not in ``known`` and whose schema, at some opset,
+    has a function body: what ``with_function_bodies`` can expand (the Swift op table lists them,
+    scripts/regenerate-tvm-op-table.py)."""
+    out = set()
+    for schema in defs.get_all_schemas_with_history():
+        if schema.domain in ("", "ai.onnx") and schema.name not in known and schema.name not in _NOT_EXPANDED and (
+                schema.has_function or schema.has_context_dependent_function):
+            out.add(schema.name)
+    return sorted(out)
