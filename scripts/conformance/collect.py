@@ -127,9 +127,11 @@ OPS_WITHOUT_KERNELS = {"Constant", "Shape", "Size", "ConstantOfShape", "Optional
 
 
 def tvm_ops() -> set[str]:
-    """The ops TVM's ONNX frontend converts, from TPAT's own table."""
+    """The ops TPAT can import, from its own table: those TVM's ONNX frontend converts and those
+    whose function body the bridge imports instead (``functionOps``)."""
     with open(os.path.join(REPO, "Sources/TPATKit/Resources/ops/tvm-onnx-ops.json")) as f:
-        return set(json.load(f)["ops"])
+        table = json.load(f)
+    return set(table["ops"]) | set(table.get("functionOps", []))
 
 
 def load_tests() -> list[Any]:
