@@ -35,7 +35,10 @@ EXPECTED = {
     # a data-dependent output shape (a size output, docs/manifest.md)
     "test_nonzero_example": "built",
     # refusals, each with its reason
-    "test_shape": "nokernel", "test_range_float_type_positive_delta": "nokernel", "test_sce_mean": "import",
+    "test_shape": "nokernel", "test_range_float_type_positive_delta": "nokernel",
+    # an op TVM lacks, generated from its ONNX function body (functions.py); its "mean" form hits a
+    # schedule error in TVM 0.27's build
+    "test_sce_none": "built", "test_celu": "built", "test_sce_mean": "build",
     "test_unique_length_1": "tpat",
     # TVM gives LayerNormalization's Mean/InvStdDev as scalars: the bridge refuses the shapes
     "test_layer_normalization_4d_axis1": "tpat",
