@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .lowering import call_prim_func, default_legalizer, placeholder, prod, static_shape, thread_per_item
+from .lowering import call_kernel, default_legalizer, prod, size_product, static_shape, thread_per_item
 
 
 # TVM's ONNX frontend normalizes negative indices with Relax ops (shape_of, less, add, where) before
@@ -92,11 +92,7 @@ def _fast_gather_nd(data: Any, indices: Any, batch_dims: int) -> Any:
         return int(d) if isinstance(d, (int, tirx.IntImm)) else tirx.Cast(idx, d)
 
     def product(ds: list[Any]) -> Any:
-        out: Any = 1
-        for d in ds:
-            out = out * d if isinstance(out, int) and isinstance(d, int) else (
-                tirx.const(out, idx) if isinstance(out, int) else out) * (tirx.const(d, idx) if isinstance(d, int) else d)
-        return out
+        return size_product(ds, idx)
 
     dshape = [size(d) for d in data.shape]
     ishape = [size(d) for d in indices.shape]
@@ -153,8 +149,5 @@ def legalize_gather_nd(bb: Any, call: Any) -> Any:
     batch_dims = int(call.attrs.batch_dims)
     if not gather_nd_covered(data.ty, indices.ty, batch_dims):
         return default_legalizer("relax.gather_nd")(bb, call)
-    if static_shape(data.ty) is None or static_shape(indices.ty) is None:
-        # Symbolic dims: call_te's int64 index rewrite is what the kernel uses anyway.
-        return bb.call_te(lambda d, i: _fast_gather_nd(d, i, batch_dims), data, indices, primfunc_name_hint="gather_nd_tpat")
-    dp, ip = placeholder(data, "data"), placeholder(indices, "indices")
-    return call_prim_func(bb, "gather_nd_tpat", [data, indices], [dp, ip], _fast_gather_nd(dp, ip, batch_dims))
+    return call_kernel(bb, "gather_nd_tpat", [data, indices], ["data", "indices"],
+                       lambda d, i: _fast_gather_nd(d, i, batch_dims))

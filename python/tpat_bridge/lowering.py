@@ -44,6 +44,30 @@ def call_prim_func(bb: Any, name: str, args: list[Any], placeholders: list[Any],
     return relax.call_tir(gvar, args, out_ty)
 
 
+def size_product(dims: list[Any], idx: str) -> Any:
+    """The product of ``dims``: an int while every dim is an int, else an expression of dtype
+    ``idx`` (symbolic dims, which the caller has cast to ``idx``)."""
+    from tvm import tirx
+
+    out: Any = 1
+    for d in dims:
+        if isinstance(out, int) and isinstance(d, int):
+            out *= d
+        else:
+            out = (tirx.const(out, idx) if isinstance(out, int) else out) * (tirx.const(d, idx) if isinstance(d, int) else d)
+    return out
+
+
+def call_kernel(bb: Any, name: str, args: list[Any], names: list[str], make: Callable[..., Any]) -> Any:
+    """Calls the PrimFunc ``make(*placeholders)`` builds on ``args``: through ``call_prim_func``
+    (32-bit index math kept) when every shape is static, through ``bb.call_te`` when one is symbolic
+    (call_te gives the PrimFunc its own symbols, so ``make`` takes the sizes from its placeholders)."""
+    if all(static_shape(a.ty) is not None for a in args):
+        ps = [placeholder(a, n) for a, n in zip(args, names)]
+        return call_prim_func(bb, name, args, ps, make(*ps))
+    return bb.call_te(make, *args, primfunc_name_hint=name)
+
+
 def default_legalizer(op_name: str) -> Callable[[Any, Any], Any]:
     """TVM's own legalization of ``op_name`` (what LegalizeOps would use)."""
     import tvm

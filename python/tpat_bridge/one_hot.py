@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .lowering import call_prim_func, default_legalizer, placeholder, prod, static_shape, thread_per_item
+from .lowering import call_kernel, default_legalizer, prod, size_product, static_shape, thread_per_item
 
 
 # TVM's ONNX frontend normalizes negative indices (less/add/where) before one_hot, whose values
@@ -89,14 +89,7 @@ def _fast_one_hot(indices: Any, on: Any, off: Any, depth: int, axis: int, dtype:
     inner = prod(ishape[axis:])
     out_dims = ishape[:axis] + [depth] + ishape[axis:]
 
-    def product(ds: list[Any]) -> Any:
-        out: Any = 1
-        for d in ds:
-            out = out * d if isinstance(out, int) and isinstance(d, int) else (
-                tirx.const(out, idx) if isinstance(out, int) else out) * (tirx.const(d, idx) if isinstance(d, int) else d)
-        return out
-
-    total = product(out_dims)
+    total = size_product(out_dims, idx)
     last = out_dims[-1]
     vec = 4 if last % 4 == 0 else 1
     chunks = total // vec
@@ -137,7 +130,7 @@ def _fast_one_hot(indices: Any, on: Any, off: Any, depth: int, axis: int, dtype:
 
     def gen_ir(ind_ptr: Any, out_ptr: Any) -> Any:
         def views() -> tuple[Any, Any]:  # 1-D views of the same memory (inside a frame)
-            return (T.buffer_proxy(T.decl_buffer((i(product(ishape)),), indices.dtype, data=ind_ptr.data)),
+            return (T.buffer_proxy(T.decl_buffer((i(size_product(ishape, idx)),), indices.dtype, data=ind_ptr.data)),
                     T.buffer_proxy(T.decl_buffer((i(total),), dtype, data=out_ptr.data)))
 
         with IRBuilder() as ib:
@@ -170,10 +163,5 @@ def _legalize_one_hot(bb: Any, call: Any, gpu: bool = True) -> Any:
     constant = (tirx.FloatImm, tirx.IntImm)  # relax.prim_value of a number
     if not (isinstance(on, constant) and isinstance(off, constant) and one_hot_covered(indices.ty, depth, axis, dtype)):
         return default_legalizer("relax.one_hot")(bb, call)
-    if static_shape(indices.ty) is None:
-        # A symbolic batch: call_te gives the PrimFunc its own symbols (and 64-bit indices).
-        return bb.call_te(lambda ip: _fast_one_hot(ip, on.value, off.value, depth, axis, dtype, gpu), indices,
-                          primfunc_name_hint="one_hot_tpat")
-    ip = placeholder(indices, "indices")
-    y = _fast_one_hot(ip, on.value, off.value, depth, axis, dtype, gpu)
-    return call_prim_func(bb, "one_hot_tpat", [indices], [ip], y)
+    return call_kernel(bb, "one_hot_tpat", [indices], ["indices"],
+                       lambda ip: _fast_one_hot(ip, on.value, off.value, depth, axis, dtype, gpu))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .lowering import call_prim_func, placeholder, static_shape, streaming_store
+from .lowering import call_kernel, streaming_store
 
 
 # TOPI's resize2d computes, for every output element, the source coordinates from the flat index
@@ -217,10 +217,5 @@ def _legalize_resize2d(bb: Any, call: Any, gpu: bool = True) -> Any:
                           rounding_method=a.rounding_method, bicubic_alpha=a.cubic_alpha,
                           bicubic_exclude=a.cubic_exclude, extrapolation_value=a.extrapolation_value)
     method, coord, rounding = str(a.method), str(a.coordinate_transformation_mode), str(a.rounding_method)
-    if static_shape(call.args[0].ty) is None:
-        # A symbolic batch: call_te gives the PrimFunc its own symbols (and 64-bit indices).
-        return bb.call_te(lambda x: _fast_resize2d(x, covered[0], covered[1], method, coord, rounding, gpu),
-                          call.args[0], primfunc_name_hint="resize2d_tpat")
-    x = placeholder(call.args[0], "x")
-    y = _fast_resize2d(x, covered[0], covered[1], method, coord, rounding, gpu)
-    return call_prim_func(bb, "resize2d_tpat", [call.args[0]], [x], y)
+    return call_kernel(bb, "resize2d_tpat", [call.args[0]], ["x"],
+                       lambda x: _fast_resize2d(x, covered[0], covered[1], method, coord, rounding, gpu))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .lowering import call_prim_func, default_legalizer, placeholder, prod, static_shape
+from .lowering import call_kernel, default_legalizer, prod, static_shape
 
 WARPS_PER_BLOCK = 4
 MAX_ROW = 2048          # 64 values a lane, kept in registers
@@ -233,15 +233,6 @@ def _row_covered(ty: Any, dtype: str) -> tuple[Any, int] | None:
     return rows, length
 
 
-def _call(bb: Any, name: str, args: list[Any], names: list[str], make: Callable[..., Any]) -> Any:
-    """Calls the PrimFunc ``make(*placeholders)`` builds on ``args``: through ``call_prim_func``
-    (32-bit index math kept) for static shapes, ``bb.call_te`` for symbolic ones."""
-    if all(static_shape(a.ty) is not None for a in args):
-        ps = [placeholder(a, n) for a, n in zip(args, names)]
-        return call_prim_func(bb, name, args, ps, make(*ps))
-    return bb.call_te(make, *args, primfunc_name_hint=name)
-
-
 def _legalize_softmax(bb: Any, call: Any) -> Any:
     x = call.args[0]
     covered = _row_covered(x.ty, str(x.ty.dtype))
@@ -250,7 +241,7 @@ def _legalize_softmax(bb: Any, call: Any) -> Any:
         return default_legalizer("relax.nn.softmax")(bb, call)
     length = covered[1]
     # rows from the placeholder: call_te gives the PrimFunc its own symbols
-    return _call(bb, "softmax_tpat", [x], ["x"], lambda xp: _fast_softmax(xp, _leading(list(xp.shape), len(xp.shape) - 1)[0], length))
+    return call_kernel(bb, "softmax_tpat", [x], ["x"], lambda xp: _fast_softmax(xp, _leading(list(xp.shape), len(xp.shape) - 1)[0], length))
 
 
 def _legalize_layer_norm(bb: Any, call: Any) -> Any:
@@ -266,7 +257,7 @@ def _legalize_layer_norm(bb: Any, call: Any) -> Any:
     if axes != [rank - 1] or not same:
         return default_legalizer("relax.nn.layer_norm")(bb, call)
     eps, center, scale = float(a.epsilon), bool(a.center), bool(a.scale)
-    return _call(bb, "layer_norm_tpat", [x, gamma, beta], ["x", "gamma", "beta"],
+    return call_kernel(bb, "layer_norm_tpat", [x, gamma, beta], ["x", "gamma", "beta"],
                  lambda xp, gp, bp: _fast_layer_norm(xp, gp, bp, _leading(list(xp.shape), len(xp.shape) - 1)[0], length,
                                                      eps, center, scale))
 
@@ -385,7 +376,7 @@ def _reduce_legalizer(kind: str, fallback: Callable[[Any, Any], Any]) -> Callabl
             out_shape = [d if k not in axes else 1 for k, d in enumerate(dims) if keep or k not in axes]
             return _fast_reduce(xp, kind, _leading(dims, axes[0])[0], reduced, inner, out_shape)
 
-        return _call(bb, f"reduce_{kind}_tpat", [x], ["x"], make)
+        return call_kernel(bb, f"reduce_{kind}_tpat", [x], ["x"], make)
 
     return legalize
 
