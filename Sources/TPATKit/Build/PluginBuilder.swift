@@ -98,9 +98,9 @@ public struct PluginBuilder: Sendable {
         let dir = root.appendingPathComponent("plugins/\(name)")
         let log = dir.appendingPathComponent("build.log")
         let test = dir.appendingPathComponent("build/\(name)_test")
-        let library = dir.appendingPathComponent("build/lib\(name).so")
+        let library = root.appendingPathComponent(PluginRenderer.libraryPath(pluginName: name))
         var targets = ["plugins/\(name)/build/\(name)_test"]
-        if tensorRTDirectory != nil { targets.append("plugins/\(name)/build/lib\(name).so") }
+        if tensorRTDirectory != nil { targets.append(PluginRenderer.libraryPath(pluginName: name)) }
         let restored = key.map { cache?.restore(key: $0, plugin: name, into: root) ?? false } ?? false
         if restored {
             try? Data("kernels and self-test restored from the build cache (\(cache!.root.path), entry \(key!))\n".utf8).write(to: log)

@@ -390,6 +390,9 @@ public struct Pipeline: Sendable {
             let rewritten = ModelRewriter().rewrite(model, replacements: replacements)
             let target = work.appendingPathComponent(request.outputModelName)
             do { try rewritten.write(to: target) } catch { throw .tool(name: "rewrite", reason: error.description) }
+            // The plugin host checks the libraries with the fields these nodes carry.
+            try PluginHostList(plugins: made.map { ($0.name, $0.manifest) }, replacements: replacements, api: request.tensorRTAPI)
+                .write(hostSource: renderer.renderPluginHost(), into: work)
             outputModel = out.appendingPathComponent(request.outputModelName)
         }
         endPhase("rewrite")
@@ -480,7 +483,7 @@ public struct Pipeline: Sendable {
         let flag = "--dynamicPlugins"
         if libraries.isEmpty {
             let out = URL(fileURLWithPath: model).deletingLastPathComponent().path
-            parts += pluginNames.map { "\(flag)=\(out)/plugins/\($0)/build/lib\($0).so" }
+            parts += pluginNames.map { "\(flag)=\(out)/\(PluginRenderer.libraryPath(pluginName: $0))" }
         } else {
             parts += libraries.map { "\(flag)=\($0)" }
         }

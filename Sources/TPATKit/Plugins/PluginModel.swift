@@ -559,20 +559,9 @@ extension PluginModel {
         }
     }
 
-    /// The TensorRT `DataType` of an element type, if the API's plugins can take it.
+    /// The TensorRT `DataType` of an element type, as C++, if the API's plugins can take it.
     static func trtType(_ t: ElementType, _ api: TensorRTAPI) -> String? {
-        let name: String? = switch t {
-        case .float32: "kFLOAT"
-        case .float16: "kHALF"
-        case .int8: "kINT8"
-        case .int32: "kINT32"
-        case .bool: "kBOOL"
-        case .uint8: "kUINT8"
-        case .bfloat16: api == .v3 ? "kBF16" : nil
-        case .int64: api == .v3 ? "kINT64" : nil
-        default: nil
-        }
-        return name.map { "nvinfer1::DataType::\($0)" }
+        TensorRTDataType(t, api: api)?.cxx
     }
 
     /// The host type the test program stores elements in.

@@ -102,7 +102,7 @@ public struct PluginRenderer: Sendable {
     private let library: MustacheLibrary
 
     /// The templates this renderer needs, by name (file `templates/<name>.mustache`).
-    static let templateNames = ["kernels_h", "kernels_cu", "plugin_v3", "plugin_v2", "test_cu", "constants_cpp", "cmake", "makefile"]
+    static let templateNames = ["status_codes", "check_support", "kernels_h", "kernels_cu", "plugin_v3", "plugin_v2", "test_cu", "constants_cpp", "cmake", "makefile", "plugin_host"]
 
     /// Loads the bundled templates.
     public init() throws(TPATError) {
@@ -122,6 +122,18 @@ public struct PluginRenderer: Sendable {
     /// The rendered file that holds the kernels' CUDA source (TVM's translation unit and the
     /// launch code around it).
     public static func kernelSourceName(pluginName name: String) -> String { "\(name)_kernels.cu" }
+
+    /// Plugin `name`'s TensorRT library, relative to the output folder (what the Makefile builds).
+    public static func libraryPath(pluginName name: String) -> String { "plugins/\(name)/build/lib\(name).so" }
+
+    /// Plugin `name`'s self-test reference data, relative to the output folder.
+    public static func referencePath(pluginName name: String) -> String { "plugins/\(name)/test/reference.json" }
+
+    /// The plugin host's source: one program for every plugin of an output folder (it reads
+    /// ``PluginHostList``), sharing the self-tests' reference reading and comparison.
+    public func renderPluginHost() throws(TPATError) -> String {
+        try renderTemplate("plugin_host", [String: String]())
+    }
 
     /// The file names rendered for plugin `name`.
     public static func fileNames(pluginName name: String) -> [String] {

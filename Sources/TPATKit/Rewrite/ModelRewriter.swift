@@ -68,6 +68,28 @@ public struct ModelRewriter: Sendable {
     /// Creates a rewriter.
     public init() {}
 
+    /// One string attribute of a plugin node.
+    public struct PluginAttribute: Sendable, Equatable {
+        /// The attribute's name.
+        public var name: String
+        /// Its value.
+        public var value: String
+        /// Whether the ONNX parser hands it to the plugin's creator as a field; `plugin_version`
+        /// and `plugin_namespace` it reads itself, to find the creator.
+        public var isCreatorField: Bool
+    }
+
+    /// The attributes of `r`'s plugin node, in order: what the node carries, and so what the
+    /// plugin's creator receives (the plugin host passes the same fields).
+    public static func pluginAttributes(_ r: NodeReplacement) -> [PluginAttribute] {
+        var attributes = [
+            PluginAttribute(name: "plugin_version", value: r.pluginVersion, isCreatorField: false),
+            PluginAttribute(name: "plugin_namespace", value: r.pluginNamespace, isCreatorField: false),
+        ]
+        if let id = r.kernelsID { attributes.append(PluginAttribute(name: kernelsIDAttribute, value: id, isCreatorField: true)) }
+        return attributes
+    }
+
     /// Returns a copy of `model` with each replacement applied; the input is not modified.
     /// Initializers that only replaced nodes used are dropped (their data lives in the plugins).
     public func rewrite(_ model: ONNXModel, replacements: [NodeReplacement]) -> ONNXModel {
@@ -145,8 +167,7 @@ public struct ModelRewriter: Sendable {
             after.append(castNode(name: "\(node.name)/tpat_cast_out\(j)", from: raw, to: port.value, type: port.originalType))
             return raw
         }
-        plugin.attribute = [stringAttribute("plugin_version", r.pluginVersion), stringAttribute("plugin_namespace", r.pluginNamespace)]
-        if let id = r.kernelsID { plugin.attribute.append(stringAttribute(Self.kernelsIDAttribute, id)) }
+        plugin.attribute = Self.pluginAttributes(r).map { stringAttribute($0.name, $0.value) }
         return (before, plugin, after)
     }
 

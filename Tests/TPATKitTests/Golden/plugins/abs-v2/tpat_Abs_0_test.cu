@@ -29,6 +29,18 @@ namespace {
 
 const char* const kPlugin = "tpat_Abs_0";
 
+// ---- TPAT check support: shared by every self-test and the plugin host (template check_support).
+// Reads reference data (reference.json and its raw tensors) and compares outputs with it.
+#ifndef TPAT_STATUS_CODES
+#define TPAT_STATUS_CODES
+#define TPAT_OK 0
+#define TPAT_ERR_INPUT_DIMS (-1)     /* input dims disagree with the manifest's shapes */
+#define TPAT_ERR_LAUNCH_CONFIG (-2)  /* a grid/block dim or a size is negative or out of range */
+#define TPAT_ERR_SCALAR_RANGE (-3)   /* a scalar kernel argument does not fit its type */
+#define TPAT_ERR_NULL_POINTER (-4)   /* a required pointer is null */
+#define TPAT_ERR_CONSTANT_DATA (-5)  /* a constant's file cannot be read or is not the manifest's size */
+#endif
+
 struct TensorSpec {
     const char* name;
     const char* dtype;
@@ -40,17 +52,6 @@ struct TensorSpec {
     // A 0-D int32 output holding such an extent (checked before the data it sizes).
     bool sizeOutput;
 };
-
-const TensorSpec kInputs[1 + 1] = {
-    {"x", "float32", 2, 4, 0u, false},
-    {nullptr, nullptr, 0, 0, 0u, false},
-};
-const TensorSpec kOutputs[1 + 1] = {
-    {"y", "float32", 2, 4, 0u, false},
-    {nullptr, nullptr, 0, 0, 0u, false},
-};
-const int kNumInputs = 1;
-const int kNumOutputs = 1;
 
 // ---------------------------------------------------------------------------------- JSON
 struct Json {
@@ -346,6 +347,43 @@ std::string statusText(int rc) {
     }
 }
 
+// The outputs a run left in `deviceOutputs` against the reference: size outputs first (a wrong
+// extent explains the data that follows); a data-dependent output's data is packed at its actual
+// extent, so the reference's bytes are what is compared. `poison` is the byte the buffers held
+// before the run (for the message).
+bool checkOutputs(const TensorSpec* specs, int count, const std::vector<Tensor>& want, void* const* deviceOutputs, int poison,
+                  double& maxAbs, double& maxRel, std::string& why) {
+    std::vector<int> order;
+    for (int j = 0; j < count; ++j) if (specs[j].sizeOutput) order.push_back(j);
+    for (int j = 0; j < count; ++j) if (!specs[j].sizeOutput) order.push_back(j);
+    for (int j : order) {
+        std::string got(want[j].data.size(), '\0');
+        TPAT_TRY(cudaMemcpy(&got[0], deviceOutputs[j], got.size(), cudaMemcpyDeviceToHost));
+        Comparison cmp = compare(specs[j].dtype, got.data(), want[j].data.data(), want[j].elements());
+        maxAbs = std::max(maxAbs, cmp.maxAbs);
+        maxRel = std::max(maxRel, cmp.maxRel);
+        if (cmp.mismatches > 0) {
+            char text[256];
+            std::snprintf(text, sizeof text, "output '%s': %zu of %zu elements differ (poison 0x%02X), first at %zu: got %.9g want %.9g",
+                specs[j].name, cmp.mismatches, want[j].elements(), poison, cmp.firstBad, cmp.gotBad, cmp.wantBad);
+            why = text;
+            return false;
+        }
+    }
+    return true;
+}
+
+const TensorSpec kInputs[1 + 1] = {
+    {"x", "float32", 2, 4, 0u, false},
+    {nullptr, nullptr, 0, 0, 0u, false},
+};
+const TensorSpec kOutputs[1 + 1] = {
+    {"y", "float32", 2, 4, 0u, false},
+    {nullptr, nullptr, 0, 0, 0u, false},
+};
+const int kNumInputs = 1;
+const int kNumOutputs = 1;
+
 bool runCase(const Json& c, const std::string& base, void* const* constants, std::string& label, std::string& result, std::string& why) {
     const Json* ins = c.get("inputs");
     const Json* outs = c.get("outputs");
@@ -416,25 +454,7 @@ bool runCase(const Json& c, const std::string& base, void* const* constants, std
         if (rc != 0) { why = "tpat_Abs_0_enqueue: " + statusText(rc); return false; }
         TPAT_TRY(cudaStreamSynchronize(stream));
         TPAT_TRY(cudaGetLastError());
-        // Size outputs first: a wrong extent explains the data that follows.
-        std::vector<int> order;
-        for (int j = 0; j < kNumOutputs; ++j) if (kOutputs[j].sizeOutput) order.push_back(j);
-        for (int j = 0; j < kNumOutputs; ++j) if (!kOutputs[j].sizeOutput) order.push_back(j);
-        for (int j : order) {
-            // A data-dependent output's data is packed at its actual extent: the reference's bytes.
-            std::string got(outputs[j].data.size(), '\0');
-            TPAT_TRY(cudaMemcpy(&got[0], dOut[j], got.size(), cudaMemcpyDeviceToHost));
-            Comparison cmp = compare(kOutputs[j].dtype, got.data(), outputs[j].data.data(), outputs[j].elements());
-            maxAbs = std::max(maxAbs, cmp.maxAbs);
-            maxRel = std::max(maxRel, cmp.maxRel);
-            if (cmp.mismatches > 0) {
-                char text[256];
-                std::snprintf(text, sizeof text, "output '%s': %zu of %zu elements differ (poison 0x%02X), first at %zu: got %.9g want %.9g",
-                    kOutputs[j].name, cmp.mismatches, outputs[j].elements(), poison, cmp.firstBad, cmp.gotBad, cmp.wantBad);
-                why = text;
-                return false;
-            }
-        }
+        if (!checkOutputs(kOutputs, kNumOutputs, outputs, dOut.data(), poison, maxAbs, maxRel, why)) return false;
     }
 
     // Timing: median of N runs, each between two events on the stream.
