@@ -21,3 +21,6 @@ fi
 nvcc=$(ls "$venv"/lib/python3*/site-packages/nvidia/cu13/bin/nvcc 2>/dev/null | head -1)
 [ -x "$nvcc" ] || { echo "setup: nvcc missing from the nvidia-cuda-nvcc wheel" >&2; exit 1; }
 "$venv/bin/python" scripts/make-models.py
+# ONNX Runtime's C API headers (the whole-model check's custom-op library builds against them; the
+# pip wheel has none). Optional: without them that one test is skipped, nothing else changes.
+scripts/fetch-ort-headers.sh "$venv/onnxruntime" || echo "setup: warning: no ONNX Runtime headers; the custom-op library test is skipped" >&2

@@ -392,7 +392,7 @@ public struct Pipeline: Sendable {
             do { try rewritten.write(to: target) } catch { throw .tool(name: "rewrite", reason: error.description) }
             // The plugin host checks the libraries with the fields these nodes carry.
             try PluginHostList(plugins: made.map { ($0.name, $0.manifest) }, replacements: replacements, api: request.tensorRTAPI)
-                .write(hostSource: renderer.renderPluginHost(), into: work)
+                .write(into: work, renderer: renderer, modelName: request.outputModelName)
             outputModel = out.appendingPathComponent(request.outputModelName)
         }
         endPhase("rewrite")

@@ -102,7 +102,7 @@ public struct PluginRenderer: Sendable {
     private let library: MustacheLibrary
 
     /// The templates this renderer needs, by name (file `templates/<name>.mustache`).
-    static let templateNames = ["status_codes", "check_support", "kernels_h", "kernels_cu", "plugin_v3", "plugin_v2", "test_cu", "constants_cpp", "cmake", "makefile", "plugin_host"]
+    static let templateNames = ["status_codes", "check_support", "kernels_h", "kernels_cu", "plugin_v3", "plugin_v2", "test_cu", "constants_cpp", "cmake", "makefile", "plugin_host", "ort_ops", "verify_model"]
 
     /// Loads the bundled templates.
     public init() throws(TPATError) {
@@ -133,6 +133,16 @@ public struct PluginRenderer: Sendable {
     /// ``PluginHostList``), sharing the self-tests' reference reading and comparison.
     public func renderPluginHost() throws(TPATError) -> String {
         try renderTemplate("plugin_host", [String: String]())
+    }
+
+    /// The whole-model check's sources: an ONNX Runtime custom-op library running each plugin's
+    /// kernels as the op of the same name in `domain` (`ortOps`), and the script that runs the
+    /// rewritten model `modelName` with it against the original (`verifyScript`).
+    public func renderModelCheck(pluginNames: [String], domain: String, modelName: String) throws(TPATError) -> (ortOps: String, verifyScript: String) {
+        struct Plugin { var name: String }
+        struct Model { var plugins: [Plugin]; var domain: String; var modelName: String }
+        let model = Model(plugins: pluginNames.map(Plugin.init), domain: domain, modelName: modelName)
+        return (try renderTemplate("ort_ops", model), try renderTemplate("verify_model", model))
     }
 
     /// The file names rendered for plugin `name`.
