@@ -118,3 +118,28 @@ def test_given_inputs_make_one_case(tmp_path: Path) -> None:
     assert [c["name"] for c in result["cases"]] == ["case0"]
     emb = np.load(Path(result["plugins"]["p"]["case0"]) / "input_0.npy")
     np.testing.assert_allclose(emb[0, 0], np.arange(36, 40) * 0.25 - 3.0)
+
+
+def test_model_inputs_are_kept_and_gather_nd_indices_fit_each_indexed_dim(tmp_path: Path) -> None:
+    """GatherND over a graph input of [1, 8, 16, 16] with indices [4, 2]: column 0 indexes a dim of
+    1, column 1 a dim of 8 (a single bound of 8 for both made ONNX Runtime refuse the model). Each
+    case's model inputs are kept for the whole-model check."""
+    node = helper.make_node("GatherND", ["image", "picks"], ["y"], name="gather")
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 8, 16, 16]),
+         helper.make_tensor_value_info("picks", TensorProto.INT64, [4, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 16, 16])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    result = run_capture(tmp_path, model, {"cases": [{"name": "case0", "dims": {}}, {"name": "case1", "dims": {}}],
+                                           "plugins": [{"id": "tpat_gather", "values": ["image", "picks"]}]})
+    assert [c["error"] for c in result["cases"]] == [None, None]
+    picks = []
+    for case in ("case0", "case1"):
+        with np.load(result["modelInputs"][case]) as data:
+            assert sorted(data.files) == ["image", "picks"]
+            picks.append(data["picks"])
+    for p in picks:
+        assert np.all(p[:, 0] == 0) and np.all((p[:, 1] >= 0) & (p[:, 1] < 8))
+    assert any(np.any(p[:, 1] > 0) for p in picks), "column 1 is drawn over its whole range"

@@ -19,14 +19,18 @@ Result (JSON, the Swift side's ``CaptureResult``)::
     {"cases": [{"name": "case0", "dims": {"batch": 3, ...}, "error": null | "reason"}],
      "plugins": {"tpat_x": {"case0": "OUT/tpat_x/case0" | null, ...}},
      "bytes": {"tpat_x": {"case0": 123456, ...}},
-     "missing": {"tpat_x": "reason"}}
+     "missing": {"tpat_x": "reason"},
+     "modelInputs": {"case0": "OUT/model-inputs/case0.npz", ...}}
+
+``modelInputs`` keeps each case that ran: the model's own inputs, keyed by graph input name, so
+that the whole-model check (host/verify_model.py) runs the rewritten model on the same inputs.
 
 ``dims`` of a case is every symbolic dim of the model's inputs with the value it took. A
 symbolic dim the request does not give gets a value that suits where it appears, different in each
 case: the leading (batch) dim 1 then 3, a spatial dim of an image input 64x64 then 32x48, anything
 else (a sequence) 16 then 7. Small on purpose: the captured tensors become the self-tests' data in
-OUT (a resnet50 at batch 8 and 96x128 stored twice its weights in test data). Integer inputs that index an embedding
-table are drawn below the table's size, ``*mask*`` inputs are ones, images are uniform in [0, 1).
+OUT (a resnet50 at batch 8 and 96x128 stored twice its weights in test data). Integer inputs that
+index data of a known size (an embedding table, GatherND's data) are drawn below that size, ``*mask*`` inputs are ones, images are uniform in [0, 1).
 """
 
 from __future__ import annotations
@@ -87,19 +91,40 @@ class CaptureRequest:
             plugins=[PluginSpec(p["id"], list(p["values"])) for p in doc["plugins"]])
 
 
-def _index_bounds(graph: onnx.GraphProto) -> dict[str, int]:
-    """For graph inputs used as the indices of a Gather over a constant table: the table's size
-    along the gathered axis (the smallest, when several tables read one input)."""
-    tables = {t.name: list(t.dims) for t in graph.initializer}
-    bounds: dict[str, int] = {}
+def _index_bounds(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """For graph inputs used as indices (Gather, GatherElements, GatherND, ScatterElements,
+    ScatterND) into data of a known static size: the exclusive bound of each index, broadcast over
+    the input's last axis (GatherND/ScatterND: one bound per indexed dim). The smallest bound wins
+    when several nodes read one input."""
+    graph = model.graph
+    shapes: dict[str, list[int]] = {t.name: list(t.dims) for t in graph.initializer}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
+    except Exception:  # noqa: BLE001 - a model ONNX cannot infer keeps the initializers' shapes
+        inferred = graph
+    for vi in list(inferred.input) + list(inferred.value_info) + list(inferred.output):
+        dims = vi.type.tensor_type.shape.dim
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
+            shapes.setdefault(vi.name, [int(d.dim_value) for d in dims])
+    feeds = {i.name for i in graph.input} - {t.name for t in graph.initializer}
+    bounds: dict[str, np.ndarray] = {}
+
+    def bound(name: str, value: np.ndarray) -> None:
+        if name in feeds and value.size and np.all(value > 0):
+            bounds[name] = np.minimum(bounds[name], value) if name in bounds and bounds[name].shape == value.shape else value
+
     for node in graph.node:
-        if node.op_type == "Gather" and len(node.input) > 1 and node.input[0] in tables:
-            axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-            dims = tables[node.input[0]]
-            if dims:
-                size = int(dims[axis % len(dims)])
-                name = node.input[1]
-                bounds[name] = min(bounds.get(name, size), size)
+        if len(node.input) < 2 or node.input[0] not in shapes:
+            continue
+        data = shapes[node.input[0]]
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if node.op_type in ("Gather", "GatherElements", "ScatterElements") and data:
+            bound(node.input[1], np.array(data[axis % len(data)]))
+        elif node.op_type in ("GatherND", "ScatterND") and node.input[1] in shapes:
+            batch = next((a.i for a in node.attribute if a.name == "batch_dims"), 0)
+            k = shapes[node.input[1]][-1] if shapes[node.input[1]] else 0
+            if 0 < k <= len(data) - batch:
+                bound(node.input[1], np.array(data[batch:batch + k]))
     return bounds
 
 
@@ -119,7 +144,7 @@ def sample_inputs(model: onnx.ModelProto, case: int, spec: CaseSpec, seed: int) 
     rng = np.random.default_rng(seed + case)
     graph = model.graph
     initializers = {t.name for t in graph.initializer}
-    bounds = _index_bounds(graph)
+    bounds = _index_bounds(model)
     dims: dict[str, int] = dict(spec.dims)
     feeds: dict[str, np.ndarray] = {}
     for vi in graph.input:
@@ -144,7 +169,7 @@ def sample_inputs(model: onnx.ModelProto, case: int, spec: CaseSpec, seed: int) 
             if "mask" in vi.name.lower():
                 array = np.ones(shape, dtype)
             else:
-                array = rng.integers(0, min(bounds.get(vi.name, 8), 1 << 30), size=shape)
+                array = rng.integers(0, np.minimum(bounds.get(vi.name, np.array(8)), 1 << 30), size=shape)
         elif rank in (3, 4):
             array = rng.random(shape)  # images: [0, 1)
         else:
@@ -177,7 +202,7 @@ def capture(request_path: str, result_path: str, out_dir: str) -> int:
             continue
         wanted += [v for v in plugin.values if v not in wanted]
     result: dict[str, Any] = {"cases": [], "plugins": {p.id: {} for p in req.plugins}, "missing": missing,
-                              "bytes": {p.id: {} for p in req.plugins}}
+                              "bytes": {p.id: {} for p in req.plugins}, "modelInputs": {}}
     fetch = [v for v in wanted if v not in graph_outputs]
     for v in fetch:
         model.graph.output.append(onnx.ValueInfoProto(name=v))
@@ -209,6 +234,11 @@ def capture(request_path: str, result_path: str, out_dir: str) -> int:
             entry["error"] = _reason(exc)
             result["cases"].append(entry)
             continue
+        # "model-inputs" is no plugin id (those are C identifiers)
+        inputs_file = os.path.join(out_dir, "model-inputs", f"{case.name}.npz")
+        os.makedirs(os.path.dirname(inputs_file), exist_ok=True)
+        np.savez(inputs_file, **feeds)
+        result["modelInputs"][case.name] = inputs_file
         for plugin in req.plugins:
             if plugin.id in missing:
                 continue

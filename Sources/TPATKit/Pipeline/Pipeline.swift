@@ -293,6 +293,7 @@ public struct Pipeline: Sendable {
                      $0.manifest.sizeOutputs.map { ReferenceBatch.Job.SizeOutput(output: $0.output, dim: $0.dim) })
                 },
                 values: request.symbolicTestValues, sampleDims: request.sampleDims, captured: captured)
+            keepModelInputs(captured, in: work)
             try? fm.removeItem(at: work.appendingPathComponent(Self.captureFolder))
             for plugin in made {
                 guard let failure = referenceFailures[plugin.name] else { continue }
@@ -521,6 +522,27 @@ public struct Pipeline: Sendable {
             }
             let bytes = type.elementType?.byteCount(elements: Int(clamping: elements)) ?? Int(clamping: elements)
             return total.addingReportingOverflow(bytes).overflow ? .max : total + bytes
+        }
+    }
+
+    /// The folder of the output's model inputs (`<case>.npz`): the inputs the self-tests' data
+    /// came from, which the whole-model check (host/verify_model.py) runs both models on.
+    static let modelInputsFolder = "host/inputs"
+
+    /// Moves the model inputs of each captured case into ``modelInputsFolder``, each at most
+    /// ``capturedInputBudget`` bytes (a model of huge inputs keeps none: the check then draws).
+    private func keepModelInputs(_ captured: CaptureResult?, in work: URL) {
+        let fm = FileManager.default
+        let folder = work.appendingPathComponent(Self.modelInputsFolder)
+        for (caseName, path) in (captured?.modelInputs ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let source = URL(fileURLWithPath: path)
+            guard let size = (try? fm.attributesOfItem(atPath: source.path))?[.size] as? Int, size <= Self.capturedInputBudget else { continue }
+            do {
+                try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+                try fm.moveItem(at: source, to: folder.appendingPathComponent("\(caseName).npz"))
+            } catch {
+                logger.info("whole-model check: cannot keep the inputs of \(caseName): \(error.localizedDescription); the check draws its inputs")
+            }
         }
     }
 

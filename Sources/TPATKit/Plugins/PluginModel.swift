@@ -67,6 +67,9 @@ struct TensorModel: Sendable {
     var dataDependentMask: Int = 0
     /// A 0-D int32 output holding a data-dependent dim's extent (TensorRT's size tensor).
     var isSizeOutput: Bool = false
+    /// The header's macro for this tensor's rank (`<plugin>_INPUT0_RANK`): named here because in
+    /// the template `name` is the tensor's own, and every plugin's header shares one C namespace.
+    var rankMacro: String = ""
 }
 
 struct DimModel: Sendable {
@@ -275,7 +278,8 @@ extension PluginModel {
             return TensorModel(
                 index: index, name: Self.commentSafe(t.name), dtype: t.dtype.rawValue, hostType: host, trtType: trt,
                 rank: t.shape.count, slots: max(t.shape.count, 1), elementBytes: bits / 8, dims: dims,
-                shapeText: "[" + t.shape.map(\.cxx).joined(separator: ", ") + "]")
+                shapeText: "[" + t.shape.map(\.cxx).joined(separator: ", ") + "]",
+                rankMacro: "\(pluginName)_\(output ? "OUTPUT" : "INPUT")\(index)_RANK")
         }
         var inputs: [TensorModel] = []
         for (i, t) in m.inputs.enumerated() { inputs.append(try tensor(t, i, output: false)) }

@@ -52,6 +52,8 @@ public struct CaptureResult: Codable, Sendable, Equatable {
     public var missing: [String: String]
     /// For each plugin and case, the bytes of its captured inputs.
     public var bytes: [String: [String: Int]]
+    /// For each case that ran, the `.npz` of the model inputs it ran on (keyed by graph input).
+    public var modelInputs: [String: String]?
 
     /// The folder of `plugin`'s inputs in `caseName`, when they were captured.
     public func inputs(of plugin: String, in caseName: String) -> URL? {

@@ -25,14 +25,14 @@
 #define tpat_Abs_0_NUM_INPUTS 1
 #define tpat_Abs_0_NUM_OUTPUTS 1
 #define tpat_Abs_0_NUM_CONSTANTS 0
-#define x_INPUT0_RANK 2
-#define y_OUTPUT0_RANK 2
+#define tpat_Abs_0_INPUT0_RANK 2
+#define tpat_Abs_0_OUTPUT0_RANK 2
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Output dims from input dims: output_dims[j] points at OUTPUT<j>_RANK int64_t. */
+/* Output dims from input dims: output_dims[j] points at tpat_Abs_0_OUTPUT<j>_RANK int64_t. */
 int tpat_Abs_0_output_dims(const int64_t* const* input_dims, int64_t* const* output_dims);
 
 /* Workspace bytes enqueue needs for these input dims (the pointer need not be aligned);

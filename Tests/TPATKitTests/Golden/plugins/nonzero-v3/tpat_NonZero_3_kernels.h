@@ -25,15 +25,15 @@
 #define tpat_NonZero_3_NUM_INPUTS 1
 #define tpat_NonZero_3_NUM_OUTPUTS 2
 #define tpat_NonZero_3_NUM_CONSTANTS 0
-#define x_INPUT0_RANK 3
-#define y_OUTPUT0_RANK 2
-#define y__tpat_size1_OUTPUT1_RANK 0
+#define tpat_NonZero_3_INPUT0_RANK 3
+#define tpat_NonZero_3_OUTPUT0_RANK 2
+#define tpat_NonZero_3_OUTPUT1_RANK 0
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Output dims from input dims: output_dims[j] points at OUTPUT<j>_RANK int64_t. */
+/* Output dims from input dims: output_dims[j] points at tpat_NonZero_3_OUTPUT<j>_RANK int64_t. */
 int tpat_NonZero_3_output_dims(const int64_t* const* input_dims, int64_t* const* output_dims);
 
 /* Workspace bytes enqueue needs for these input dims (the pointer need not be aligned);

@@ -25,16 +25,16 @@
 #define tpat_ScatterND_7_NUM_INPUTS 3
 #define tpat_ScatterND_7_NUM_OUTPUTS 1
 #define tpat_ScatterND_7_NUM_CONSTANTS 1
-#define data_INPUT0_RANK 2
-#define indices_INPUT1_RANK 2
-#define updates_INPUT2_RANK 2
-#define y_OUTPUT0_RANK 2
+#define tpat_ScatterND_7_INPUT0_RANK 2
+#define tpat_ScatterND_7_INPUT1_RANK 2
+#define tpat_ScatterND_7_INPUT2_RANK 2
+#define tpat_ScatterND_7_OUTPUT0_RANK 2
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Output dims from input dims: output_dims[j] points at OUTPUT<j>_RANK int64_t. */
+/* Output dims from input dims: output_dims[j] points at tpat_ScatterND_7_OUTPUT<j>_RANK int64_t. */
 int tpat_ScatterND_7_output_dims(const int64_t* const* input_dims, int64_t* const* output_dims);
 
 /* Workspace bytes enqueue needs for these input dims (the pointer need not be aligned);
