@@ -68,6 +68,12 @@ struct PipelineTests {
         }
         #expect(report.trtexecCommand?.hasPrefix("trtexec --onnx=\(out.path)/model.tpat.onnx --dynamicPlugins=") == true)
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("Makefile").path))
+        // The whole-model check's files, and the model inputs the self-tests' data came from (two
+        // cases: the batch at two sizes), for host/verify_model.py to run both models on.
+        for file in ["host/plugins.json", "host/tpat_ort_ops.cpp", "host/verify_model.py", "host/plugins.mk", "host/inputs/case0.npz", "host/inputs/case1.npz"] {
+            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "\(file)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent(".capture").path), "the capture's scratch folder is removed")
 
         // The rewritten model: plugin nodes, a Cast pair around the BOOL input, the tpat opset.
         let rewritten = try ONNXModel.load(contentsOf: out.appendingPathComponent("model.tpat.onnx"))
