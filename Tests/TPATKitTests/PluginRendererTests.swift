@@ -171,7 +171,13 @@ struct PluginRendererTests {
         #expect(plugin.contains("constexpr int64_t kFixedDims[][3] = { { 0, 1, 16 }, { 1, 0, 4 }, { 1, 1, 1 }, { 2, 0, 4 }, { 2, 1, 16 }, { -1, -1, -1 } };"))
         #expect(plugin.contains("inputsMatch(\"configurePlugin\"") && plugin.contains("inputsMatch(\"onShapeChange\""))
         let pluginEnqueue = try #require(plugin.range(of: "int32_t enqueue(")).lowerBound
-        #expect(String(plugin[pluginEnqueue...]).prefix(400).contains("mConstants->ensure()"))
+        #expect(String(plugin[pluginEnqueue...]).prefix(400).contains("mConstants->ensure(stream)"))
+        // In an execution context the constants come from the context's allocator, uploaded on
+        // the enqueue's stream; attachToContext hands the allocator over and uploads nothing.
+        #expect(plugin.contains("context->getGpuAllocator()") && plugin.contains("mAllocator->allocateAsync(") && plugin.contains("mAllocator->deallocateAsync("))
+        #expect(plugin.contains("sc_constants_upload(mPointers, stream)"))
+        let attach = try #require(plugin.range(of: "IPluginV3* attachToContext(")).lowerBound
+        #expect(!String(plugin[attach...]).prefix(300).contains("ensure("))
         #expect(plugin.contains("getCreators(int32_t& nbCreators)"))
         #expect(plugin.contains("nvinfer1::DataType::kINT64"))
     }

@@ -40,6 +40,9 @@ public struct PluginHostList: Codable, Sendable, Equatable {
         public var inputs: [Port]
         /// The plugin's outputs, in order.
         public var outputs: [Port]
+        /// How many constants (weights) the kernels upload: a v3 plugin in an execution context
+        /// takes each one's device memory from the context's IGpuAllocator.
+        public var constants: Int
     }
 
     /// A creator field: a string attribute of the rewritten node.
@@ -105,7 +108,7 @@ public struct PluginHostList: Codable, Sendable, Equatable {
                 fields: ModelRewriter.pluginAttributes(replacement).filter(\.isCreatorField).map {
                     Field(name: $0.name, value: $0.value, identifiesKernels: $0.name == ModelRewriter.kernelsIDAttribute)
                 },
-                inputs: inputs, outputs: outputs))
+                inputs: inputs, outputs: outputs, constants: manifest.constants.count))
         }
         self.schema = Self.schemaVersion
         self.plugins = list

@@ -120,6 +120,16 @@ TPAT_EXPORT int64_t tpat_Abs_0_workspace_size(const int64_t* const* tpat_input_d
     return tpat_total == 0 ? 0 : tpat_total + 256;
 }
 
+TPAT_EXPORT int tpat_Abs_0_constant_sizes(size_t* tpat_bytes) {
+    (void)tpat_bytes;
+    return TPAT_OK;
+}
+
+TPAT_EXPORT int tpat_Abs_0_constants_upload(void* const* tpat_device_constants, cudaStream_t tpat_stream) {
+    (void)tpat_device_constants; (void)tpat_stream;
+    return TPAT_OK;
+}
+
 TPAT_EXPORT int tpat_Abs_0_constants_create(void** tpat_device_constants) {
     (void)tpat_device_constants;
     return TPAT_OK;

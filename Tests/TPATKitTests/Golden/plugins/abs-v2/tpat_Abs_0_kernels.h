@@ -51,6 +51,13 @@ int tpat_Abs_0_constant_bytes(int index, const char* file, const unsigned char**
 /* Frees what tpat_Abs_0_constants_create allocated. */
 int tpat_Abs_0_constants_destroy(void* const* device_constants);
 
+/* For callers that allocate the device memory themselves (the TensorRT plugin, through the
+   context's IGpuAllocator): bytes[0 .. NUM_CONSTANTS-1] gets each constant's size, and
+   tpat_Abs_0_constants_upload copies the constants into device_constants[k] (at least bytes[k],
+   16-byte aligned) on `stream`, without synchronising (the host bytes are static). */
+int tpat_Abs_0_constant_sizes(size_t* bytes);
+int tpat_Abs_0_constants_upload(void* const* device_constants, cudaStream_t stream);
+
 /* Runs every step on `stream`: no allocation, no synchronisation. `constants` are the pointers
    tpat_Abs_0_constants_create filled (may be null without constants); `workspace` holds at least
    tpat_Abs_0_workspace_size(input_dims) bytes (may be null when that is 0). */

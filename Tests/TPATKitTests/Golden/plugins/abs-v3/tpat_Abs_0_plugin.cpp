@@ -56,30 +56,66 @@ void logError(std::string const& message) noexcept {
 }
 
 // Device copies of the constants: uploaded once, shared by a plugin and its clones, freed with
-// the last of them. TensorRT promises no order of onShapeChange/attachToContext before an
-// enqueue (its timing runs), so every one of them makes sure the constants are there.
+// the last of them. In an execution context they live in memory from the context's
+// IGpuAllocator (attachToContext hands it over) and are uploaded on the first enqueue's stream,
+// without a host wait; an enqueue on another stream waits for that upload through an event.
+// Without a context (the builder's timing runs) they are cudaMalloc'd. TensorRT promises no
+// order of onShapeChange/attachToContext before an enqueue, so enqueue makes sure they are there.
 class Constants {
 public:
     Constants() { std::memset(mPointers, 0, sizeof(mPointers)); }
     ~Constants() {
-        if (mReady.load(std::memory_order_acquire)) tpat_Abs_0_constants_destroy(mPointers);
-    }
-    int32_t ensure() noexcept {
-        if (mReady.load(std::memory_order_acquire)) return 0;
-        std::lock_guard<std::mutex> lock(mMutex);
-        if (mReady.load(std::memory_order_relaxed)) return 0;
-        int const rc = tpat_Abs_0_constants_create(mPointers);
-        if (rc != 0) {
-            logError("cannot upload the constants (status " + std::to_string(rc) + ")");
-            return rc;
+        if (!mReady.load(std::memory_order_acquire)) return;
+        if (mUploaded != nullptr) cudaEventDestroy(mUploaded);
+        if (mAllocator == nullptr) {
+            tpat_Abs_0_constants_destroy(mPointers);
+            return;
         }
-        mReady.store(true, std::memory_order_release);
+        release(mPointers, 0);
+    }
+    // From attachToContext: the constants, when first needed, come from the context's allocator.
+    void useAllocator(IGpuAllocator* allocator) noexcept {
+        std::lock_guard<std::mutex> lock(mMutex);
+        if (!mReady.load(std::memory_order_relaxed) && mAllocator == nullptr) mAllocator = allocator;
+    }
+    int32_t ensure(cudaStream_t stream) noexcept {
+        if (!mReady.load(std::memory_order_acquire)) {
+            std::lock_guard<std::mutex> lock(mMutex);
+            if (!mReady.load(std::memory_order_relaxed)) {
+                int const rc = mAllocator == nullptr ? tpat_Abs_0_constants_create(mPointers) : upload(stream);
+                if (rc != 0) {
+                    logError("cannot upload the constants (status " + std::to_string(rc) + ")");
+                    return rc;
+                }
+                mReady.store(true, std::memory_order_release);
+                return 0;
+            }
+        }
+        if (mUploaded != nullptr && stream != mUploadStream && cudaStreamWaitEvent(stream, mUploaded, 0) != cudaSuccess) {
+            logError("cannot order this stream after the constants' upload");
+            return -1;
+        }
         return 0;
     }
     void const* const* pointers() const noexcept { return mPointers; }
 private:
+    int upload(cudaStream_t stream) noexcept {
+        (void)stream;
+        return 0;
+    }
+    // Gives memory back to the context's allocator, ordered on the legacy default stream: the
+    // last plugin instance goes after its contexts, whose streams may be gone.
+    void release(void** pointers, int count) noexcept {
+        for (int k = 0; k < count; ++k) {
+            if (pointers[k] != nullptr && !mAllocator->deallocateAsync(pointers[k], nullptr)) logError("the context's GPU allocator refused to take constant " + std::to_string(k) + " back");
+            pointers[k] = nullptr;
+        }
+    }
     std::mutex mMutex;
     std::atomic<bool> mReady{false};
+    IGpuAllocator* mAllocator = nullptr;
+    cudaEvent_t mUploaded = nullptr;
+    cudaStream_t mUploadStream = nullptr;
     void* mPointers[1];
 };
 
@@ -226,17 +262,17 @@ public:
     int32_t onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const*, int32_t nbOutputs) noexcept override {
         auto const actual = [in](int32_t i) { return std::vector<Dims const*>{&in[i].dims}; };
         if (in == nullptr || !inputsMatch("onShapeChange", nbInputs, nbOutputs, actual)) return -1;
-        return mConstants->ensure();
+        return 0;
     }
 
-    IPluginV3* attachToContext(IPluginResourceContext*) noexcept override {
-        if (mConstants->ensure() != 0) return nullptr;
+    IPluginV3* attachToContext(IPluginResourceContext* context) noexcept override {
+        if (context != nullptr && context->getGpuAllocator() != nullptr) mConstants->useAllocator(context->getGpuAllocator());
         return clone();
     }
 
     int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const*, void const* const* inputs, void* const* outputs,
         void* workspace, cudaStream_t stream) noexcept override {
-        if (mConstants->ensure() != 0) return -1;
+        if (mConstants->ensure(stream) != 0) return -1;
         int64_t tpat_d0[2];
         copyDims(inputDesc[0].dims, tpat_d0, 2);
         int64_t const* const tpat_dims[1 + 1] = { tpat_d0, nullptr };

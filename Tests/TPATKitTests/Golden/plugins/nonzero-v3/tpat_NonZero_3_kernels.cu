@@ -491,6 +491,16 @@ TPAT_EXPORT int64_t tpat_NonZero_3_workspace_size(const int64_t* const* tpat_inp
     return tpat_total == 0 ? 0 : tpat_total + 256;
 }
 
+TPAT_EXPORT int tpat_NonZero_3_constant_sizes(size_t* tpat_bytes) {
+    (void)tpat_bytes;
+    return TPAT_OK;
+}
+
+TPAT_EXPORT int tpat_NonZero_3_constants_upload(void* const* tpat_device_constants, cudaStream_t tpat_stream) {
+    (void)tpat_device_constants; (void)tpat_stream;
+    return TPAT_OK;
+}
+
 TPAT_EXPORT int tpat_NonZero_3_constants_create(void** tpat_device_constants) {
     (void)tpat_device_constants;
     return TPAT_OK;

@@ -143,27 +143,45 @@ TPAT_EXPORT int64_t tpat_ScatterND_7_workspace_size(const int64_t* const* tpat_i
     return tpat_total == 0 ? 0 : tpat_total + 256;
 }
 
-TPAT_EXPORT int tpat_ScatterND_7_constants_create(void** tpat_device_constants) {
+TPAT_EXPORT int tpat_ScatterND_7_constant_sizes(size_t* tpat_bytes) {
+    if (tpat_bytes == nullptr) return TPAT_ERR_NULL_POINTER;
+    for (int k = 0; k < 1; ++k) tpat_bytes[k] = tpat_constant_table[k].bytes;
+    return TPAT_OK;
+}
+
+TPAT_EXPORT int tpat_ScatterND_7_constants_upload(void* const* tpat_device_constants, cudaStream_t tpat_stream) {
     if (tpat_device_constants == nullptr) return TPAT_ERR_NULL_POINTER;
-    for (int k = 0; k < 1; ++k) tpat_device_constants[k] = nullptr;
     for (int k = 0; k < 1; ++k) {
         const tpat_constant_info& c = tpat_constant_table[k];
         const unsigned char* tpat_data = nullptr;
         size_t tpat_bytes = 0;
         int tpat_rc = tpat_ScatterND_7_constant_bytes(k, c.file, &tpat_data, &tpat_bytes);
         if (tpat_rc == TPAT_OK && tpat_bytes != c.bytes) tpat_rc = TPAT_ERR_CONSTANT_DATA;  // not the manifest's size
-        if (tpat_rc != TPAT_OK) {
-            tpat_ScatterND_7_constants_destroy(tpat_device_constants);
-            return tpat_rc;
-        }
-        cudaError_t e = cudaMalloc(&tpat_device_constants[k], c.bytes == 0 ? 1 : c.bytes);
-        if (e == cudaSuccess) e = cudaMemcpy(tpat_device_constants[k], tpat_data, c.bytes, cudaMemcpyHostToDevice);
+        if (tpat_rc == TPAT_OK && tpat_device_constants[k] == nullptr) tpat_rc = TPAT_ERR_NULL_POINTER;
+        if (tpat_rc != TPAT_OK) return tpat_rc;
+        if (c.bytes == 0) continue;
+        cudaError_t e = cudaMemcpyAsync(tpat_device_constants[k], tpat_data, c.bytes, cudaMemcpyHostToDevice, tpat_stream);
+        if (e != cudaSuccess) return (int)e;
+    }
+    return TPAT_OK;
+}
+
+TPAT_EXPORT int tpat_ScatterND_7_constants_create(void** tpat_device_constants) {
+    if (tpat_device_constants == nullptr) return TPAT_ERR_NULL_POINTER;
+    for (int k = 0; k < 1; ++k) tpat_device_constants[k] = nullptr;
+    for (int k = 0; k < 1; ++k) {
+        const size_t tpat_bytes = tpat_constant_table[k].bytes;
+        cudaError_t e = cudaMalloc(&tpat_device_constants[k], tpat_bytes == 0 ? 1 : tpat_bytes);
         if (e != cudaSuccess) {
             tpat_ScatterND_7_constants_destroy(tpat_device_constants);
             return (int)e;
         }
     }
-    return TPAT_OK;
+    // The legacy default stream, then a wait: this call returns with the constants in place.
+    int tpat_rc = tpat_ScatterND_7_constants_upload(tpat_device_constants, 0);
+    if (tpat_rc == TPAT_OK) tpat_rc = (int)cudaStreamSynchronize(0);
+    if (tpat_rc != TPAT_OK) tpat_ScatterND_7_constants_destroy(tpat_device_constants);
+    return tpat_rc;
 }
 
 TPAT_EXPORT int tpat_ScatterND_7_constants_destroy(void* const* tpat_device_constants) {

@@ -56,30 +56,87 @@ void logError(std::string const& message) noexcept {
 }
 
 // Device copies of the constants: uploaded once, shared by a plugin and its clones, freed with
-// the last of them. TensorRT promises no order of onShapeChange/attachToContext before an
-// enqueue (its timing runs), so every one of them makes sure the constants are there.
+// the last of them. In an execution context they live in memory from the context's
+// IGpuAllocator (attachToContext hands it over) and are uploaded on the first enqueue's stream,
+// without a host wait; an enqueue on another stream waits for that upload through an event.
+// Without a context (the builder's timing runs) they are cudaMalloc'd. TensorRT promises no
+// order of onShapeChange/attachToContext before an enqueue, so enqueue makes sure they are there.
 class Constants {
 public:
     Constants() { std::memset(mPointers, 0, sizeof(mPointers)); }
     ~Constants() {
-        if (mReady.load(std::memory_order_acquire)) tpat_ScatterND_7_constants_destroy(mPointers);
-    }
-    int32_t ensure() noexcept {
-        if (mReady.load(std::memory_order_acquire)) return 0;
-        std::lock_guard<std::mutex> lock(mMutex);
-        if (mReady.load(std::memory_order_relaxed)) return 0;
-        int const rc = tpat_ScatterND_7_constants_create(mPointers);
-        if (rc != 0) {
-            logError("cannot upload the constants (status " + std::to_string(rc) + ")");
-            return rc;
+        if (!mReady.load(std::memory_order_acquire)) return;
+        if (mUploaded != nullptr) cudaEventDestroy(mUploaded);
+        if (mAllocator == nullptr) {
+            tpat_ScatterND_7_constants_destroy(mPointers);
+            return;
         }
-        mReady.store(true, std::memory_order_release);
+        release(mPointers, 1);
+    }
+    // From attachToContext: the constants, when first needed, come from the context's allocator.
+    void useAllocator(IGpuAllocator* allocator) noexcept {
+        std::lock_guard<std::mutex> lock(mMutex);
+        if (!mReady.load(std::memory_order_relaxed) && mAllocator == nullptr) mAllocator = allocator;
+    }
+    int32_t ensure(cudaStream_t stream) noexcept {
+        if (!mReady.load(std::memory_order_acquire)) {
+            std::lock_guard<std::mutex> lock(mMutex);
+            if (!mReady.load(std::memory_order_relaxed)) {
+                int const rc = mAllocator == nullptr ? tpat_ScatterND_7_constants_create(mPointers) : upload(stream);
+                if (rc != 0) {
+                    logError("cannot upload the constants (status " + std::to_string(rc) + ")");
+                    return rc;
+                }
+                mReady.store(true, std::memory_order_release);
+                return 0;
+            }
+        }
+        if (mUploaded != nullptr && stream != mUploadStream && cudaStreamWaitEvent(stream, mUploaded, 0) != cudaSuccess) {
+            logError("cannot order this stream after the constants' upload");
+            return -1;
+        }
         return 0;
     }
     void const* const* pointers() const noexcept { return mPointers; }
 private:
+    int upload(cudaStream_t stream) noexcept {
+        size_t bytes[1] = {};
+        int rc = tpat_ScatterND_7_constant_sizes(bytes);
+        if (rc != 0) return rc;
+        for (int k = 0; k < 1; ++k) {
+            // TensorRT's own alignment for device memory; the kernels need 16 bytes.
+            mPointers[k] = mAllocator->allocateAsync(bytes[k] == 0 ? 1 : bytes[k], 256, 0, stream);
+            if (mPointers[k] == nullptr) {
+                release(mPointers, k);
+                logError("the context's GPU allocator gave no memory for constant " + std::to_string(k) + " (" + std::to_string(bytes[k]) + " bytes)");
+                return -1;
+            }
+        }
+        rc = tpat_ScatterND_7_constants_upload(mPointers, stream);
+        if (rc == 0) rc = static_cast<int>(cudaEventCreateWithFlags(&mUploaded, cudaEventDisableTiming));
+        if (rc == 0) rc = static_cast<int>(cudaEventRecord(mUploaded, stream));
+        if (rc != 0) {
+            if (mUploaded != nullptr) cudaEventDestroy(mUploaded);
+            mUploaded = nullptr;
+            release(mPointers, 1);
+            return rc;
+        }
+        mUploadStream = stream;
+        return 0;
+    }
+    // Gives memory back to the context's allocator, ordered on the legacy default stream: the
+    // last plugin instance goes after its contexts, whose streams may be gone.
+    void release(void** pointers, int count) noexcept {
+        for (int k = 0; k < count; ++k) {
+            if (pointers[k] != nullptr && !mAllocator->deallocateAsync(pointers[k], nullptr)) logError("the context's GPU allocator refused to take constant " + std::to_string(k) + " back");
+            pointers[k] = nullptr;
+        }
+    }
     std::mutex mMutex;
     std::atomic<bool> mReady{false};
+    IGpuAllocator* mAllocator = nullptr;
+    cudaEvent_t mUploaded = nullptr;
+    cudaStream_t mUploadStream = nullptr;
     void* mPointers[1];
 };
 
@@ -226,17 +283,17 @@ public:
     int32_t onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const*, int32_t nbOutputs) noexcept override {
         auto const actual = [in](int32_t i) { return std::vector<Dims const*>{&in[i].dims}; };
         if (in == nullptr || !inputsMatch("onShapeChange", nbInputs, nbOutputs, actual)) return -1;
-        return mConstants->ensure();
+        return 0;
     }
 
-    IPluginV3* attachToContext(IPluginResourceContext*) noexcept override {
-        if (mConstants->ensure() != 0) return nullptr;
+    IPluginV3* attachToContext(IPluginResourceContext* context) noexcept override {
+        if (context != nullptr && context->getGpuAllocator() != nullptr) mConstants->useAllocator(context->getGpuAllocator());
         return clone();
     }
 
     int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const*, void const* const* inputs, void* const* outputs,
         void* workspace, cudaStream_t stream) noexcept override {
-        if (mConstants->ensure() != 0) return -1;
+        if (mConstants->ensure(stream) != 0) return -1;
         int64_t tpat_d0[2];
         copyDims(inputDesc[0].dims, tpat_d0, 2);
         int64_t tpat_d1[2];
