@@ -143,3 +143,24 @@ def test_model_inputs_are_kept_and_gather_nd_indices_fit_each_indexed_dim(tmp_pa
     for p in picks:
         assert np.all(p[:, 0] == 0) and np.all((p[:, 1] >= 0) & (p[:, 1] < 8))
     assert any(np.any(p[:, 1] > 0) for p in picks), "column 1 is drawn over its whole range"
+
+
+def test_scatter_nd_targets_are_distinct(tmp_path: Path) -> None:
+    """ScatterND with duplicate targets has no defined result (the GPU's write order decides): the
+    capture draws the model's indices input with distinct rows, as the self-tests' drawn data does."""
+    node = helper.make_node("ScatterND", ["data", "indices", "updates"], ["y"], name="scatter")
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [4, 64, 64, 16]),
+         helper.make_tensor_value_info("indices", TensorProto.INT64, [4, 600, 3]),
+         helper.make_tensor_value_info("updates", TensorProto.FLOAT, [4, 600, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 64, 64, 16])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    result = run_capture(tmp_path, model, {"cases": [{"name": "case0", "dims": {}}],
+                                           "plugins": [{"id": "tpat_scatter", "values": ["data", "indices", "updates"]}]})
+    assert result["cases"][0]["error"] is None
+    with np.load(result["modelInputs"]["case0"]) as data:
+        rows = data["indices"].reshape(-1, 3)
+    assert len({tuple(r) for r in rows}) == len(rows)
+    assert np.all(rows >= 0) and np.all(rows < np.array([4, 64, 64]))

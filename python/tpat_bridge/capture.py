@@ -30,7 +30,8 @@ symbolic dim the request does not give gets a value that suits where it appears,
 case: the leading (batch) dim 1 then 3, a spatial dim of an image input 64x64 then 32x48, anything
 else (a sequence) 16 then 7. Small on purpose: the captured tensors become the self-tests' data in
 OUT (a resnet50 at batch 8 and 96x128 stored twice its weights in test data). Integer inputs that
-index data of a known size (an embedding table, GatherND's data) are drawn below that size, ``*mask*`` inputs are ones, images are uniform in [0, 1).
+index data of a known size (an embedding table, GatherND's data, a scatter's target) are drawn by
+``reference.draw_indices`` (in range; a scatter's targets distinct), ``*mask*`` inputs are ones, images are uniform in [0, 1).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import numpy as np
 import onnx
 from onnx import external_data_helper
 
-from .reference import _session_from_model
+from .reference import INDEX_OPS, _session_from_model, draw_indices
 
 BATCH_DIMS = (1, 3)
 DEFAULT_DIMS = (16, 7)
@@ -91,11 +92,10 @@ class CaptureRequest:
             plugins=[PluginSpec(p["id"], list(p["values"])) for p in doc["plugins"]])
 
 
-def _index_bounds(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """For graph inputs used as indices (Gather, GatherElements, GatherND, ScatterElements,
-    ScatterND) into data of a known static size: the exclusive bound of each index, broadcast over
-    the input's last axis (GatherND/ScatterND: one bound per indexed dim). The smallest bound wins
-    when several nodes read one input."""
+def _index_uses(model: onnx.ModelProto) -> dict[str, tuple[str, dict, list[int]]]:
+    """Graph inputs that are the indices (input 1) of a Gather/GatherElements/GatherND/Scatter*
+    node whose data has a known static size: (op, attributes, data shape), drawn by the one rule
+    for indices (``reference.draw_indices``: in range, distinct targets for scatters)."""
     graph = model.graph
     shapes: dict[str, list[int]] = {t.name: list(t.dims) for t in graph.initializer}
     try:
@@ -107,25 +107,13 @@ def _index_bounds(model: onnx.ModelProto) -> dict[str, np.ndarray]:
         if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
             shapes.setdefault(vi.name, [int(d.dim_value) for d in dims])
     feeds = {i.name for i in graph.input} - {t.name for t in graph.initializer}
-    bounds: dict[str, np.ndarray] = {}
-
-    def bound(name: str, value: np.ndarray) -> None:
-        if name in feeds and value.size and np.all(value > 0):
-            bounds[name] = np.minimum(bounds[name], value) if name in bounds and bounds[name].shape == value.shape else value
-
+    uses: dict[str, tuple[str, dict, list[int]]] = {}
     for node in graph.node:
-        if len(node.input) < 2 or node.input[0] not in shapes:
-            continue
-        data = shapes[node.input[0]]
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-        if node.op_type in ("Gather", "GatherElements", "ScatterElements") and data:
-            bound(node.input[1], np.array(data[axis % len(data)]))
-        elif node.op_type in ("GatherND", "ScatterND") and node.input[1] in shapes:
-            batch = next((a.i for a in node.attribute if a.name == "batch_dims"), 0)
-            k = shapes[node.input[1]][-1] if shapes[node.input[1]] else 0
-            if 0 < k <= len(data) - batch:
-                bound(node.input[1], np.array(data[batch:batch + k]))
-    return bounds
+        if node.op_type in INDEX_OPS and len(node.input) > 1 and node.input[1] in feeds and node.input[0] in shapes:
+            data = shapes[node.input[0]]
+            if data and all(d > 0 for d in data):
+                uses.setdefault(node.input[1], (node.op_type, {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}, data))
+    return uses
 
 
 def _dim_value(name: str, position: int, rank: int, is_float: bool, case: int, given: dict[str, int]) -> int:
@@ -144,7 +132,7 @@ def sample_inputs(model: onnx.ModelProto, case: int, spec: CaseSpec, seed: int) 
     rng = np.random.default_rng(seed + case)
     graph = model.graph
     initializers = {t.name for t in graph.initializer}
-    bounds = _index_bounds(model)
+    index_uses = _index_uses(model)
     dims: dict[str, int] = dict(spec.dims)
     feeds: dict[str, np.ndarray] = {}
     for vi in graph.input:
@@ -166,10 +154,19 @@ def sample_inputs(model: onnx.ModelProto, case: int, spec: CaseSpec, seed: int) 
         if dtype == np.bool_:
             array = rng.random(shape) < 0.5
         elif np.issubdtype(dtype, np.integer):
-            if "mask" in vi.name.lower():
+            array = None
+            if vi.name in index_uses:
+                op, attrs, data = index_uses[vi.name]
+                try:
+                    array = draw_indices(rng, op, attrs, shape, data)
+                except (SystemExit, ValueError, IndexError):
+                    array = None  # more distinct targets than the data has: drawn as any integer
+            if array is not None:
+                pass
+            elif "mask" in vi.name.lower():
                 array = np.ones(shape, dtype)
             else:
-                array = rng.integers(0, np.minimum(bounds.get(vi.name, np.array(8)), 1 << 30), size=shape)
+                array = rng.integers(0, 8, size=shape)
         elif rank in (3, 4):
             array = rng.random(shape)  # images: [0, 1)
         else:

@@ -69,6 +69,34 @@ def _unique_rows(rng: np.random.Generator, bounds: list[int], count: int) -> np.
     return np.stack(np.unravel_index(flat, bounds), axis=-1) if bounds else np.zeros((count, 0), np.int64)
 
 
+INDEX_OPS = ("Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND")
+
+
+def draw_indices(rng: np.random.Generator, op: str, attrs: dict, shape: list[int], data: list[int]) -> np.ndarray | None:
+    """Valid values for input 1 (the indices) of ``op`` over data of shape ``data``, or None for
+    an op that takes no indices there. Scatters get distinct targets: with duplicates ONNX leaves
+    the result undefined (a GPU kernel's write order decides it). The one rule for indices, used
+    by the self-tests' drawn inputs and by the whole-model capture."""
+    if op == "GatherND":
+        b = int(attrs.get("batch_dims", 0))
+        k = shape[-1]
+        return np.stack([rng.integers(0, data[b + c], size=shape[:-1]) for c in range(k)], axis=-1)
+    if op in ("Gather", "GatherElements"):
+        axis = int(attrs.get("axis", 0))
+        return rng.integers(0, data[axis % len(data)], size=shape)
+    if op == "ScatterND":
+        k = shape[-1]
+        count = int(np.prod(shape[:-1], dtype=np.int64))
+        return _unique_rows(rng, data[:k], count).reshape(shape)
+    if op == "ScatterElements":
+        axis = int(attrs.get("axis", 0)) % len(shape)
+        size = data[axis]
+        # distinct targets along the axis for each position of the other axes
+        arr = np.argsort(rng.random([*shape[:axis], size, *shape[axis + 1:]]), axis=axis)
+        return np.take(arr, np.arange(shape[axis]), axis=axis)
+    return None
+
+
 def _generic(rng: np.random.Generator, shape: list[int], dtype: np.dtype, op: str, index: int) -> np.ndarray:
     if dtype == np.bool_:
         return rng.random(shape) < 0.5
@@ -134,26 +162,9 @@ def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int], base_di
         pos = list(node.input).index(fed) if fed in node.input else -1
         op = node.op_type
         arr: np.ndarray
-        if op == "GatherND" and pos == 1:
-            b = int(attrs.get("batch_dims", 0))
-            data = shape_of(0)
-            k = shape[-1]
-            arr = np.stack([rng.integers(0, data[b + c], size=shape[:-1]) for c in range(k)], axis=-1)
-        elif op in ("Gather", "GatherElements") and pos == 1:
-            axis = int(attrs.get("axis", 0))
-            size = shape_of(0)[axis]
-            arr = rng.integers(0, size, size=shape)
-        elif op == "ScatterND" and pos == 1:
-            data = shape_of(0)
-            k = shape[-1]
-            count = int(np.prod(shape[:-1], dtype=np.int64))
-            arr = _unique_rows(rng, data[:k], count).reshape(shape)
-        elif op == "ScatterElements" and pos == 1:
-            axis = int(attrs.get("axis", 0))
-            size = shape_of(0)[axis]
-            # distinct targets along the axis for each position of the other axes
-            arr = np.argsort(rng.random([*shape[:axis], size, *shape[axis + 1:]]), axis=axis)
-            arr = np.take(arr, np.arange(shape[axis]), axis=axis)
+        indices = draw_indices(rng, op, attrs, shape, shape_of(0)) if pos == 1 and op in INDEX_OPS else None
+        if indices is not None:
+            arr = indices
         elif op == "OneHot" and pos == 0:
             depth_name = node.input[1]
             depth = int(np.asarray(values.get(depth_name, 2)).reshape(-1)[0])
