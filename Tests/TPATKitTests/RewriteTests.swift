@@ -125,6 +125,23 @@ struct CarriedTypeTests {
         #expect(boolOut.inputs.map(\.pluginType) == [nil, nil])
     }
 
+    @Test("INT8 travels as FLOAT: a kINT8 port is a quantized tensor to TensorRT, not an integer")
+    func int8Carrier() throws {
+        var b = ModelBuilder()
+        b.input("codes", .int8, [.fixed(4)])
+        b.output("magnitude", .int8, [.fixed(4)])
+        b.node("Abs", ["codes"], ["magnitude"], name: "abs")
+        let model = ONNXModel(proto: b.model())
+        let index = GraphIndex(model: model)
+        let (i, node) = try index.node(named: "abs")
+        let extracted = try NodeExtractor(model: model, index: index).extract(SelectedNode(index: i, name: "abs", node: node))
+        #expect(extracted.inputs.map(\.pluginType) == [.float32] && extracted.outputs.map(\.pluginType) == [.float32])
+        #expect(extracted.inputs.map(\.originalType) == [.int8])
+        let sub = extracted.subModel.graph
+        #expect(sub.input[0].type.tensorType.elemType == Int32(ElementType.float32.onnxValue))
+        #expect(sub.output[0].type.tensorType.elemType == Int32(ElementType.float32.onnxValue))
+    }
+
     @Test("for TensorRT 8 (no INT64 plugin format) INT64 travels as INT32")
     func tensorRT8Carriers() throws {
         let (model, index, _) = try Self.model()

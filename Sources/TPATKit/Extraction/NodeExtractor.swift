@@ -34,10 +34,11 @@ public struct NodeExtractor: Sendable {
     /// The element types a TensorRT plugin does not take at its boundary, and the type each
     /// travels as, converted by Casts around the plugin node. BOOL goes as INT32. UINT8 goes as
     /// FLOAT: TensorRT documents UINT8 conversions only to and from FLOAT and HALF (and FLOAT
-    /// holds every UINT8 value exactly).
-    public static let carrierTypes: [ElementType: ElementType] = [.bool: .int32, .uint8: .float32]
+    /// holds every UINT8 value exactly). INT8 goes as FLOAT too: a kINT8 plugin port is a
+    /// quantized tensor to a weakly typed network (it wants a scale), not an integer.
+    public static let carrierTypes: [ElementType: ElementType] = [.bool: .int32, .uint8: .float32, .int8: .float32]
     /// TensorRT 8 has no INT64 tensors either: they go as INT32.
-    public static let carrierTypesForTensorRT8: [ElementType: ElementType] = [.bool: .int32, .uint8: .float32, .int64: .int32]
+    public static let carrierTypesForTensorRT8: [ElementType: ElementType] = [.bool: .int32, .uint8: .float32, .int8: .float32, .int64: .int32]
 
     let model: ONNXModel
     let graphs: ModelGraphs
