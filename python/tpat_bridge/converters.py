@@ -19,6 +19,7 @@ import onnx
 from onnx import helper
 
 from .nonzero import convert_nonzero
+from .topk import convert_topk, runtime_k
 
 # The suffix of a size output's name in the sub-model (never a name of the original model: TPAT's
 # sub-model names are its own).
@@ -27,10 +28,13 @@ SIZE_SUFFIX = "__tpat_size"
 
 @dataclass(frozen=True)
 class SizeOutput:
-    """Dim ``dim`` of node output ``output`` is data-dependent; its extent is a size output."""
+    """Dim ``dim`` of node output ``output`` is data-dependent; its extent is a size output. With
+    ``dim_attribute`` the dim is that attribute's value (``dim`` its default; negative counts from
+    the end of input 0's rank), as TopK's ``axis``."""
 
     output: int
     dim: int
+    dim_attribute: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,11 +47,48 @@ class Converter:
     # frontend's converters return it; with ``size_outputs``, the size outputs follow the node's own.
     convert: Callable[[Any, list[Any], dict[str, Any], Any], Any]
     size_outputs: tuple[SizeOutput, ...] = ()
+    # Which nodes have the data-dependent dims (node, names of the model's constants); None: all.
+    data_dependent: Callable[[Any, set[str]], bool] | None = None
 
 
 CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     Converter("NonZero", 9, convert_nonzero, (SizeOutput(output=0, dim=1),)),
+    # opset 1's attribute K and a constant K take TVM's path; a K computed at run time, size outputs
+    Converter("TopK", 1, convert_topk, (SizeOutput(output=0, dim=-1, dim_attribute="axis"),
+                                        SizeOutput(output=1, dim=-1, dim_attribute="axis")), runtime_k),
 ]}
+
+
+def _constants(graph: onnx.GraphProto) -> set[str]:
+    return {t.name for t in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+
+
+def _rank(graph: onnx.GraphProto, name: str) -> int | None:
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+        if vi.name == name and vi.type.tensor_type.HasField("shape"):
+            return len(vi.type.tensor_type.shape.dim)
+    for t in graph.initializer:
+        if t.name == name:
+            return len(t.dims)
+    return None
+
+
+def _size_dims(node: onnx.NodeProto, converter: Converter, graph: onnx.GraphProto) -> list[tuple[SizeOutput, int]] | None:
+    """The size outputs ``node`` takes, each with its dim; None when it takes none."""
+    if not converter.size_outputs or (converter.data_dependent is not None and not converter.data_dependent(node, _constants(graph))):
+        return None
+    found = []
+    for s in converter.size_outputs:
+        dim = s.dim
+        if s.dim_attribute is not None:
+            dim = next((int(helper.get_attribute_value(a)) for a in node.attribute if a.name == s.dim_attribute), s.dim)
+        if dim < 0:
+            rank = _rank(graph, node.input[0]) if node.input else None
+            if rank is None:
+                return None
+            dim += rank
+        found.append((s, dim))
+    return found
 
 
 @dataclass(frozen=True)
@@ -62,8 +103,10 @@ class DataDependentDim:
 def with_size_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     """``model``, or a copy whose data-dependent node outputs each got their size outputs (also
     graph outputs, after the original ones; see ``data_dependent_dims``)."""
-    if not any(n.domain in ("", "ai.onnx") and n.op_type in CONVERTERS and CONVERTERS[n.op_type].size_outputs
-               for n in model.graph.node):
+    def takes(n: onnx.NodeProto) -> bool:
+        return n.domain in ("", "ai.onnx") and n.op_type in CONVERTERS and _size_dims(n, CONVERTERS[n.op_type], model.graph) is not None
+
+    if not any(takes(n) for n in model.graph.node):
         return model
     patched = onnx.ModelProto()
     patched.CopyFrom(model)
@@ -71,9 +114,9 @@ def with_size_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     for node in graph.node:
         if node.domain not in ("", "ai.onnx") or node.op_type not in CONVERTERS:
             continue
-        for s in CONVERTERS[node.op_type].size_outputs:
+        for s, dim in _size_dims(node, CONVERTERS[node.op_type], graph) or []:
             if s.output < len(node.output):
-                name = f"{node.output[s.output]}{SIZE_SUFFIX}{s.dim}"
+                name = f"{node.output[s.output]}{SIZE_SUFFIX}{dim}"
                 node.output.append(name)
                 graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.INT32, []))
     return patched

@@ -440,7 +440,10 @@ class PlanBuilder:
             elif isinstance(s, tirx.IfThenElse):
                 cond = node(s.condition)
                 if not isinstance(cond, Int):
-                    raise BridgeError("unsupported", f"{func_name}: host-side branch on a symbolic condition")
+                    syms = ", ".join(sorted(symbols_of(cond))) or "the input sizes"
+                    raise BridgeError("unsupported", f"{func_name}: TVM's lowering picks its launches on the host by a "
+                                      f"condition on {syms} (a symbolic dim), which TPAT cannot express yet; give the "
+                                      f"model fixed sizes for that dim or leave the node native")
                 if cond.value:
                     execute(s.then_case)
                 elif s.else_case is not None:

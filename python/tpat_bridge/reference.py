@@ -69,14 +69,18 @@ def _unique_rows(rng: np.random.Generator, bounds: list[int], count: int) -> np.
     return np.stack(np.unravel_index(flat, bounds), axis=-1) if bounds else np.zeros((count, 0), np.int64)
 
 
-INDEX_OPS = ("Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND")
+INDEX_OPS = ("Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND", "TopK")
 
 
 def draw_indices(rng: np.random.Generator, op: str, attrs: dict, shape: list[int], data: list[int]) -> np.ndarray | None:
-    """Valid values for input 1 (the indices) of ``op`` over data of shape ``data``, or None for
-    an op that takes no indices there. Scatters get distinct targets: with duplicates ONNX leaves
-    the result undefined (a GPU kernel's write order decides it). The one rule for indices, used
-    by the self-tests' drawn inputs and by the whole-model capture."""
+    """Valid values for input 1 (the indices, or TopK's K) of ``op`` over data of shape ``data``,
+    or None for an op that takes no indices there. Scatters get distinct targets: with duplicates
+    ONNX leaves the result undefined (a GPU kernel's write order decides it). TopK's K is in
+    [1, the axis length]. The one rule for indices, used by the self-tests' drawn inputs and by the
+    whole-model capture."""
+    if op == "TopK":
+        axis = int(attrs.get("axis", -1)) % len(data)
+        return np.full(shape, rng.integers(1, data[axis] + 1), dtype=np.int64)
     if op == "GatherND":
         b = int(attrs.get("batch_dims", 0))
         k = shape[-1]

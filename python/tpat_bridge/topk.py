@@ -1,0 +1,105 @@
+"""TPAT's TopK: a K computed at run time, through size outputs.
+
+TVM's ONNX frontend takes TopK's K only as a constant. Exported detectors compute it
+(``Min(300, number of anchors)``), so the output extent along the axis is a value of an input: a
+data-dependent dim, which TensorRT 10's IPluginV3 declares with a size tensor per output. The
+converter sorts the whole axis (``relax.op.topk`` with k < 1: every element, in order), packs the
+first K of each row as the ONNX result ``[..., K, ...]`` at the front of the buffer sized for the
+upper bound (the axis length), and gives K (clamped to [0, axis length]) as the size outputs. A
+constant K takes TVM's own path, unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import BridgeError
+
+
+def runtime_k(node: Any, constants: set[str]) -> bool:
+    """Whether ``node`` (a TopK) reads its K at run time (opset 10+: input 1, not a constant)."""
+    return len(node.input) > 1 and bool(node.input[1]) and node.input[1] not in constants
+
+
+def _packed_te(full: Any, k: Any, axis: int) -> Any:
+    """``full`` sorted along ``axis`` (shape = the upper bound); the first K of every row packed as
+    ``[..., K, ...]`` at the front, the rest zero."""
+    from tvm import te, tirx
+
+    shape = list(full.shape)
+    n = tirx.Cast("int64", shape[axis])
+    kk = tirx.Cast("int64", k[0] if len(k.shape) == 1 else k())
+    kk = tirx.Min(tirx.Max(kk, tirx.const(0, "int64")), n)
+    inner = tirx.const(1, "int64")
+    for d in shape[axis + 1:]:
+        inner = inner * tirx.Cast("int64", d)
+    outer = tirx.const(1, "int64")
+    for d in shape[:axis]:
+        outer = outer * tirx.Cast("int64", d)
+    one = tirx.const(1, "int64")
+    safe_k = tirx.Max(kk, one)
+    safe_inner = tirx.Max(inner, one)
+
+    def element(*idx: Any) -> Any:
+        # the flat position in the upper-bound buffer, read as a position of the packed [outer, K, inner]
+        p = tirx.const(0, "int64")
+        for i, d in zip(idx, shape):
+            p = p * tirx.Cast("int64", d) + tirx.Cast("int64", i)
+        i_in = tirx.floormod(p, safe_inner)
+        j = tirx.floormod(tirx.floordiv(p, safe_inner), safe_k)
+        o = tirx.floordiv(p, safe_inner * safe_k)
+        source = []
+        rest = o
+        for d in reversed(shape[:axis]):
+            source.append(tirx.floormod(rest, tirx.Cast("int64", d)))
+            rest = tirx.floordiv(rest, tirx.Cast("int64", d))
+        source = list(reversed(source)) + [j]
+        tail = []
+        rest = i_in
+        for d in reversed(shape[axis + 1:]):
+            tail.append(tirx.floormod(rest, tirx.Cast("int64", d)))
+            rest = tirx.floordiv(rest, tirx.Cast("int64", d))
+        source += list(reversed(tail))
+        inside = p < outer * kk * inner
+        return tirx.if_then_else(inside, full[tuple(source)], tirx.const(0, full.dtype))
+
+    return te.compute(shape, element, name="topk_packed")
+
+
+def _size_te(k: Any, n: Any) -> Any:
+    from tvm import te, tirx
+
+    kk = tirx.Cast("int64", k[0] if len(k.shape) == 1 else k())
+    return te.compute((), lambda: tirx.Cast("int32", tirx.Min(tirx.Max(kk, tirx.const(0, "int64")), tirx.Cast("int64", n))), name="topk_size")
+
+
+def convert_topk(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
+    """The Relax of ONNX TopK. A constant K (or opset 1's attribute): TVM's ``relax.op.topk``. A
+    run-time K: (values, indices) at the upper bound, packed, then K twice (one size output each)."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx.onnx_frontend import get_constant
+
+    data = inputs[0]
+    axis = int(attr.get("axis", -1))
+    largest = bool(attr.get("largest", 1))
+    if len(inputs) < 2 or inputs[1] is None:
+        return relax.op.topk(data, int(attr.get("k", 1)), axis, ret_type="both", largest=largest, dtype="int64")
+    k = get_constant(inputs[1], params)
+    if isinstance(k, tvm.ir.GenericConst):
+        if int(attr.get("sorted", 1)) != 1:
+            raise BridgeError("unsupported", "TopK: sorted=0 with a constant K is TVM's to refuse: give the node sorted=1")
+        return relax.op.topk(data, int(k.value.numpy().reshape(-1)[0]), axis, ret_type="both", largest=largest, dtype="int64")
+    if not isinstance(data.ty, relax.TensorType) or data.ty.shape is None:
+        raise BridgeError("unsupported", "TopK: its input's rank is unknown")
+    shape = list(data.ty.shape.values)
+    axis %= len(shape)
+    # sorted=0 leaves the order to the implementation: a full sort is one of them
+    both = bb.emit(relax.op.topk(data, 0, axis, ret_type="both", largest=largest, dtype="int64"))
+    values = bb.emit(relax.TupleGetItem(both, 0))
+    indices = bb.emit(relax.TupleGetItem(both, 1))
+    packed_values = bb.emit_te(_packed_te, values, inputs[1], axis, primfunc_name_hint="topk_pack_values")
+    packed_indices = bb.emit_te(_packed_te, indices, inputs[1], axis, primfunc_name_hint="topk_pack_indices")
+    size_values = bb.emit_te(_size_te, inputs[1], shape[axis], primfunc_name_hint="topk_size")
+    size_indices = bb.emit_te(_size_te, inputs[1], shape[axis], primfunc_name_hint="topk_size")
+    return relax.Tuple([packed_values, packed_indices, size_values, size_indices])
