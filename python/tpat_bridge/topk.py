@@ -3,10 +3,11 @@
 TVM's ONNX frontend takes TopK's K only as a constant. Exported detectors compute it
 (``Min(300, number of anchors)``), so the output extent along the axis is a value of an input: a
 data-dependent dim, which TensorRT 10's IPluginV3 declares with a size tensor per output. The
-converter sorts the whole axis (``relax.op.topk`` with k < 1: every element, in order), packs the
-first K of each row as the ONNX result ``[..., K, ...]`` at the front of the buffer sized for the
-upper bound (the axis length), and gives K (clamped to [0, axis length]) as the size outputs. A
-constant K takes TVM's own path, unchanged.
+converter orders the whole axis (a static axis: ``relax.op.topk`` with k < 1, every element in
+order; a symbolic one: TPAT's rank-based order, since TVM's CUDA sort picks its launches on the
+host by the axis length), packs the first K of each row as the ONNX result ``[..., K, ...]`` at
+the front of the buffer sized for the upper bound (the axis length), and gives K (clamped to
+[0, axis length]) as the size outputs. A constant K takes TVM's own path, unchanged.
 """
 
 from __future__ import annotations
@@ -66,6 +67,51 @@ def _packed_te(full: Any, k: Any, axis: int) -> Any:
     return te.compute(shape, element, name="topk_packed")
 
 
+def _ranked_te(x: Any, axis: int, largest: bool) -> Any:
+    """``x`` sorted along ``axis`` without TVM's sort (whose CUDA lowering picks its launches on
+    the host by the axis length, which a plugin cannot do for a symbolic length): each element's
+    rank is the number of elements ahead of it (greater, or equal at a lower index, as ONNX
+    orders ties), and the output at rank r is the element whose rank is r. Two reductions of
+    O(n^2) per row, one launch each: for the few thousand candidates per level of a detector's
+    head, microseconds. Returns the order (the source index of each output position)."""
+    from tvm import te, tirx
+
+    shape = list(x.shape)
+    n = shape[axis]
+
+    def at(idx: tuple, position: Any) -> tuple:
+        return tuple(idx[:axis]) + (position,) + tuple(idx[axis + 1:])
+
+    j = te.reduce_axis((0, n), name="j")
+
+    def rank(*idx: Any) -> Any:
+        i = idx[axis]
+        other, mine = x[at(idx, j)], x[idx]
+        ahead = (other > mine) if largest else (other < mine)
+        ahead = tirx.Or(ahead, tirx.And(other == mine, j < i))
+        return te.sum(tirx.Select(ahead, tirx.const(1, "int64"), tirx.const(0, "int64")), axis=j)
+
+    ranks = te.compute(shape, rank, name="topk_rank")
+    m = te.reduce_axis((0, n), name="m")
+
+    def source(*idx: Any) -> Any:
+        r = idx[axis]
+        return te.sum(tirx.Select(ranks[at(idx, m)] == tirx.Cast("int64", r), tirx.Cast("int64", m), tirx.const(0, "int64")), axis=m)
+
+    return te.compute(shape, source, name="topk_order")
+
+
+def _gather_te(x: Any, order: Any, axis: int) -> Any:
+    """``x`` read along ``axis`` in ``order`` (its own function: a function's output cannot be
+    inlined into another computation of the same function by TVM's GPU schedules)."""
+    from tvm import te
+
+    def value(*idx: Any) -> Any:
+        return x[tuple(idx[:axis]) + (order[idx],) + tuple(idx[axis + 1:])]
+
+    return te.compute(list(x.shape), value, name="topk_values")
+
+
 def _size_te(k: Any, n: Any) -> Any:
     from tvm import te, tirx
 
@@ -94,10 +140,15 @@ def convert_topk(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) 
         raise BridgeError("unsupported", "TopK: its input's rank is unknown")
     shape = list(data.ty.shape.values)
     axis %= len(shape)
-    # sorted=0 leaves the order to the implementation: a full sort is one of them
-    both = bb.emit(relax.op.topk(data, 0, axis, ret_type="both", largest=largest, dtype="int64"))
-    values = bb.emit(relax.TupleGetItem(both, 0))
-    indices = bb.emit(relax.TupleGetItem(both, 1))
+    # sorted=0 leaves the order to the implementation: a full sort is one of them. TVM's sort for
+    # a static axis; for a symbolic one, the rank-based order (see _ranked_te).
+    if isinstance(shape[axis], tvm.tirx.IntImm):
+        both = bb.emit(relax.op.topk(data, 0, axis, ret_type="both", largest=largest, dtype="int64"))
+        values = bb.emit(relax.TupleGetItem(both, 0))
+        indices = bb.emit(relax.TupleGetItem(both, 1))
+    else:
+        indices = bb.emit_te(_ranked_te, data, axis, largest, primfunc_name_hint="topk_ranked")
+        values = bb.emit_te(_gather_te, data, indices, axis, primfunc_name_hint="topk_gather")
     packed_values = bb.emit_te(_packed_te, values, inputs[1], axis, primfunc_name_hint="topk_pack_values")
     packed_indices = bb.emit_te(_packed_te, indices, inputs[1], axis, primfunc_name_hint="topk_pack_indices")
     size_values = bb.emit_te(_size_te, inputs[1], shape[axis], primfunc_name_hint="topk_size")
