@@ -110,3 +110,22 @@ def test_weights_that_are_not_sent_do_not_stop_the_symbolic_inference() -> None:
     assert {p.key: p.value for p in inferred.metadata_props}[ENGINE_KEY] == "symbolic"
     assert dims(inferred, "scaled")[0] == "batch"
     assert dims(inferred, "scaled")[2:] == [2, 32]
+
+
+def test_values_both_inferences_leave_without_a_rank_are_read_from_two_runs(tmp_path):
+    """A Reshape to a shape computed at run time leaves everything after it without a rank in
+    exported detectors; two ONNX Runtime runs at different sizes give each such value its rank, its
+    static dims, and a symbol for each dim that changed."""
+    from tpat_bridge.shapes import probe_unknown_shapes
+
+    nodes = [helper.make_node("Relu", ["x"], ["h"], name="relu"), helper.make_node("Neg", ["h"], ["y"], name="neg")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    probed = probe_unknown_shapes(model, str(tmp_path))
+    (h,) = [vi for vi in probed.graph.value_info if vi.name == "h"]
+    dims = h.type.tensor_type.shape.dim
+    assert h.type.tensor_type.elem_type == TensorProto.FLOAT
+    assert len(dims) == 2 and dims[0].dim_param.startswith("probe__") and dims[1].dim_value == 4
+    # Nothing to find: the model comes back as it is.
+    assert probe_unknown_shapes(probed, str(tmp_path)) is probed

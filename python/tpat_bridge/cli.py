@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("infer-shapes", help="ONNX shape inference, external data preserved")
     p.add_argument("input")
     p.add_argument("output")
+    p.add_argument("--run-model", default=None, help="the model with its weights, run to read the shapes no inference finds")
     args = parser.parse_args(argv)
     if args.command == "manifests":
         from .bridge import run_request
@@ -58,5 +59,5 @@ def main(argv: list[str] | None = None) -> int:
         return capture(args.request, args.result, args.out_dir)
     from .shapes import infer_shapes
 
-    infer_shapes(args.input, args.output)
+    infer_shapes(args.input, args.output, args.run_model)
     return 0

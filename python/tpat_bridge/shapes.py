@@ -110,10 +110,95 @@ def symbolic_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     return inferred
 
 
-def infer_shapes(in_path: str, out_path: str) -> None:
-    """Infer shapes of IN and write OUT."""
+# The most values whose shapes one probe run fetches (each is a graph output of that run).
+PROBE_LIMIT = 4096
+
+
+def probe_unknown_shapes(model: onnx.ModelProto, base_dir: str, run_model: onnx.ModelProto | None = None) -> onnx.ModelProto:
+    """Where both inferences leave a value of the main graph without a rank (a Reshape to a shape
+    computed at run time, then everything after it), run the model in ONNX Runtime at two sample
+    sizes (``capture.sample_inputs``) and read each such value's shape: a dim equal in both runs is
+    static, one that differs becomes a symbol of its own (``probe__<n>``). The model is returned
+    as it is when nothing lacks a rank or the runs fail (the values then stay unknown, and the
+    nodes reading them say so). ``run_model`` (whose external data lies in ``base_dir``): the
+    model with its weights, which is run instead of ``model`` (random weights can leave a
+    detector's post-processing with nothing, and a Reshape of nothing fails)."""
+    import numpy as np
+
+    from .capture import CaseSpec, sample_inputs
+    from .reference import _session_from_model
+
+    graph = model.graph
+    initializers = {t.name for t in graph.initializer}
+    known = {vi.name for vi in list(graph.input) + list(graph.value_info) + list(graph.output)
+             if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape")}
+    wanted: list[str] = []
+    for node in graph.node:
+        for value in list(node.input) + list(node.output):
+            if value and value not in known and value not in initializers and value not in wanted:
+                wanted.append(value)
+    if not wanted:
+        return model
+    wanted = wanted[:PROBE_LIMIT]
+    probe = onnx.ModelProto()
+    probe.CopyFrom(run_model if run_model is not None else model)
+    outputs = {o.name for o in probe.graph.output}
+    for value in wanted:
+        if value not in outputs:
+            probe.graph.output.append(onnx.ValueInfoProto(name=value))
+    try:
+        session = _session_from_model(probe, base_dir)
+        names = [o.name for o in session.get_outputs()]
+        runs = []
+        for case in range(2):
+            feeds, _ = sample_inputs(probe, case, CaseSpec(f"probe{case}"), 4242)
+            runs.append(dict(zip(names, session.run(names, feeds))))
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors have no types to tell them apart
+        print(f"infer-shapes: {len(wanted)} values have no shape and the model did not run to find them ({exc})".splitlines()[0],
+              file=sys.stderr)
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    declared = {vi.name: vi for vi in out.graph.value_info}
+    found = 0
+    for value in wanted:
+        if value not in runs[0] or value not in runs[1]:
+            continue
+        a, b = np.asarray(runs[0][value]), np.asarray(runs[1][value])
+        if a.ndim != b.ndim or a.dtype != b.dtype:
+            continue
+        dims: list[Any] = []
+        for da, db in zip(a.shape, b.shape):
+            if da == db:
+                dims.append(int(da))
+            else:
+                dims.append(f"probe__{found}_{len(dims)}")
+        elem = onnx.helper.np_dtype_to_tensor_dtype(a.dtype)
+        vi = onnx.helper.make_tensor_value_info(value, elem, dims)
+        if value in declared:
+            declared[value].CopyFrom(vi)
+        else:
+            out.graph.value_info.append(vi)
+        found += 1
+    print(f"infer-shapes: {found} of {len(wanted)} values without a shape read from two ONNX Runtime runs", file=sys.stderr)
+    return out
+
+
+def infer_shapes(in_path: str, out_path: str, run_path: str | None = None) -> None:
+    """Infer shapes of IN and write OUT; RUN (the model with its weights), where given, is run to
+    read the shapes no inference finds."""
     model = onnx.load(in_path, load_external_data=False)
     inferred = symbolic_shapes(model)
+    run_model = None
+    if run_path:
+        try:
+            run_model = onnx.load(run_path, load_external_data=False)
+        except Exception as exc:  # noqa: BLE001 - the probe is a best effort: the inferences' answer stands
+            print(f"infer-shapes: cannot read {run_path} to run it ({type(exc).__name__}); probing without its weights", file=sys.stderr)
+    if run_model is not None:
+        inferred = probe_unknown_shapes(inferred, os.path.dirname(os.path.abspath(run_path)), run_model)
+    else:
+        inferred = probe_unknown_shapes(inferred, os.path.dirname(os.path.abspath(in_path)))
     in_dir = os.path.dirname(os.path.abspath(in_path))
     out_dir = os.path.dirname(os.path.abspath(out_path))
     if not _has_external(inferred) or in_dir == out_dir:

@@ -62,8 +62,11 @@ public struct ShapeInference: Sendable {
     }
 
     /// Returns `model` with the inferred types: every value whose type was missing or partial,
-    /// and, when the symbolic inference ran, every value it typed.
-    public func fillMissingTypes(of model: ONNXModel) async throws(TPATError) -> ONNXModel {
+    /// and, when the symbolic inference ran, every value it typed. `source`, the model's file
+    /// (read, never written): where both inferences leave values without a rank, the bridge runs
+    /// it in ONNX Runtime at two sizes to read them (its weights decide what a detector's
+    /// post-processing passes on).
+    public func fillMissingTypes(of model: ONNXModel, source: URL? = nil) async throws(TPATError) -> ONNXModel {
         let fm = FileManager.default
         let work = fm.temporaryDirectory.appendingPathComponent("tpat-shapes-\(UUID().uuidString)")
         // A signal while the bridge infers removes this folder too (Cancellation).
@@ -86,7 +89,7 @@ public struct ShapeInference: Sendable {
             throw .tool(name: "shape inference", reason: "cannot write a temporary model in \(work.path): \(error)")
         }
         let run = try await ToolRunner.run(
-            toolchain.python, arguments: ["-m", "tpat_bridge", "infer-shapes", input.path, output.path],
+            toolchain.python, arguments: ["-m", "tpat_bridge", "infer-shapes", input.path, output.path] + (source.flatMap { FileManager.default.isReadableFile(atPath: $0.path) ? ["--run-model", $0.path] : nil } ?? []),
             environment: ["PYTHONPATH": toolchain.bridgePath.path], log: work.appendingPathComponent("infer.log"))
         guard run.succeeded, let data = try? Data(contentsOf: output), let inferred = try? Onnx_ModelProto(serializedBytes: data) else {
             throw .tool(name: "ONNX shape inference", reason: "it failed on the model; declare the shapes of the selected nodes' inputs and outputs (value_info), or fix the model:\n\(run.logTail(lines: 8))")

@@ -214,7 +214,7 @@ public struct ModelInspector: Sendable {
         guard inferShapes else { return (inspect(model, path: path, shapes: .declaredIncomplete), nil) }
         let inferred: ONNXModel
         do {
-            inferred = try await ShapeInference(toolchain: try toolchain()).fillMissingTypes(of: model)
+            inferred = try await ShapeInference(toolchain: try toolchain()).fillMissingTypes(of: model, source: URL(fileURLWithPath: path))
         } catch {
             let reason = LogExcerpt.lastMeaningfulLine(of: error.description, limit: 200) ?? error.description
             let warning = "shape inference did not run (\(reason)); showing the model's declared shapes, '?' where it declares none"

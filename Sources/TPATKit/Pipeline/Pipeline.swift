@@ -165,7 +165,7 @@ public struct Pipeline: Sendable {
         logger.info("selected \(selected.count) node(s): \(selected.map { TerminalText.escaped($0.name) }.joined(separator: ", "))")
         if ShapeInference.isNeeded(for: selected, in: graphs) {
             logger.info("relating the dims of the model: running shape inference")
-            model = try await ShapeInference(toolchain: toolchain).fillMissingTypes(of: model)
+            model = try await ShapeInference(toolchain: toolchain).fillMissingTypes(of: model, source: request.model)
             graphs = ModelGraphs(model: model)
             selected = selected.map { node in
                 var refreshed = node
