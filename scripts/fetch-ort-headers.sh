@@ -16,7 +16,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 curl -sSfL -o "$work/$DEB" "$URL" || { echo "fetch-ort-headers: cannot download $URL" >&2; exit 1; }
 dpkg-deb -x "$work/$DEB" "$work/x" 2>/dev/null || (cd "$work" && ar x "$DEB" && mkdir x && tar -xf data.tar.* -C x)
+# Nothing of the caller's is removed: an include/ without the header is theirs, not ours.
+if [[ -e $DIR/include ]]; then
+    echo "fetch-ort-headers: $DIR/include exists without onnxruntime_c_api.h; give an empty or new folder" >&2
+    exit 1
+fi
 mkdir -p "$DIR"
-rm -rf "$DIR/include"
 cp -r "$work/x/usr/include/onnxruntime" "$DIR/include"
 echo "fetch-ort-headers: ONNX Runtime headers in $DIR/include"

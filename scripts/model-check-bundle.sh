@@ -16,9 +16,14 @@ tpat=$(swift build --show-bin-path)/tpat
 python=.venv/bin/python
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cnn=Conv,Gemm,MaxPool,AveragePool,GlobalAveragePool,Resize,HardSigmoid,HardSwish
-det=TopK,NonZero,GatherND,GatherElements,ScatterElements,ScatterND,Resize,RoiAlign,NonMaxSuppression,Range,Expand,Gather,Where,Tile
-tr=MatMul,Gemm,Softmax,LayerNormalization,ReduceMean,Pow,Sqrt,Erf,Gather,GatherElements,Where,Expand,Tile,Range,CumSum,Trilu,Einsum
+# The op types per family are the corpus run's (scripts/real-models/run.py, OP_TYPES).
+family() {
+  "$python" -c 'import importlib.util, sys
+spec = importlib.util.spec_from_file_location("run", "scripts/real-models/run.py")
+run = importlib.util.module_from_spec(spec); spec.loader.exec_module(run)
+print(",".join(run.OP_TYPES[sys.argv[1]]))' "$1"
+}
+cnn=$(family cnn); det=$(family detection); tr=$(family transformer)
 demo=GatherND,ScatterND,OneHot,Resize,ReduceMax,Softmax,LayerNormalization,Conv,TopK,Where
 models=(
   "demo models/generated/demo.onnx $demo"

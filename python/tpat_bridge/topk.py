@@ -22,15 +22,21 @@ def runtime_k(node: Any, constants: set[str]) -> bool:
     return len(node.input) > 1 and bool(node.input[1]) and node.input[1] not in constants
 
 
+def _clamped_k(k: Any, n: Any) -> Any:
+    """K (a [1] or 0-D int64 tensor) clamped to [0, n], as an int64 expression."""
+    from tvm import tirx
+
+    kk = tirx.Cast("int64", k[0] if len(k.shape) == 1 else k())
+    return tirx.Min(tirx.Max(kk, tirx.const(0, "int64")), tirx.Cast("int64", n))
+
+
 def _packed_te(full: Any, k: Any, axis: int) -> Any:
     """``full`` sorted along ``axis`` (shape = the upper bound); the first K of every row packed as
     ``[..., K, ...]`` at the front, the rest zero."""
     from tvm import te, tirx
 
     shape = list(full.shape)
-    n = tirx.Cast("int64", shape[axis])
-    kk = tirx.Cast("int64", k[0] if len(k.shape) == 1 else k())
-    kk = tirx.Min(tirx.Max(kk, tirx.const(0, "int64")), n)
+    kk = _clamped_k(k, shape[axis])
     inner = tirx.const(1, "int64")
     for d in shape[axis + 1:]:
         inner = inner * tirx.Cast("int64", d)
@@ -115,8 +121,7 @@ def _gather_te(x: Any, order: Any, axis: int) -> Any:
 def _size_te(k: Any, n: Any) -> Any:
     from tvm import te, tirx
 
-    kk = tirx.Cast("int64", k[0] if len(k.shape) == 1 else k())
-    return te.compute((), lambda: tirx.Cast("int32", tirx.Min(tirx.Max(kk, tirx.const(0, "int64")), tirx.Cast("int64", n))), name="topk_size")
+    return te.compute((), lambda: tirx.Cast("int32", _clamped_k(k, n)), name="topk_size")
 
 
 def convert_topk(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:

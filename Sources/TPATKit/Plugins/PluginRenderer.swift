@@ -137,11 +137,11 @@ public struct PluginRenderer: Sendable {
 
     /// The whole-model check's sources: an ONNX Runtime custom-op library running each plugin's
     /// kernels as the op of the same name in `domain` (`ortOps`), and the script that runs the
-    /// rewritten model `modelName` with it against the original (`verifyScript`).
-    public func renderModelCheck(pluginNames: [String], domain: String, modelName: String) throws(TPATError) -> (ortOps: String, verifyScript: String) {
+    /// rewritten model (named in host/plugins.json) with it against the original (`verifyScript`).
+    public func renderModelCheck(pluginNames: [String], domain: String) throws(TPATError) -> (ortOps: String, verifyScript: String) {
         struct Plugin { var name: String }
-        struct Model { var plugins: [Plugin]; var domain: String; var modelName: String }
-        let model = Model(plugins: pluginNames.map(Plugin.init), domain: domain, modelName: modelName)
+        struct Model { var plugins: [Plugin]; var domain: String }
+        let model = Model(plugins: pluginNames.map(Plugin.init), domain: domain)
         return (try renderTemplate("ort_ops", model), try renderTemplate("verify_model", model))
     }
 
