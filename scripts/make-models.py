@@ -4,6 +4,7 @@
     models/generated/demo.onnx            the demo: 12 ops, GatherND, ScatterND, OneHot, Resize, ...
     models/generated/ops.onnx             one branch per op of the kernel-manifest issue's list
     models/generated/lowerings.onnx       edge shapes of TPAT's own lowerings (python/tpat_bridge/rowwise.py, legalize.py)
+    models/generated/dynamic_head.onnx    a detection head with dynamic dims and data-dependent sizes
     Tests/Fixtures/generated/*.onnx       models the Swift tests round-trip and inspect
 
 Run by scripts/setup.sh; both folders are git-ignored."""
@@ -239,7 +240,41 @@ def lowerings(path: pathlib.Path) -> None:
     finish(graph, path)
 
 
+def dynamic_head(path: pathlib.Path) -> None:
+    """A detector's post-processing as exporters write it: a dynamic batch and number of anchors, a
+    K computed at run time from the anchors (Min(anchors, 10)), TopK over that symbolic axis, the
+    boxes gathered by the picked indices, and NonZero over a score threshold: the data-dependent
+    output sizes of issue 12/14 in one small model whose whole run can be checked on a GPU."""
+    F, I64 = TensorProto.FLOAT, TensorProto.INT64
+    inputs = [helper.make_tensor_value_info("scores", F, ["batch", "anchors"]),
+              helper.make_tensor_value_info("boxes", F, ["batch", "anchors", 4])]
+    outputs = [helper.make_tensor_value_info(n, t, None) for n, t in
+               (("top_scores", F), ("top_boxes", F), ("keep", I64))]
+    inits = [const("head.limit", np.array([10], np.int64)), const("head.axis1", np.array([1], np.int64)),
+             const("head.last", np.array([-1], np.int64)), const("head.threshold", np.array(0.5, np.float32))]
+    nodes = [
+        helper.make_node("Shape", ["scores"], ["head.shape"], name="head/shape"),
+        helper.make_node("Gather", ["head.shape", "head.axis1"], ["head.anchors"], name="head/anchors", axis=0),
+        helper.make_node("Min", ["head.anchors", "head.limit"], ["head.k"], name="head/k"),
+        helper.make_node("TopK", ["scores", "head.k"], ["top_scores", "head.top_idx"], name="head/topk", axis=1),
+        helper.make_node("Unsqueeze", ["head.top_idx", "head.last"], ["head.idx3"], name="head/unsqueeze"),
+        helper.make_node("Expand", ["head.idx3", "head.expand_shape"], ["head.idx_boxes"], name="head/expand"),
+        helper.make_node("GatherElements", ["boxes", "head.idx_boxes"], ["top_boxes"], name="head/gather_boxes", axis=1),
+        helper.make_node("Greater", ["scores", "head.threshold"], ["head.mask"], name="head/greater"),
+        helper.make_node("NonZero", ["head.mask"], ["keep"], name="head/nonzero"),
+    ]
+    # The Expand's shape: (batch, K, 4), from the indices' own shape, as exporters build it.
+    inits.append(const("head.four", np.array([4], np.int64)))
+    nodes[5:5] = [
+        helper.make_node("Shape", ["head.top_idx"], ["head.idx_shape"], name="head/idx_shape"),
+        helper.make_node("Concat", ["head.idx_shape", "head.four"], ["head.expand_shape"], name="head/expand_shape", axis=0),
+    ]
+    graph = helper.make_graph(nodes, "tpat_dynamic_head", inputs, outputs, initializer=inits)
+    finish(graph, path)
+
+
 if __name__ == "__main__":
+    dynamic_head(ROOT / "models/generated/dynamic_head.onnx")
     demo(ROOT / "models/generated/demo.onnx")
     ops(ROOT / "models/generated/ops.onnx")
     lowerings(ROOT / "models/generated/lowerings.onnx")

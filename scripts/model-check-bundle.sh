@@ -5,11 +5,14 @@
 # need not travel), ONNX Runtime's headers, packed into one archive under the 64 MiB a device call
 # carries. The real models come from `make real-models-env` and scripts/real-models/export.py
 # (--only NAME --exporter legacy).
-#   scripts/model-check-bundle.sh [ARCHIVE]      (default .device/model-check.tar.xz, ignored by git)
+#   scripts/model-check-bundle.sh [ARCHIVE [NAME...]]   (default .device/model-check.tar.xz, ignored
+#   by git; NAMEs pick entries of the list below, all by default)
 # There: tar -xJf ARCHIVE -C /tmp/m && scripts/model-check.sh /tmp/m/bundle/ort \
 #          /tmp/m/bundle/demo=/tmp/m/bundle/demo/host/expected.npz ...   (printed at the end)
 set -euo pipefail
 archive=${1:-.device/model-check.tar.xz}
+shift || true
+picked=("$@")
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 tpat=$(swift build --show-bin-path)/tpat
@@ -30,7 +33,16 @@ models=(
   "mobilenet models/real/mobilenet_v3_small-legacy-opset17.onnx $cnn"
   "ssdlite models/real/ssdlite320_mobilenet_v3_large-legacy-opset17.onnx $det"
   "whisper models/real/whisper_encoder-legacy-opset17.onnx $tr"
+  "dynamic_head models/generated/dynamic_head.onnx TopK,GatherElements,NonZero,Expand"
 )
+if [ ${#picked[@]} -gt 0 ]; then
+  chosen=()
+  for entry in "${models[@]}"; do
+    for name in "${picked[@]}"; do [ "${entry%% *}" = "$name" ] && chosen+=("$entry"); done
+  done
+  [ ${#chosen[@]} -eq ${#picked[@]} ] || { echo "model-check-bundle: unknown name among: ${picked[*]}" >&2; exit 2; }
+  models=("${chosen[@]}")
+fi
 mkdir -p "$work/bundle"
 for entry in "${models[@]}"; do
   read -r name model ops <<<"$entry"
