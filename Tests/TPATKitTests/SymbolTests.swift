@@ -56,6 +56,58 @@ import Testing
         #expect(nonZero.shape == [.fixed(4), .unknown])
     }
 
+    /// GPT-2 with a cache, as exporters write it: positions `Range(0, past + sequence)` and a
+    /// mask expanded to a run-time shape, both with output dims their own inputs do not have.
+    static func cachedDecoder() -> ONNXModel {
+        var b = ModelBuilder()
+        b.input("ids", .int64, [.symbolic("batch"), .symbolic("sequence")])
+        b.input("past", .float32, [.symbolic("batch"), .fixed(12), .symbolic("past_sequence"), .fixed(64)])
+        b.input("mask", .float32, [.fixed(1), .fixed(1), .symbolic("sequence"), .symbolic("sequence")])
+        b.input("total", .int64, [])
+        b.input("target", .int64, [.fixed(4)])
+        b.initializer("zero", int64: [0], shape: [])
+        b.initializer("one", int64: [1], shape: [])
+        b.node("Range", ["zero", "total", "one"], ["positions"], name: "/positions")
+        b.output("positions", .int64, [.symbolic("past_sequence + sequence")])
+        b.node("Expand", ["mask", "target"], ["expanded"], name: "/mask/Expand")
+        b.output("expanded", .float32, [.symbolic("batch"), .fixed(1), .symbolic("sequence"), .symbolic("sequence")])
+        b.node("Relu", ["past"], ["relu"], name: "/relu")
+        b.output("relu", .float32, [.symbolic("batch"), .fixed(12), .symbolic("past_sequence"), .fixed(64)])
+        return ONNXModel(proto: b.model(), baseDirectory: FileManager.default.temporaryDirectory)
+    }
+
+    @Test func outputDimsOnlyAnotherTensorHasComeFromADimCarrier() throws {
+        let model = Self.cachedDecoder()
+        let index = GraphIndex(model: model)
+        let extractor = NodeExtractor(model: model, index: index)
+        func extract(_ name: String) throws -> ExtractedNode {
+            let k = try #require(index.nodeByName[name])
+            return try extractor.extract(SelectedNode(index: k, name: name, node: index.graph.node[k]))
+        }
+        // Range's length past_sequence + sequence: one carrier per symbol, the sum kept whole
+        let positions = try extract("/positions")
+        #expect(positions.inputs.map(\.value) == ["total", "past", "ids"])
+        let length = try #require(TensorType(positions.subModel.graph.output[0].type))
+        #expect(length.shape == [.symbolic("past_sequence + sequence")])
+        #expect(positions.subModel.graph.node.count == 1)
+        #expect(positions.subModel.graph.node[0].input == ["const0", "input0", "const1"])  // the node itself reads no carrier
+        // the mask's batch comes from the first model input that has it
+        let expanded = try extract("/mask/Expand")
+        #expect(expanded.inputs.map(\.value) == ["mask", "target", "ids"])
+        #expect(try #require(TensorType(expanded.subModel.graph.output[0].type)).shape
+                == [.symbolic("batch"), .fixed(1), .symbolic("sequence"), .symbolic("sequence")])
+        // a node without a shape operand never gets one
+        #expect(try extract("/relu").inputs.map(\.value) == ["past"])
+    }
+
+    @Test func sumsOfProductsAreTheOnlyExpressionsKept() {
+        #expect(NodeExtractor.sumOfProductsTerms("past_sequence + sequence") == ["past_sequence", "sequence"])
+        #expect(NodeExtractor.sumOfProductsTerms("2*height - 1") == ["height"])
+        #expect(NodeExtractor.sumOfProductsTerms("sequence") == nil)
+        #expect(NodeExtractor.sumOfProductsTerms("floor(height/2 - 1/2) + 1") == nil)
+        #expect(NodeExtractor.renamingTerms(of: "2*unk__3 + sequence", ["unk__3": "dyn0"]) == "2*dyn0 + sequence")
+    }
+
     @Test func symbolicDimsAskForShapeInference() {
         let index = GraphIndex(model: Self.model())
         #expect(ShapeInference.isNeeded(for: ["r0"], in: index))

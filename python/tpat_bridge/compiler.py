@@ -320,10 +320,12 @@ def import_model(model: onnx.ModelProto, log: list[str]) -> tuple[Any, onnx.Mode
     from tvm.relax.frontend.onnx import onnx_frontend
 
     from .converters import CONVERTERS, with_size_outputs
+    from .declared import with_declared_shapes
     from .functions import with_function_bodies
 
     known = set(onnx_frontend._get_convert_map()) | set(CONVERTERS)  # noqa: SLF001 - the frontend's own table
-    model = with_function_bodies(rename_dim_params(model), known)
+    # Declared shapes first: rename_dim_params makes each dim one name, a sum of symbols included.
+    model = with_function_bodies(rename_dim_params(with_declared_shapes(model)), known)
     mod, model, casts = import_with_graph_dtypes(with_size_outputs(model))
     log.append("Relax module from the ONNX frontend:\n" + mod.script(show_meta=False))
     return mod, model, casts

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import onnx
 from onnx import helper
 
+from .declared import convert_expand, convert_range, convert_tile
 from .nonzero import convert_nonzero
 from .topk import convert_topk, runtime_k
 
@@ -56,6 +57,11 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     # opset 1's attribute K and a constant K take TVM's path; a K computed at run time, size outputs
     Converter("TopK", 1, convert_topk, (SizeOutput(output=0, dim=-1, dim_attribute="axis"),
                                         SizeOutput(output=1, dim=-1, dim_attribute="axis")), runtime_k),
+    # a shape, limit or repeats computed at run time: the output at its declared shape (declared.py);
+    # constant ones take TVM's path
+    Converter("Expand", 1, convert_expand),
+    Converter("Range", 1, convert_range),
+    Converter("Tile", 1, convert_tile),
 ]}
 
 
@@ -171,6 +177,8 @@ def tpat_converters() -> Iterator[None]:
             # The frontend's checker would say that a node with its size outputs has more outputs
             # than its schema allows; TPAT added them (``with_size_outputs``).
             warnings.filterwarnings("ignore", message=r"Node\(.*\) with schema\(::(" + "|".join(CONVERTERS) + r"):\d+\) has output size")
+            # Likewise the dim carriers declared.py appends as inputs.
+            warnings.filterwarnings("ignore", message=r"Node(\(.*\))? with schema\(::(" + "|".join(CONVERTERS) + r"):\d+\) has input size")
             yield
     finally:
         onnx_frontend._get_convert_map = original

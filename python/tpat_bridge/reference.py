@@ -18,6 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from .compiler import c_identifier
+from .declared import SHAPE_OPERAND, declared_output, declared_sizes, drawn_operand
 
 
 POSITIVE_OPS = {"Log", "Sqrt", "Reciprocal", "Rsqrt"}
@@ -158,6 +159,16 @@ def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int], base_di
     def shape_of(i: int) -> list[int]:
         return shapes[node.input[i]]
 
+    # Ops whose output shape is a value of an input (declared.py): that input is drawn to agree
+    # with the declared output shape at these sizes.
+    declared = None
+    if node.op_type in SHAPE_OPERAND and node.output:
+        out_vi = declared_output(graph, node.output[0])
+        if out_vi is not None and out_vi.type.tensor_type.HasField("shape"):
+            declared = declared_sizes(out_vi, {**dims, **{d.dim_param: size for vi in inputs for d, size
+                                                          in zip(vi.type.tensor_type.shape.dim, shapes[vi.name]) if d.dim_param}})
+    known_inputs = {k: values[name] for k, name in enumerate(node.input) if name in values}
+
     out: list[Tensor] = []
     for vi in inputs:
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
@@ -167,8 +178,12 @@ def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int], base_di
         op = node.op_type
         arr: np.ndarray
         indices = draw_indices(rng, op, attrs, shape, shape_of(0)) if pos == 1 and op in INDEX_OPS else None
+        operand = drawn_operand(op, pos, declared, shape_of(0), known_inputs, read_as.get(vi.name, dtype)) \
+            if declared is not None and pos >= 0 else None
         if indices is not None:
             arr = indices
+        elif operand is not None:
+            arr = operand
         elif op == "OneHot" and pos == 0:
             depth_name = node.input[1]
             depth = int(np.asarray(values.get(depth_name, 2)).reshape(-1)[0])
@@ -181,8 +196,11 @@ def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int], base_di
             arr[mask] = rng.choice(outside, size=int(mask.sum()))
         else:
             arr = _generic(rng, shape, read_as.get(vi.name, dtype), op, pos)
-        arr = np.ascontiguousarray(np.asarray(arr).astype(dtype))
+        # (np.ascontiguousarray makes a 0-D array 1-D)
+        arr = np.ascontiguousarray(np.asarray(arr).astype(dtype)).reshape(shape)
         values[vi.name] = arr
+        if pos >= 0:
+            known_inputs[pos] = arr
         out.append(Tensor(vi.name, arr))
     return out
 

@@ -118,6 +118,16 @@ public struct NodeExtractor: Sendable {
             ports.append(port)
             graph.input.append(Self.valueInfo(name, carried))
         }
+        // Output dims no input gives (Range's length, the target of an Expand or a Tile computed
+        // at run time) are read, where the model's shape inference relates them to another tensor,
+        // from that tensor's dims: a dim carrier, one more plugin input whose data no kernel reads.
+        for carrier in dimCarriers(for: node, in: index, at: selected, defined: Set(symbols)) where rename[carrier.value] == nil {
+            let name = "input\(ports.count)"
+            symbols += carrier.type.shape?.compactMap { if case .symbolic(let s) = $0 { s } else { nil } } ?? []
+            rename[carrier.value] = name
+            ports.append(PluginPort(value: carrier.value, originalType: carrier.type.elementType!))
+            graph.input.append(Self.valueInfo(name, carrier.type))
+        }
         var outputPorts: [PluginPort] = []
         var epilogue: [Onnx_NodeProto] = []
         for (slot, value) in node.output.enumerated() {
@@ -178,7 +188,12 @@ public struct NodeExtractor: Sendable {
             type.shape = shape.map { dim in
                 guard case .symbolic(let symbol) = dim else { return dim }
                 if let known = names[symbol] { return .symbolic(known) }
-                guard defining else { return .unknown }
+                guard defining else {
+                    // An output dim that is a sum or product of the inputs' symbols stays one, in
+                    // their new names (the bridge reads it as TVM's shape expressions do).
+                    guard let terms = Self.sumOfProductsTerms(symbol), terms.allSatisfy({ names[$0] != nil }) else { return .unknown }
+                    return .symbolic(Self.renamingTerms(of: symbol, names))
+                }
                 var name = symbol
                 if !modelSymbols.contains(symbol) || !Self.isPlainName(symbol) || taken.contains(symbol) {
                     var k = 0
@@ -195,10 +210,94 @@ public struct NodeExtractor: Sendable {
         return names
     }
 
+    /// Tensors whose dims give the symbols of `node`'s outputs that its inputs (`defined`) do not:
+    /// for each such symbol, the first tensor that has it as a dim, of a type that crosses the
+    /// plugin boundary as it is, and that is computed before the node (the model's inputs, then
+    /// outputs of earlier nodes of the node's own graph, which ONNX orders topologically), so the
+    /// plugin node never waits on its own results.
+    private func dimCarriers(
+        for node: Onnx_NodeProto, in index: GraphIndex, at selected: SelectedNode, defined: Set<String>
+    ) -> [(value: String, type: TensorType)] {
+        var missing: [String] = []
+        for output in node.output where !output.isEmpty {
+            for case .symbolic(let s) in index.types[output]?.shape ?? [] where !defined.contains(s) && !missing.contains(s) {
+                missing.append(s)
+            }
+        }
+        // Only a node with a shape-like operand computed at run time (an integer scalar or vector:
+        // Expand's shape, Range's limit, Tile's repeats) has output dims its inputs' dims cannot
+        // give; for any other node (a pooled size, a data-dependent count) they are TVM's to compute.
+        let shapeOperand = node.input.contains { value in
+            guard !value.isEmpty, !index.isConstant(value), let type = index.types[value], let shape = type.shape else { return false }
+            return [.int64, .int32].contains(type.elementType) && shape.count <= 1
+        }
+        guard !missing.isEmpty, shapeOperand else { return [] }
+        var candidates: [(String, TensorType)] = graphs.main.inputNames.compactMap { name in graphs.main.types[name].map { (name, $0) } }
+        for earlier in index.graph.node.prefix(selected.index) {
+            for value in earlier.output where !value.isEmpty {
+                if let type = index.types[value] { candidates.append((value, type)) }
+            }
+        }
+        var chosen: [(value: String, type: TensorType)] = []
+        var covered = defined
+        // A sum or product of symbols (`past_sequence + sequence`) is carried symbol by symbol
+        // when no tensor has it whole.
+        var wanted: [String] = []
+        for symbol in missing {
+            wanted.append(symbol)
+            wanted += Self.sumOfProductsTerms(symbol) ?? []
+        }
+        for symbol in wanted where !covered.contains(symbol) {
+            if let terms = Self.sumOfProductsTerms(symbol), terms.allSatisfy(covered.contains) { continue }
+            let found = candidates.first { value, type in
+                guard type.isFullyKnown, let element = type.elementType, carriers[element] == nil,
+                      !index.isConstant(value), !node.input.contains(value) else { return false }
+                return type.shape!.contains(.symbolic(symbol))
+            }
+            guard let (value, type) = found else { continue }
+            chosen.append((value, type))
+            for case .symbolic(let s) in type.shape ?? [] { covered.insert(s) }
+        }
+        return chosen
+    }
+
+    /// The symbols of a dim that is a sum, difference or product of symbols and integers
+    /// (`past_sequence + sequence`, shape inference's form), or nil for any other dim.
+    static func sumOfProductsTerms(_ dim: String) -> [String]? {
+        let parts = dim.split(whereSeparator: { "+-*".contains($0) }).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard parts.count > 1, !parts.contains(where: \.isEmpty) else { return nil }
+        var symbols: [String] = []
+        for part in parts where !part.allSatisfy(\.isNumber) {
+            guard isIdentifier(part) else { return nil }
+            symbols.append(part)
+        }
+        return symbols.isEmpty ? nil : symbols
+    }
+
+    /// `dim` (a ``sumOfProductsTerms(_:)`` dim) with each symbol renamed.
+    static func renamingTerms(of dim: String, _ names: [String: String]) -> String {
+        var result = ""
+        var token = ""
+        for character in dim + " " {
+            if character == "_" || character.isLetter || character.isNumber {
+                token.append(character)
+                continue
+            }
+            result += names[token] ?? token
+            token = ""
+            result.append(character)
+        }
+        return String(result.dropLast())
+    }
+
+    private static func isIdentifier(_ s: String) -> Bool {
+        guard let first = s.unicodeScalars.first, first == "_" || (first.isASCII && first.properties.isAlphabetic) else { return false }
+        return s.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil)) }
+    }
+
     /// A symbol name that reads as a name (a C identifier not of TPAT's `dynN` form).
     private static func isPlainName(_ symbol: String) -> Bool {
-        guard let first = symbol.unicodeScalars.first, first == "_" || (first.isASCII && first.properties.isAlphabetic) else { return false }
-        guard symbol.unicodeScalars.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil)) }) else { return false }
+        guard isIdentifier(symbol) else { return false }
         return !(symbol.hasPrefix("dyn") && symbol.dropFirst(3).allSatisfy(\.isNumber) && symbol.count > 3)
     }
 
