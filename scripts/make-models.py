@@ -5,6 +5,7 @@
     models/generated/ops.onnx             one branch per op of the kernel-manifest issue's list
     models/generated/lowerings.onnx       edge shapes of TPAT's own lowerings (python/tpat_bridge/rowwise.py, legalize.py)
     models/generated/dynamic_head.onnx    a detection head with dynamic dims and data-dependent sizes
+    models/generated/dynamic_masks.onnx   a decoder's positions and masks: Range, Expand, Tile of run-time sizes
     Tests/Fixtures/generated/*.onnx       models the Swift tests round-trip and inspect
 
 Run by scripts/setup.sh; both folders are git-ignored."""
@@ -273,7 +274,52 @@ def dynamic_head(path: pathlib.Path) -> None:
     finish(graph, path)
 
 
+def dynamic_masks(path: pathlib.Path) -> None:
+    """A decoder's position ids and attention masks as the legacy exporter writes them: sizes read
+    with Shape/Gather at run time, ``Range(0, past + sequence)``, a causal mask ``[1, 1, S, S]``
+    expanded to ``[batch, 1, S, S]`` by a computed shape, and a learned query table tiled over the
+    batch by computed repeats. Every output's dims are another tensor's (a dim carrier's)."""
+    F, I64 = TensorProto.FLOAT, TensorProto.INT64
+    rng = np.random.default_rng(11)
+    inputs = [helper.make_tensor_value_info("ids", I64, ["batch", "sequence"]),
+              helper.make_tensor_value_info("past", F, ["batch", 2, "past_sequence", 4])]
+    outputs = [helper.make_tensor_value_info(n, t, None) for n, t in
+               (("positions", I64), ("mask", F), ("queries", F))]
+    inits = [const("m.zero", np.array(0, np.int64)), const("m.one", np.array(1, np.int64)),
+             const("m.i0", np.array([0], np.int64)), const("m.i1", np.array([1], np.int64)),
+             const("m.i2", np.array([2], np.int64)), const("m.ones2", np.array([1, 1], np.int64)),
+             const("m.ones12", np.array([1, 1], np.int64)), const("m.axes01", np.array([0, 1], np.int64)),
+             const("m.query", rng.standard_normal((1, 6, 8)).astype(np.float32))]
+    n = helper.make_node
+    nodes = [
+        n("Shape", ["ids"], ["m.ids_shape"], name="m/ids_shape"),
+        n("Gather", ["m.ids_shape", "m.i0"], ["m.batch"], name="m/batch", axis=0),
+        n("Gather", ["m.ids_shape", "m.i1"], ["m.seq"], name="m/seq", axis=0),
+        n("Shape", ["past"], ["m.past_shape"], name="m/past_shape"),
+        n("Gather", ["m.past_shape", "m.i2"], ["m.past_len"], name="m/past_len", axis=0),
+        n("Add", ["m.past_len", "m.seq"], ["m.total1"], name="m/total1"),
+        n("Squeeze", ["m.total1"], ["m.total"], name="m/total"),
+        n("Range", ["m.zero", "m.total", "m.one"], ["positions"], name="m/positions"),
+        # the causal mask [S, S] from two Ranges over the sequence, then [1, 1, S, S]
+        n("Squeeze", ["m.seq"], ["m.seq0"], name="m/seq0"),
+        n("Range", ["m.zero", "m.seq0", "m.one"], ["m.steps"], name="m/steps"),
+        n("Unsqueeze", ["m.steps", "m.i1"], ["m.rows"], name="m/rows"),
+        n("Unsqueeze", ["m.steps", "m.i0"], ["m.cols"], name="m/cols"),
+        n("GreaterOrEqual", ["m.rows", "m.cols"], ["m.causal_bool"], name="m/causal"),
+        n("Cast", ["m.causal_bool"], ["m.causal"], name="m/causal_float", to=F),
+        n("Unsqueeze", ["m.causal", "m.axes01"], ["m.causal4"], name="m/causal4"),
+        n("Concat", ["m.batch", "m.i1", "m.seq", "m.seq"], ["m.mask_shape"], name="m/mask_shape", axis=0),
+        n("Expand", ["m.causal4", "m.mask_shape"], ["mask"], name="m/mask"),
+        # the query table [1, 6, 8] tiled to [batch, 6, 8]
+        n("Concat", ["m.batch", "m.ones12"], ["m.repeats"], name="m/repeats", axis=0),
+        n("Tile", ["m.query", "m.repeats"], ["queries"], name="m/queries"),
+    ]
+    graph = helper.make_graph(nodes, "tpat_dynamic_masks", inputs, outputs, initializer=inits)
+    finish(graph, path)
+
+
 if __name__ == "__main__":
+    dynamic_masks(ROOT / "models/generated/dynamic_masks.onnx")
     dynamic_head(ROOT / "models/generated/dynamic_head.onnx")
     demo(ROOT / "models/generated/demo.onnx")
     ops(ROOT / "models/generated/ops.onnx")

@@ -34,6 +34,7 @@ models=(
   "ssdlite models/real/ssdlite320_mobilenet_v3_large-legacy-opset17.onnx $det"
   "whisper models/real/whisper_encoder-legacy-opset17.onnx $tr"
   "dynamic_head models/generated/dynamic_head.onnx TopK,GatherElements,NonZero,Expand"
+  "dynamic_masks models/generated/dynamic_masks.onnx Range,Expand,Tile"
 )
 if [ ${#picked[@]} -gt 0 ]; then
   chosen=()

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import onnx
 from onnx import helper
 
+from .cumsum import convert_cumsum
 from .declared import convert_expand, convert_range, convert_tile
 from .nonzero import convert_nonzero
 from .topk import convert_topk, runtime_k
@@ -62,6 +63,8 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     Converter("Expand", 1, convert_expand),
     Converter("Range", 1, convert_range),
     Converter("Tile", 1, convert_tile),
+    # a symbolic dim: a masked sum per element (cumsum.py); static shapes take TVM's scan
+    Converter("CumSum", 11, convert_cumsum),
 ]}
 
 
