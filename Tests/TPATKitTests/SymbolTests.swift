@@ -106,6 +106,10 @@ import Testing
         #expect(NodeExtractor.sumOfProductsTerms("sequence") == nil)
         #expect(NodeExtractor.sumOfProductsTerms("floor(height/2 - 1/2) + 1") == nil)
         #expect(NodeExtractor.renamingTerms(of: "2*unk__3 + sequence", ["unk__3": "dyn0"]) == "2*dyn0 + sequence")
+        // a Range's length over a feature map's width is that width
+        #expect(NodeExtractor.clampedSize("Max(0, floor(W/2 - 1/2) + 1)") == "floor(W/2 - 1/2) + 1")
+        #expect(NodeExtractor.clampedSize("Max(0, a) + Max(0, b)") == nil)
+        #expect(NodeExtractor.clampedSize("Max(1, a)") == nil)
     }
 
     @Test func symbolicDimsAskForShapeInference() {

@@ -171,6 +171,8 @@ def import_onnx(model: onnx.ModelProto) -> Any:
     try:
         with tpat_converters():
             return from_onnx(with_integer_onehot_inputs(model), keep_params_in_input=False)
+    except BridgeError:  # TPAT's own converters say what is wrong in the user's terms
+        raise
     except Exception as exc:  # noqa: BLE001 - the frontend raises anything
         raise BridgeError("import", f"TVM's ONNX frontend refused {_node_desc(model)}: {_reason(exc)}") from exc
 

@@ -188,6 +188,7 @@ public struct NodeExtractor: Sendable {
             type.shape = shape.map { dim in
                 guard case .symbolic(let symbol) = dim else { return dim }
                 if let known = names[symbol] { return .symbolic(known) }
+                if !defining, let size = Self.clampedSize(symbol), let known = names[size] { return .symbolic(known) }
                 guard defining else {
                     // An output dim that is a sum or product of the inputs' symbols stays one, in
                     // their new names (the bridge reads it as TVM's shape expressions do).
@@ -245,10 +246,12 @@ public struct NodeExtractor: Sendable {
         var wanted: [String] = []
         for symbol in missing {
             wanted.append(symbol)
+            if let size = Self.clampedSize(symbol) { wanted.append(size) }
             wanted += Self.sumOfProductsTerms(symbol) ?? []
         }
         for symbol in wanted where !covered.contains(symbol) {
             if let terms = Self.sumOfProductsTerms(symbol), terms.allSatisfy(covered.contains) { continue }
+            if let size = Self.clampedSize(symbol), covered.contains(size) { continue }
             let found = candidates.first { value, type in
                 guard type.isFullyKnown, let element = type.elementType, carriers[element] == nil,
                       !index.isConstant(value), !node.input.contains(value) else { return false }
@@ -272,6 +275,20 @@ public struct NodeExtractor: Sendable {
             symbols.append(part)
         }
         return symbols.isEmpty ? nil : symbols
+    }
+
+    /// `E` for shape inference's `Max(0, E)` (a Range's length over a tensor's size `E`): where
+    /// `E` is another tensor's dim it is never negative, so the two are equal.
+    static func clampedSize(_ dim: String) -> String? {
+        guard dim.hasPrefix("Max(0, "), dim.hasSuffix(")") else { return nil }
+        let inner = dim.dropFirst("Max(0, ".count).dropLast()
+        // the parenthesis `Max(` opens must be the one that closes the dim
+        var depth = 0
+        for character in inner {
+            if character == "(" { depth += 1 } else if character == ")" { depth -= 1 }
+            if depth < 0 { return nil }
+        }
+        return depth == 0 ? inner.trimmingCharacters(in: .whitespaces) : nil
     }
 
     /// `dim` (a ``sumOfProductsTerms(_:)`` dim) with each symbol renamed.

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Packs the self-tests of the corpus run's plugins (real-models-out/, `make real-models`) for a
+CUDA machine, within what one device call carries: each plugin's kernel and self-test sources, its
+constants and its reference data (captured from the model at two sizes of each symbolic dim), with
+its folder's Makefile. Plugins whose files pass --max-kib (large weights: a Conv's, an embedding
+table) stay behind; the list of what travels and what stayed is written beside the archive.
+
+    scripts/real-models/selftest-bundle.py [--out real-models-out] [--max-kib 512] [ARCHIVE]
+
+There: tar -xJf ARCHIVE -C /tmp/s && bash /tmp/s/selftests/run.sh   (builds with nvcc, runs each
+self-test; prints "PASS ..."/"FAIL ..." lines and a total per model)."""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import lzma
+import pathlib
+import tarfile
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+# What `make tests` and a self-test read; the plugin library's source and the node's model stay.
+KEEP_SUFFIXES = ("_kernels.cu", "_kernels.h", "_test.cu", "_constants.cpp")
+
+RUN = """#!/usr/bin/env bash
+# Builds and runs the self-tests of every folder here (scripts/real-models/selftest-bundle.py).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+status=0
+for dir in "$here"/*/; do
+  name=$(basename "$dir")
+  plugins=$(cat "$dir/PLUGINS")
+  make -s -C "$dir" -j"$(nproc)" tests PLUGINS="$plugins" >"$dir/build.log" 2>&1 || true
+  echo "== $name"
+  make -s -C "$dir" check PLUGINS="$plugins" 2>&1 | grep -v '^make' || status=1
+done
+exit $status
+"""
+
+
+def plugin_files(folder: pathlib.Path) -> list[pathlib.Path]:
+    files = [p for p in folder.iterdir() if p.is_file() and p.name.endswith(KEEP_SUFFIXES)]
+    for sub in ("constants", "test"):
+        if (folder / sub).is_dir():
+            files += [p for p in (folder / sub).rglob("*") if p.is_file()]
+    return files
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("archive", nargs="?", default=str(ROOT / ".device/selftests.tar.xz"))
+    parser.add_argument("--out", default=str(ROOT / "real-models-out"), help="the corpus run's output folders")
+    parser.add_argument("--max-kib", type=int, default=512, help="largest plugin that travels (its files), KiB")
+    args = parser.parse_args()
+    limit = args.max_kib * 1024
+    listing: dict[str, dict] = {}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for report_path in sorted(pathlib.Path(args.out).glob("*/report.json")):
+            folder = report_path.parent
+            report = json.loads(report_path.read_text())
+            taken, left = [], []
+            for plugin in report.get("plugins", []):
+                pdir = folder / "plugins" / plugin["name"]
+                if not (pdir / "test" / "reference.json").is_file():
+                    left.append({"name": plugin["name"], "opType": plugin["opType"], "why": "no self-test data"})
+                    continue
+                files = plugin_files(pdir)
+                size = sum(f.stat().st_size for f in files)
+                if size > limit:
+                    left.append({"name": plugin["name"], "opType": plugin["opType"], "why": f"{size // 1024} KiB"})
+                    continue
+                taken.append({"name": plugin["name"], "opType": plugin["opType"], "nodes": len(plugin["nodes"])})
+                for f in files:
+                    tar.add(f, arcname=f"selftests/{folder.name}/{f.relative_to(folder)}")
+            if not taken:
+                continue
+            tar.add(folder / "Makefile", arcname=f"selftests/{folder.name}/Makefile")
+            names = " ".join(p["name"] for p in taken).encode()
+            info = tarfile.TarInfo(f"selftests/{folder.name}/PLUGINS")
+            info.size = len(names)
+            tar.addfile(info, io.BytesIO(names))
+            listing[folder.name] = {"taken": taken, "left": left}
+        script = RUN.encode()
+        info = tarfile.TarInfo("selftests/run.sh")
+        info.size, info.mode = len(script), 0o755
+        tar.addfile(info, io.BytesIO(script))
+    archive = pathlib.Path(args.archive)
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    archive.write_bytes(lzma.compress(buffer.getvalue(), preset=6))
+    archive.with_suffix("").with_suffix(".json").write_text(json.dumps(listing, indent=1))
+    plugins = sum(len(v["taken"]) for v in listing.values())
+    nodes = sum(p["nodes"] for v in listing.values() for p in v["taken"])
+    stayed = sum(len(v["left"]) for v in listing.values())
+    print(f"{archive}: {archive.stat().st_size / 2**20:.1f} MiB, {plugins} plugins ({nodes} nodes) from {len(listing)} folders; "
+          f"{stayed} plugins stayed behind (list: {archive.with_suffix('').with_suffix('.json')})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
