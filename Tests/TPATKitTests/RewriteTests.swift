@@ -72,6 +72,28 @@ struct ExtractionTests {
         #expect(extracted.outputs == [PluginPort(value: "m", originalType: .float32)])
     }
 
+    @Test("a declared static shape stays where the symbolic inference disagrees")
+    func declaredStaticShapesStay() async throws {
+        // ONNX Runtime's symbolic inference ignores GatherND's batch_dims ([1, 600, 64, 224]);
+        // the model declares the right [1, 600, 224]. A symbolic input makes the symbolic engine run.
+        var b = ModelBuilder()
+        b.input("data", .float32, [.fixed(1), .fixed(64), .fixed(64), .fixed(224)])
+        b.input("indices", .int64, [.fixed(1), .fixed(600), .fixed(2)])
+        b.input("x", .float32, [.symbolic("batch")])
+        b.node("GatherND", ["data", "indices"], ["y"], name: "gathernd", ints: ["batch_dims": 1])
+        b.output("y", .float32, [.fixed(1), .fixed(600), .fixed(224)])
+        b.node("Relu", ["x"], ["r"], name: "relu")
+        b.output("r", .float32, [.unknown])
+        let dir = try TestSupport.temporaryDirectory()
+        let file = dir.appendingPathComponent("model.onnx")
+        try b.write(to: file)
+        let model = try await ShapeInference(toolchain: try Toolchain.discover(environment: ["TPAT_HOME": TestSupport.root.path]))
+            .fillMissingTypes(of: try ONNXModel.load(contentsOf: file))
+        let types = GraphIndex(model: model).types
+        #expect(types["y"] == TensorType(elementType: .float32, shape: [.fixed(1), .fixed(600), .fixed(224)]))
+        #expect(types["r"] == TensorType(elementType: .float32, shape: [.symbolic("batch")]))
+    }
+
     @Test("a value whose shape is unknown is named, with what to do")
     func unknownShape() throws {
         var b = ModelBuilder()

@@ -103,7 +103,11 @@ public struct ShapeInference: Sendable {
         let symbolic = inferred.metadataProps.contains { $0.key == Self.engineKey && $0.value == "symbolic" }
         func better(_ name: String, _ type: Onnx_TypeProto) -> Bool {
             guard let found = TensorType(type), found.isFullyKnown else { return false }
-            return symbolic || declared[name]?.isFullyKnown != true
+            guard let had = declared[name], had.isFullyKnown else { return true }
+            // A declared static shape relates nothing, so it stays where an inference disagrees
+            // (ONNX Runtime's symbolic inference gives GatherND with batch_dims one dim too many).
+            if had.shape?.allSatisfy({ $0.fixedValue != nil }) == true { return false }
+            return symbolic
         }
         var inferredTypes: [String: Onnx_TypeProto] = [:]
         for info in inferred.graph.valueInfo + inferred.graph.output where !inputs.contains(info.name) && better(info.name, info.type) {

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Turns the log of a GPU run of scripts/real-models/selftest-bundle.py's archive (run.sh's output)
+into docs/real-models-gpu.md: per model and per op type, the plugins (and the nodes they stand
+for) whose self-tests passed at every case, those that failed, and those that stayed behind.
+
+    scripts/real-models/selftest-report.py LISTING.json LOG --gpu "H100 80GB HBM3" --date 2026-12-06 \
+        --command "..." [--doc docs/real-models-gpu.md]"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("listing", help="the .json selftest-bundle.py wrote beside its archive")
+    parser.add_argument("log", help="run.sh's output on the GPU machine")
+    parser.add_argument("--gpu", required=True)
+    parser.add_argument("--date", required=True)
+    parser.add_argument("--command", required=True, help="the commands that made the log")
+    parser.add_argument("--log-path", default="", help="where the raw log is kept in the repository")
+    parser.add_argument("--doc", default=str(ROOT / "docs/real-models-gpu.md"))
+    args = parser.parse_args()
+    listing = json.loads(pathlib.Path(args.listing).read_text())
+    model, cases, failed = None, collections.defaultdict(dict), collections.defaultdict(set)
+    for line in pathlib.Path(args.log).read_text().splitlines():
+        if line.startswith("== "):
+            model = line[3:].strip()
+            continue
+        m = re.match(r"(PASS|FAIL) (\S+)(?: (case\d+))?", line)
+        if m and model:
+            status, plugin, case = m.groups()
+            cases[model].setdefault(plugin, []).append((status, case))
+            if status == "FAIL":
+                failed[model].add(plugin)
+    per_op = collections.defaultdict(lambda: collections.Counter())
+    rows = []
+    for name, entry in sorted(listing.items()):
+        counts = collections.Counter()
+        for p in entry["taken"]:
+            ran = cases.get(name, {}).get(p["name"], [])
+            ok = ran and p["name"] not in failed[name] and all(s == "PASS" for s, _ in ran)
+            key = "passed" if ok else "failed" if ran else "not run"
+            counts[key] += 1
+            counts[key + " nodes"] += p["nodes"]
+            per_op[p["opType"]][key] += 1
+            per_op[p["opType"]][key + " nodes"] += p["nodes"]
+            two = len({c for s, c in ran if c}) >= 2
+            counts["two sizes"] += 1 if ok and two else 0
+        for p in entry["left"]:
+            per_op[p["opType"]]["stayed"] += 1
+        rows.append((name, counts, len(entry["left"])))
+    lines = [
+        "# Real models: self-tests on a GPU", "",
+        "The plugins of the corpus run (docs/real-models.md) built with nvcc and run on a GPU, each against",
+        "reference data captured from its own model run whole in ONNX Runtime, at two sizes of each symbolic",
+        "dim where the model has one. Plugins whose files (weights, reference data) are over the size one",
+        "device call carries stayed behind (*stayed*): large Conv and MatMul weights, embedding tables.", "",
+        f"- Date: {args.date}; GPU: {args.gpu}",
+        f"- Command: `{args.command}`",
+    ]
+    if args.log_path:
+        lines.append(f"- Raw log: {args.log_path}")
+    total = collections.Counter()
+    for _, c, left in rows:
+        total.update(c)
+        total["stayed"] += left
+    lines += ["", f"**{total['passed']} of {total['passed'] + total['failed'] + total['not run']} plugins passed** "
+                  f"({total['passed nodes']} nodes), {total['failed']} failed, {total['not run']} did not run; "
+                  f"{total['two sizes']} of the passed ran at two sizes; {total['stayed']} stayed behind.", "",
+              "| model | plugins passed | nodes | failed | not run | passed at two sizes | stayed behind |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, c, left in rows:
+        lines.append(f"| {name} | {c['passed']} | {c['passed nodes']} | {c['failed']} | {c['not run']} | {c['two sizes']} | {left} |")
+    lines += ["", "## Per op type", "", "| op type | plugins passed | nodes | failed | not run | stayed behind |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for op, c in sorted(per_op.items(), key=lambda kv: -kv[1]["passed nodes"]):
+        lines.append(f"| {op} | {c['passed']} | {c['passed nodes']} | {c['failed']} | {c['not run']} | {c['stayed']} |")
+    bad = [(m, p) for m in sorted(failed) for p in sorted(failed[m])]
+    if bad:
+        lines += ["", "## Failed", ""] + [f"- {m}: {p}" for m, p in bad]
+    pathlib.Path(args.doc).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.doc}: {total['passed']} passed, {total['failed']} failed")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
