@@ -21,6 +21,7 @@ from onnx import helper
 from .cumsum import convert_cumsum
 from .declared import convert_expand, convert_range, convert_tile
 from .nonzero import convert_nonzero
+from .roialign import convert_roialign
 from .topk import convert_topk, runtime_k
 
 # The suffix of a size output's name in the sub-model (never a name of the original model: TPAT's
@@ -65,6 +66,8 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     Converter("Tile", 1, convert_tile),
     # a symbolic dim: a masked sum per element (cumsum.py); static shapes take TVM's scan
     Converter("CumSum", 11, convert_cumsum),
+    # TVM's frontend stops on exported detectors' RoiAlign: ONNX's definition in TE (roialign.py)
+    Converter("RoiAlign", 10, convert_roialign),
 ]}
 
 
