@@ -84,6 +84,12 @@ def test_the_output_follows_the_run_time_dims_as_onnx_runtime_gives_it(make, siz
         assert got.shape == want.shape and np.array_equal(got, want)
 
 
+def test_a_scalar_operand_keeps_its_rank():
+    # Range's limit is 0-D: the self-test (and the plugin host) check each input's rank
+    limit = make_inputs(range_model(), 0, {"batch": 2, "past_sequence": 3, "sequence": 4})[0]
+    assert limit.name == "limit" and limit.array.shape == () and int(limit.array) == 7
+
+
 def test_the_declared_dims_name_the_inputs_they_come_from():
     patched = with_declared_shapes(range_model())
     node = patched.graph.node[0]

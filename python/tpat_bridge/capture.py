@@ -46,7 +46,7 @@ import numpy as np
 import onnx
 from onnx import external_data_helper
 
-from .reference import INDEX_OPS, _session_from_model, draw_indices
+from .reference import INDEX_OPS, _session_from_model, contiguous, draw_indices
 
 BATCH_DIMS = (1, 3)
 DEFAULT_DIMS = (16, 7)
@@ -171,7 +171,7 @@ def sample_inputs(model: onnx.ModelProto, case: int, spec: CaseSpec, seed: int) 
             array = rng.random(shape)  # images: [0, 1)
         else:
             array = rng.standard_normal(shape)
-        feeds[vi.name] = np.ascontiguousarray(np.asarray(array).astype(dtype))
+        feeds[vi.name] = contiguous(np.asarray(array).astype(dtype))
     return feeds, dims
 
 
@@ -242,7 +242,7 @@ def capture(request_path: str, result_path: str, out_dir: str) -> int:
             folder = os.path.join(out_dir, plugin.id, case.name)
             os.makedirs(folder, exist_ok=True)
             for i, v in enumerate(plugin.values):
-                np.save(os.path.join(folder, f"input_{i}.npy"), np.ascontiguousarray(values[v]), allow_pickle=False)
+                np.save(os.path.join(folder, f"input_{i}.npy"), contiguous(values[v]), allow_pickle=False)
             result["plugins"][plugin.id][case.name] = folder
             result["bytes"][plugin.id][case.name] = int(sum(np.asarray(values[v]).nbytes for v in plugin.values))
         result["cases"].append(entry)

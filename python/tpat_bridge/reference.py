@@ -28,6 +28,12 @@ DISTINCT_OPS = {"TopK", "ArgMax", "ArgMin"}  # ties would make indices ill-defin
 SPARSE_OPS = {"NonZero"}  # about 60% zeros: what the op is for
 
 
+def contiguous(a: np.ndarray) -> np.ndarray:
+    """``a`` in C order, its shape kept (``np.ascontiguousarray`` makes a 0-D array 1-D: a scalar
+    input such as Range's limit would then have the wrong rank)."""
+    return np.ascontiguousarray(a).reshape(np.shape(a))
+
+
 @dataclass
 class Tensor:
     """One reference tensor."""
@@ -196,8 +202,7 @@ def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int], base_di
             arr[mask] = rng.choice(outside, size=int(mask.sum()))
         else:
             arr = _generic(rng, shape, read_as.get(vi.name, dtype), op, pos)
-        # (np.ascontiguousarray makes a 0-D array 1-D)
-        arr = np.ascontiguousarray(np.asarray(arr).astype(dtype)).reshape(shape)
+        arr = contiguous(np.asarray(arr).astype(dtype)).reshape(shape)
         values[vi.name] = arr
         if pos >= 0:
             known_inputs[pos] = arr
@@ -260,7 +265,7 @@ def captured_inputs(model: onnx.ModelProto, folder: str) -> list[Tensor]:
     for i, vi in enumerate(inputs):
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
         array = np.load(os.path.join(folder, f"input_{i}.npy"), allow_pickle=False)
-        out.append(Tensor(vi.name, np.ascontiguousarray(array.astype(dtype))))
+        out.append(Tensor(vi.name, contiguous(array.astype(dtype))))
     return out
 
 
