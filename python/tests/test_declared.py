@@ -111,3 +111,14 @@ def test_a_constant_shape_operand_or_an_unnamed_dim_keeps_tvms_path():
     unknown = expand_model()
     unknown.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "beams"
     assert with_declared_shapes(unknown) is unknown
+
+
+def test_a_run_time_shape_without_related_dims_is_refused_in_the_users_terms():
+    from tpat_bridge.compiler import import_model
+    from tpat_bridge.errors import BridgeError
+
+    unrelated = expand_model()
+    unrelated.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "beams"
+    with pytest.raises(BridgeError, match="target shape is computed at run time") as err:
+        import_model(unrelated, [])
+    assert err.value.error_class == "unsupported"

@@ -22,6 +22,8 @@ from typing import Any
 import onnx
 from onnx import helper
 
+from .errors import BridgeError
+
 # The attribute ``with_declared_shapes`` adds: per output dim, a sum of products of integers and
 # ``i<k>_<d>`` (dim d of appended input k).
 DIMS_ATTRIBUTE = "tpat_output_dims"
@@ -162,6 +164,22 @@ def tvm_simplify(expr: Any) -> Any:
     return sym.Analyzer().simplify(expr)
 
 
+def _refuse_unrelated(op: str, inputs: list[Any], params: Any) -> None:
+    """A shape operand computed at run time whose output dims no input gives: TVM would read the
+    values on the host (``tensor_to_shape``), which a plugin cannot; say so in the user's terms."""
+    from tvm import relax
+    from tvm.relax.frontend.onnx.onnx_frontend import get_constant
+
+    operand = inputs[SHAPE_OPERAND[op]] if len(inputs) > SHAPE_OPERAND[op] else None
+    if operand is None or not isinstance(get_constant(operand, params), relax.Var):
+        return
+    what = {"Expand": "target shape", "Range": "limit", "Tile": "repeats"}[op]
+    raise BridgeError("unsupported", f"{op}: its {what} is computed at run time, and the model's shape inference does "
+                                     "not relate its output's dims to a tensor computed before it (a dim carrier); "
+                                     "leave the node native, or give the model's inputs named dims so that the "
+                                     "output's dims follow from them")
+
+
 def _frontend(op: str) -> Any:
     from tvm.relax.frontend.onnx import onnx_frontend
 
@@ -177,6 +195,7 @@ def convert_expand(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any
     from tvm import relax
 
     if DIMS_ATTRIBUTE not in attr:
+        _refuse_unrelated("Expand", inputs, params)
         return _frontend("Expand")(bb, inputs, attr, params)
     shape = _declared_shape("Expand", inputs, attr)
     return relax.op.broadcast_to(inputs[0], relax.ShapeExpr(shape))
@@ -188,6 +207,7 @@ def convert_range(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any)
     from tvm import te, tirx
 
     if DIMS_ATTRIBUTE not in attr:
+        _refuse_unrelated("Range", inputs, params)
         return _frontend("Range")(bb, inputs, attr, params)
     (n,) = _declared_shape("Range", inputs, attr)
     start, delta = inputs[0], inputs[2]
@@ -205,6 +225,7 @@ def convert_tile(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) 
     from tvm import te, tirx
 
     if DIMS_ATTRIBUTE not in attr:
+        _refuse_unrelated("Tile", inputs, params)
         return _frontend("Tile")(bb, inputs, attr, params)
     shape = _declared_shape("Tile", inputs, attr)
 
