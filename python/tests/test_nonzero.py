@@ -128,3 +128,31 @@ def test_a_static_extent_in_the_graph_is_not_held_against_the_upper_bound(tmp_pa
     with pytest.raises(BridgeError):
         check_graph_shape(0, [Int(3), Int(4)], helper.make_tensor_value_info("y", TensorProto.INT64, [2, 3]), {1})
     check_graph_shape(0, [Int(2), Int(4)], helper.make_tensor_value_info("y", TensorProto.INT64, [2, 3]), {1})
+
+
+@pytest.mark.parametrize("axis,shape,cond,dim", [(1, ["N", 9, 4], [9], 1), (-1, [3, 6], [5], 1), (None, [2, 3, 4], [20], 0)])
+def test_compress_packs_the_kept_slices_and_declares_their_count(tmp_path, axis, shape, cond, dim):
+    from tpat_bridge.bridge import NodeRequest, generate
+    from tpat_bridge.reference import write_reference
+
+    attrs = {} if axis is None else {"axis": axis}
+    node = helper.make_node("Compress", ["x", "c"], ["y"], name="compress", **attrs)
+    out_shape = [None] if axis is None else [d if k != dim else "K" for k, d in enumerate(shape)]
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape),
+                                        helper.make_tensor_value_info("c", TensorProto.BOOL, cond)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["K"] if axis is None else out_shape)])
+    path = str(tmp_path / "compress.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+    manifest = json.load(open(generate(NodeRequest("c0", path, str(tmp_path / "out"), "tpat_c_"), "sm_90", "test", [])))
+    data, size = manifest["outputs"]
+    assert data["dataDependent"] == [{"dim": dim, "sizeOutput": 1}]
+    assert data["shape"][dim]["tree"] == {"int": cond[0]}  # the upper bound: the condition's length
+    assert size["dtype"] == "int32" and size["shape"] == []
+    assert "relax.run" not in manifest["cudaSource"]
+    # ONNX Runtime's answer is the reference: the kept count is the extent
+    out = tmp_path / "case0"
+    write_reference(path, str(out), 7, {"N": 3}, None, [{"output": 0, "dim": dim}])
+    doc = json.load(open(out / "reference.json"))
+    extent = np.fromfile(out / "output_1.bin", dtype=np.int32)
+    condition = np.fromfile(out / "input_1.bin", dtype=np.bool_)
+    assert extent[0] == doc["outputs"][0]["shape"][dim] == int(condition[: (shape[dim] if axis is not None else 24)].sum())

@@ -20,7 +20,7 @@ from onnx import helper
 
 from .cumsum import convert_cumsum
 from .declared import convert_expand, convert_range, convert_tile
-from .nonzero import convert_nonzero
+from .nonzero import convert_compress, convert_nonzero
 from .roialign import convert_roialign
 from .topk import convert_topk, runtime_k
 
@@ -56,6 +56,8 @@ class Converter:
 
 CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     Converter("NonZero", 9, convert_nonzero, (SizeOutput(output=0, dim=1),)),
+    # the kept slices along ``axis`` (of the flattened input without one: dim 0)
+    Converter("Compress", 9, convert_compress, (SizeOutput(output=0, dim=0, dim_attribute="axis"),)),
     # opset 1's attribute K and a constant K take TVM's path; a K computed at run time, size outputs
     Converter("TopK", 1, convert_topk, (SizeOutput(output=0, dim=-1, dim_attribute="axis"),
                                         SizeOutput(output=1, dim=-1, dim_attribute="axis")), runtime_k),

@@ -185,3 +185,40 @@ def convert_nonzero(bb: Any, inputs: list[Any], attr: dict[str, Any], params: An
         raise BridgeError("unsupported", "NonZero: its input's rank is unknown")
     both = bb.emit_te(nonzero_te, x, primfunc_name_hint="nonzero_tpat")
     return relax.Tuple([bb.emit(relax.TupleGetItem(both, 0)), bb.emit(relax.TupleGetItem(both, 1))])
+
+
+def convert_compress(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
+    """The Relax of ONNX Compress with TPAT's size output: the slices whose condition is true,
+    packed at the front of the axis sized for the upper bound (the condition's length; without
+    ``axis``, of the flattened input), and their count. The positions are NonZero's over the
+    condition (the same three kernels), then one gather."""
+    from tvm import relax, te, tirx
+
+    data, condition = inputs[0], inputs[1]
+    for name, t in (("input", data), ("condition", condition)):
+        if not isinstance(t.ty, relax.TensorType) or t.ty.shape is None:
+            raise BridgeError("unsupported", f"Compress: its {name}'s rank is unknown")
+    if len(condition.ty.shape.values) != 1:
+        raise BridgeError("unsupported", "Compress: its condition is not 1-D")
+    if "axis" not in attr:
+        data = bb.emit(relax.op.reshape(data, [-1]))
+        axis = 0
+    else:
+        axis = int(attr["axis"]) % len(data.ty.shape.values)
+    found = bb.emit_te(nonzero_te, condition, primfunc_name_hint="compress_positions")
+    positions, count = bb.emit(relax.TupleGetItem(found, 0)), bb.emit(relax.TupleGetItem(found, 1))
+
+    def gather(x: Any, where: Any, k: Any) -> Any:
+        shape = list(x.shape)
+        shape[axis] = where.shape[1]
+
+        def element(*idx: Any) -> Any:
+            j = idx[axis]
+            source = tirx.Select(tirx.Cast("int64", j) < tirx.Cast("int64", k()), where[0, j], tirx.const(0, "int64"))
+            value = x[tuple(idx[:axis]) + (source,) + tuple(idx[axis + 1:])]
+            return tirx.Select(tirx.Cast("int64", j) < tirx.Cast("int64", k()), value, tirx.const(0, x.dtype))
+
+        return te.compute(shape, element, name="compress")
+
+    packed = bb.emit_te(gather, data, positions, count, primfunc_name_hint="compress_gather")
+    return relax.Tuple([packed, count])
