@@ -5,7 +5,7 @@ constants and its reference data (captured from the model at two sizes of each s
 its folder's Makefile. Plugins whose files pass --max-kib (large weights: a Conv's, an embedding
 table) stay behind; the list of what travels and what stayed is written beside the archive.
 
-    scripts/real-models/selftest-bundle.py [--out real-models-out] [--max-kib 512] [ARCHIVE]
+    scripts/real-models/selftest-bundle.py [--out real-models-out] [--max-kib 512] [--per-op N --all-of OPS] [ARCHIVE]
 
 There: tar -xJf ARCHIVE -C /tmp/s && bash /tmp/s/selftests/run.sh   (builds with nvcc, runs each
 self-test; prints "PASS ..."/"FAIL ..." lines and a total per model)."""
@@ -23,16 +23,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 KEEP_SUFFIXES = ("_kernels.cu", "_kernels.h", "_test.cu", "_constants.cpp")
 
 RUN = """#!/usr/bin/env bash
-# Builds and runs the self-tests of every folder here (scripts/real-models/selftest-bundle.py).
+# Builds and runs the self-tests of every folder here (scripts/real-models/selftest-bundle.py):
+# nvcc for all folders at once (4 folders at a time, 4 jobs each), then each folder's self-tests.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+jobs=$(( $(nproc) / 4 )); [ "$jobs" -ge 1 ] || jobs=1
+ls -d "$here"/*/ | xargs -P 4 -I{} sh -c 'make -s -C "$1" -j'"$jobs"' tests PLUGINS="$(cat "$1/PLUGINS")" >"$1/build.log" 2>&1' _ {}
 status=0
 for dir in "$here"/*/; do
-  name=$(basename "$dir")
-  plugins=$(cat "$dir/PLUGINS")
-  make -s -C "$dir" -j"$(nproc)" tests PLUGINS="$plugins" >"$dir/build.log" 2>&1 || true
-  echo "== $name"
-  make -s -C "$dir" check PLUGINS="$plugins" 2>&1 | grep -v '^make' || status=1
+  echo "== $(basename "$dir")"
+  make -s -C "$dir" check PLUGINS="$(cat "$dir/PLUGINS")" 2>&1 | grep -v '^make' || status=1
 done
 exit $status
 """
@@ -51,8 +51,11 @@ def main() -> int:
     parser.add_argument("archive", nargs="?", default=str(ROOT / ".device/selftests.tar.xz"))
     parser.add_argument("--out", default=str(ROOT / "real-models-out"), help="the corpus run's output folders")
     parser.add_argument("--max-kib", type=int, default=512, help="largest plugin that travels (its files), KiB")
+    parser.add_argument("--per-op", type=int, default=0, help="at most this many plugins per model and op type (0: all)")
+    parser.add_argument("--all-of", default="", help="op types whose plugins all travel, --per-op aside (comma-separated)")
     args = parser.parse_args()
     limit = args.max_kib * 1024
+    every = set(filter(None, args.all_of.split(",")))
     listing: dict[str, dict] = {}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -60,6 +63,7 @@ def main() -> int:
             folder = report_path.parent
             report = json.loads(report_path.read_text())
             taken, left = [], []
+            per_op: dict[str, int] = {}
             for plugin in report.get("plugins", []):
                 pdir = folder / "plugins" / plugin["name"]
                 if not (pdir / "test" / "reference.json").is_file():
@@ -70,6 +74,10 @@ def main() -> int:
                 if size > limit:
                     left.append({"name": plugin["name"], "opType": plugin["opType"], "why": f"{size // 1024} KiB"})
                     continue
+                if args.per_op and plugin["opType"] not in every and per_op.get(plugin["opType"], 0) >= args.per_op:
+                    left.append({"name": plugin["name"], "opType": plugin["opType"], "why": "sample"})
+                    continue
+                per_op[plugin["opType"]] = per_op.get(plugin["opType"], 0) + 1
                 taken.append({"name": plugin["name"], "opType": plugin["opType"], "nodes": len(plugin["nodes"])})
                 for f in files:
                     tar.add(f, arcname=f"selftests/{folder.name}/{f.relative_to(folder)}")
