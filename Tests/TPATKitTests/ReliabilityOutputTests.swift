@@ -179,11 +179,11 @@ struct ReliabilityOutputTests {
 
     // MARK: - Failures keep their evidence
 
-    /// x[4, L] -> CumSum over the symbolic axis: TPAT refuses it (a host loop over a symbolic trip count).
+    /// x[4, L] -> CumSum along an axis computed at run time: TPAT refuses it (the axis decides the kernel).
     static func cumSumModel() -> ModelBuilder {
         var b = ModelBuilder()
         b.input("x", .float32, [.fixed(4), .symbolic("L")])
-        b.initializer("axis", int64: [1], shape: [])
+        b.input("axis", .int64, [])
         b.output("c", .float32, [.fixed(4), .symbolic("L")])
         b.node("CumSum", ["x", "axis"], ["c"], name: "cumsum")
         return b

@@ -33,7 +33,9 @@ EXPECTED = {
     "test_equal": "built", "test_not_2d": "built", "test_gathernd_example_int32": "built",
     "test_cast_FLOAT_to_FLOAT16": "built",
     # a data-dependent output shape (a size output, docs/manifest.md)
-    "test_nonzero_example": "built",
+    "test_nonzero_example": "built", "test_compress_default_axis": "built",
+    # TPAT's own converter (roialign.py): TVM's stops on exported detectors' RoiAlign
+    "test_roialign_aligned_true": "built",
     # refusals, each with its reason
     "test_shape": "nokernel", "test_range_float_type_positive_delta": "nokernel",
     # an op TVM lacks, generated from its ONNX function body (functions.py); its "mean" form hits a

@@ -38,6 +38,24 @@ exit $status
 """
 
 
+KERNELS_RUN = """#!/usr/bin/env bash
+# Builds the kernel object of every plugin here with nvcc (selftest-bundle.py --kernels-only):
+# prints, per folder, how many built and the plugins that did not.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+ls -d "$here"/*/ | xargs -P 4 -I{} sh -c 'make -k -s -C "$1" -j4 kernels PLUGINS="$(cat "$1/PLUGINS")" >"$1/build.log" 2>&1' _ {}
+status=0
+for dir in "$here"/*/; do
+  built=0; failed=""
+  for p in $(cat "$dir/PLUGINS"); do
+    if [ -s "$dir/plugins/$p/build/${p}_kernels.o" ]; then built=$((built+1)); else failed="$failed $p"; status=1; fi
+  done
+  echo "== $(basename "$dir"): $built built, $(echo $failed | wc -w) failed$failed"
+done
+exit $status
+"""
+
+
 def plugin_files(folder: pathlib.Path) -> list[pathlib.Path]:
     files = [p for p in folder.iterdir() if p.is_file() and p.name.endswith(KEEP_SUFFIXES)]
     for sub in ("constants", "test"):
@@ -53,6 +71,8 @@ def main() -> int:
     parser.add_argument("--max-kib", type=int, default=512, help="largest plugin that travels (its files), KiB")
     parser.add_argument("--per-op", type=int, default=0, help="at most this many plugins per model and op type (0: all)")
     parser.add_argument("--all-of", default="", help="op types whose plugins all travel, --per-op aside (comma-separated)")
+    parser.add_argument("--kernels-only", action="store_true",
+                        help="every plugin's kernel sources alone, to build the kernel objects (no self-tests, no weights)")
     args = parser.parse_args()
     limit = args.max_kib * 1024
     every = set(filter(None, args.all_of.split(",")))
@@ -66,15 +86,17 @@ def main() -> int:
             per_op: dict[str, int] = {}
             for plugin in report.get("plugins", []):
                 pdir = folder / "plugins" / plugin["name"]
-                if not (pdir / "test" / "reference.json").is_file():
+                if not args.kernels_only and not (pdir / "test" / "reference.json").is_file():
                     left.append({"name": plugin["name"], "opType": plugin["opType"], "why": "no self-test data"})
                     continue
                 files = plugin_files(pdir)
+                if args.kernels_only:
+                    files = [f for f in files if f.name.endswith(("_kernels.cu", "_kernels.h"))]
                 size = sum(f.stat().st_size for f in files)
-                if size > limit:
+                if size > limit and not args.kernels_only:
                     left.append({"name": plugin["name"], "opType": plugin["opType"], "why": f"{size // 1024} KiB"})
                     continue
-                if args.per_op and plugin["opType"] not in every and per_op.get(plugin["opType"], 0) >= args.per_op:
+                if args.per_op and not args.kernels_only and plugin["opType"] not in every and per_op.get(plugin["opType"], 0) >= args.per_op:
                     left.append({"name": plugin["name"], "opType": plugin["opType"], "why": "sample"})
                     continue
                 per_op[plugin["opType"]] = per_op.get(plugin["opType"], 0) + 1
@@ -89,7 +111,7 @@ def main() -> int:
             info.size = len(names)
             tar.addfile(info, io.BytesIO(names))
             listing[folder.name] = {"taken": taken, "left": left}
-        script = RUN.encode()
+        script = (KERNELS_RUN if args.kernels_only else RUN).encode()
         info = tarfile.TarInfo("selftests/run.sh")
         info.size, info.mode = len(script), 0o755
         tar.addfile(info, io.BytesIO(script))
