@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import onnx
 from onnx import helper
 
-from .cumsum import convert_cumsum
+from .cumsum import convert_cumprod, convert_cumsum
 from .declared import convert_expand, convert_range, convert_tile
 from .nonzero import convert_compress, convert_nonzero
 from .roialign import convert_roialign
@@ -68,6 +68,7 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     Converter("Tile", 1, convert_tile),
     # a symbolic dim: a masked sum per element (cumsum.py); static shapes take TVM's scan
     Converter("CumSum", 11, convert_cumsum),
+    Converter("CumProd", 26, convert_cumprod),
     # TVM's frontend stops on exported detectors' RoiAlign: ONNX's definition in TE (roialign.py)
     Converter("RoiAlign", 10, convert_roialign),
 ]}
