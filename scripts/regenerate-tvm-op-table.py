@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates Sources/TPATKit/Resources/ops/tvm-onnx-ops.json: the ONNX ops that the pinned TVM's
-Relax ONNX frontend converts, read from its converter map (tvm.relax.frontend.onnx). Run it with the
+Relax ONNX frontend converts, read from its converter map (tvm.relax.frontend.onnx), with TPAT's own
+converters (python/tpat_bridge/converters.py). Run it with the
 project's virtual environment: .venv/bin/python scripts/regenerate-tvm-op-table.py"""
 import json
 import pathlib
@@ -12,9 +13,12 @@ import tvm
 from tvm.relax.frontend.onnx import onnx_frontend
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "python"))
+from tpat_bridge.converters import CONVERTERS  # noqa: E402
 from tpat_bridge.functions import function_ops  # noqa: E402
 
-ops = sorted(onnx_frontend._get_convert_map().keys())
+# TVM's converters, and TPAT's own (python/tpat_bridge/converters.py), which the bridge uses instead
+tpat_ops = sorted(CONVERTERS)
+ops = sorted(set(onnx_frontend._get_convert_map()) | set(tpat_ops))
 # Ops TVM lacks whose ONNX schema has a function body: the bridge imports the body instead.
 functions = function_ops(set(ops))
 out = pathlib.Path(__file__).resolve().parent.parent / "Sources/TPATKit/Resources/ops/tvm-onnx-ops.json"
@@ -23,6 +27,8 @@ document = {
     "source": f"apache-tvm=={tvm.__version__}: tvm.relax.frontend.onnx.onnx_frontend._get_convert_map()",
     "regenerate": ".venv/bin/python scripts/regenerate-tvm-op-table.py",
     "ops": ops,
+    "tpatOps": tpat_ops,
+    "tpatOpsSource": "python/tpat_bridge/converters.py: CONVERTERS (TPAT's own converters, TVM's replaced or missing)",
     "functionOps": functions,
     "functionOpsSource": f"onnx=={onnx.__version__}: schemas with a function body (python/tpat_bridge/functions.py)",
 }

@@ -207,7 +207,8 @@ def write_doc(exports, runs, settings):
         "  (`skipped` in report.json); *generated* those that became plugins (kernels generated",
         "  and, with `--build`, built); *failed* those that did not, with the reasons below each table.",
         "",
-        "Time and output size of a large model (resnet50, built, with the build cache): docs/cost.md.",
+        "Time and output size of a large model (resnet50, built, with the build cache): docs/cost.md. The",
+        "plugins built with nvcc and their self-tests run on a GPU: docs/real-models-gpu.md.",
         "",
     ]
     op_totals = collections.defaultdict(collections.Counter)

@@ -4,7 +4,7 @@ into docs/real-models-gpu.md: per model and per op type, the plugins (and the no
 for) whose self-tests passed at every case, those that failed, and those that stayed behind.
 
     scripts/real-models/selftest-report.py LISTING.json LOG --gpu "H100 80GB HBM3" --date 2026-12-06 \
-        --command "..." [--doc docs/real-models-gpu.md]"""
+        --command "..." [--kernels KERNELS.json KERNELS_LOG] [--doc docs/real-models-gpu.md]"""
 from __future__ import annotations
 
 import argparse
@@ -25,6 +25,8 @@ def main() -> int:
     parser.add_argument("--command", required=True, help="the commands that made the log")
     parser.add_argument("--log-path", default="", help="where the raw log is kept in the repository")
     parser.add_argument("--doc", default=str(ROOT / "docs/real-models-gpu.md"))
+    parser.add_argument("--kernels", nargs=2, metavar=("LISTING.json", "LOG"),
+                        help="the --kernels-only bundle's listing and its run.sh output: every plugin's kernel object")
     args = parser.parse_args()
     listing = json.loads(pathlib.Path(args.listing).read_text())
     model, cases, failed = None, collections.defaultdict(dict), collections.defaultdict(set)
@@ -81,6 +83,26 @@ def main() -> int:
               "|---|---:|---:|---:|---:|---:|"]
     for op, c in sorted(per_op.items(), key=lambda kv: -kv[1]["passed nodes"]):
         lines.append(f"| {op} | {c['passed']} | {c['passed nodes']} | {c['failed']} | {c['not run']} | {c['stayed']} |")
+    if args.kernels:
+        k_listing = json.loads(pathlib.Path(args.kernels[0]).read_text())
+        nodes_of = {(m, p["name"]): p["nodes"] for m, e in k_listing.items() for p in e["taken"]}
+        unbuilt = {}
+        for line in pathlib.Path(args.kernels[1]).read_text().splitlines():
+            m = re.match(r"== (\S+): (\d+) built, (\d+) failed(.*)", line)
+            if m:
+                unbuilt[m.group(1)] = m.group(4).split()
+        plugins = len(nodes_of)
+        missing = [(m, p) for m, ps in unbuilt.items() for p in ps]
+        reported = {m for m in unbuilt}
+        not_reported = [(m, p["name"]) for m, e in k_listing.items() if m not in reported for p in e["taken"]]
+        built = plugins - len(missing) - len(not_reported)
+        built_nodes = sum(n for key, n in nodes_of.items() if key not in set(missing) | set(not_reported))
+        lines += ["", "## Kernel objects of every plugin", "",
+                  f"Every plugin's kernels (`make kernels`, nvcc, {args.gpu.split(',')[0]} machine): **{built} of {plugins} plugins "
+                  f"built** ({built_nodes} of {sum(nodes_of.values())} nodes); {len(missing)} failed or unfinished, "
+                  f"{len(not_reported)} in folders the run did not reach."]
+        if missing:
+            lines += [""] + [f"- not built: {m}: {p}" for m, p in missing[:40]]
     bad = [(m, p) for m in sorted(failed) for p in sorted(failed[m])]
     if bad:
         lines += ["", "## Failed", ""] + [f"- {m}: {p}" for m, p in bad]
