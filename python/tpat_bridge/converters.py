@@ -21,6 +21,7 @@ from onnx import helper
 from .cumsum import convert_cumprod, convert_cumsum
 from .declared import convert_expand, convert_range, convert_tile
 from .nonzero import convert_compress, convert_nonzero
+from .qlinear import convert_qlinear_matmul
 from .roialign import convert_roialign
 from .topk import convert_topk, runtime_k
 
@@ -71,6 +72,8 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     Converter("CumProd", 26, convert_cumprod),
     # TVM's frontend stops on exported detectors' RoiAlign: ONNX's definition in TE (roialign.py)
     Converter("RoiAlign", 10, convert_roialign),
+    # TVM's frontend lacks it (qlinear.py)
+    Converter("QLinearMatMul", 10, convert_qlinear_matmul),
 ]}
 
 

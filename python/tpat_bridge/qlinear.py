@@ -1,0 +1,48 @@
+"""TPAT's QLinearMatMul, which TVM's frontend lacks: ONNX's definition as ONNX Runtime computes it.
+
+The integer operands, less their zero points, are multiplied with 32-bit accumulation; the sum is
+scaled by ``a_scale * b_scale / y_scale`` in float32, rounded half to even, offset by the output's
+zero point and saturated to its type. Scales and zero points are scalars or per row of A (a vector
+of A's rows) and per column of B (a vector of B's columns), as the operator allows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import BridgeError
+
+
+def convert_qlinear_matmul(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
+    """The Relax of ONNX QLinearMatMul (opset 10 and 21)."""
+    from tvm import relax, te, tirx
+
+    a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero = inputs
+    out_dtype = str(y_zero.ty.dtype)
+    if out_dtype not in ("int8", "uint8"):
+        raise BridgeError("unsupported", f"QLinearMatMul: its output type {out_dtype} is not int8 or uint8")
+
+    def rowwise(t: Any) -> Any:
+        # a per-row vector of A's scale or zero point applies along A's rows: [M] -> [M, 1]
+        return bb.emit(relax.op.expand_dims(t, -1)) if len(t.ty.shape.values) == 1 else t
+
+    ai = bb.emit(relax.op.subtract(relax.op.astype(a, "int32"), relax.op.astype(rowwise(a_zero), "int32")))
+    bi = bb.emit(relax.op.subtract(relax.op.astype(b, "int32"), relax.op.astype(b_zero, "int32")))
+    acc = bb.emit(relax.op.matmul(ai, bi, out_dtype="int32"))
+    scale = bb.emit(relax.op.divide(relax.op.multiply(relax.op.astype(rowwise(a_scale), "float32"),
+                                                      relax.op.astype(b_scale, "float32")),
+                                    relax.op.astype(y_scale, "float32")))
+    low, high = (-128, 127) if out_dtype == "int8" else (0, 255)
+
+    def requantize(total: Any, s: Any, zero: Any) -> Any:
+        rank, srank = len(total.shape), len(s.shape)
+
+        def element(*idx: Any) -> Any:
+            scaled = tirx.Cast("float32", total[idx]) * s[tuple(idx[rank - srank:])] if srank else tirx.Cast("float32", total[idx]) * s()
+            z = zero[idx[rank - 1]] if len(zero.shape) == 1 else zero()
+            q = tirx.Cast("int32", tirx.nearbyint(scaled)) + tirx.Cast("int32", z)
+            return tirx.Cast(out_dtype, tirx.Max(tirx.Min(q, tirx.const(high, "int32")), tirx.const(low, "int32")))
+
+        return te.compute(total.shape, element, name="qlinear_requantize")
+
+    return bb.emit_te(requantize, acc, scale, y_zero, primfunc_name_hint="qlinear_requantize")
