@@ -4,7 +4,7 @@ For each batch: ``tpat generate batches/bNNN/model.onnx -o gen/bNNN --nodes <its
 --no-reference [--no-build]``; then, mapping plugins to tests through report.json (a plugin
 lists the nodes it replaces, and a node is named after its test), replace each plugin's
 ``test/reference.json`` by one case per test: the test's own inputs and expected outputs, in the
-plugin's input and output order, in the manifest's dtypes (BOOL and UINT8 travel as INT32).
+plugin's input and output order, in the manifest's dtypes (a type TPAT carries in another is converted exactly).
 A batch whose ``tpat generate`` fails as a whole is run again one test at a time.
 """
 
@@ -19,8 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-
-CARRIED_AS_INT32 = {"bool", "uint8"}
 
 
 def run_tpat(tpat: str, model: str, out: str, nodes: list[str], arch: str, build: bool, log: str) -> tuple[int, float]:
@@ -119,8 +117,11 @@ def write_plugin_reference(run: str, plugin: dict[str, Any], tests: dict[str, di
             for j, ((a, port_dtype), spec) in enumerate(zip(arrays, specs)):
                 dtype = spec["dtype"]
                 if dtype != port_dtype:
-                    if dtype == "int32" and port_dtype in CARRIED_AS_INT32:
-                        a = a.astype(np.int32)
+                    # TPAT carries some types in another at the plugin's boundary (NodeExtractor's
+                    # carrierTypes: BOOL as INT32, UINT8 and INT8 as FLOAT): exact conversions only
+                    carried = np.asarray(a).astype(dtype)
+                    if carried.shape == np.shape(a) and np.array_equal(carried.astype(port_dtype), a):
+                        a = carried
                     else:
                         raise ValueError(f"{plugin['name']}: {role} {j} is {spec['dtype']} in the manifest, "
                                          f"{port_dtype} in the test")
