@@ -22,6 +22,9 @@ _DOMAIN = "tpat.function"
 # Not expanded: a random op (its body draws numbers no reference can match) and an op over
 # sequences (no plugin takes a sequence).
 _NOT_EXPANDED = {"Bernoulli", "SequenceMap"}
+# Ops TVM's converter map has under the name but converts otherwise than the ONNX schema (TVM's
+# Attention is ONNX Runtime's com.microsoft contrib op, not opset 23's): their body instead.
+_BODY_OVER_FRONTEND = {"Attention"}
 # A body may call other function ops (SoftmaxCrossEntropyLoss calls NegativeLogLikelihoodLoss).
 _MAX_DEPTH = 4
 
@@ -76,13 +79,18 @@ def _constants_as_tensors(model: onnx.ModelProto) -> None:
         node.attribute.append(helper.make_attribute("value", tensor))
 
 
+def _expandable(op: str, known: set[str]) -> bool:
+    """Whether an op of the default domain is imported through its body: the frontend lacks it (or
+    converts another op of that name), and its body is not one TPAT leaves alone."""
+    return (op not in known or op in _BODY_OVER_FRONTEND) and op not in _NOT_EXPANDED
+
+
 def with_function_bodies(model: onnx.ModelProto, known: set[str]) -> onnx.ModelProto:
     """``model``, or a copy in which every node of the default domain whose op is not in ``known``
     (the ops the frontend converts) and whose schema has a function body is that body, inlined."""
     for _ in range(_MAX_DEPTH):
         opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-        wanted = [n for n in model.graph.node if n.domain in ("", "ai.onnx") and n.op_type not in known
-                  and n.op_type not in _NOT_EXPANDED]
+        wanted = [n for n in model.graph.node if n.domain in ("", "ai.onnx") and _expandable(n.op_type, known)]
         if not wanted or opset == 0:
             return model
         expanded = onnx.ModelProto()
@@ -97,7 +105,7 @@ def with_function_bodies(model: onnx.ModelProto, known: set[str]) -> onnx.ModelP
         del expanded.functions[:]
         functions: dict[str, onnx.FunctionProto] = {}
         for node in expanded.graph.node:
-            if node.domain not in ("", "ai.onnx") or node.op_type in known or node.op_type in _NOT_EXPANDED:
+            if node.domain not in ("", "ai.onnx") or not _expandable(node.op_type, known):
                 continue
             function = _function_of(node, opset, types)
             if function is None:
@@ -118,6 +126,72 @@ def with_function_bodies(model: onnx.ModelProto, known: set[str]) -> onnx.ModelP
         del model.opset_import[:]
         model.opset_import.extend(kept)
         _constants_as_tensors(model)
+        # a fold can make more shapes static (a Reshape to a folded shape): to a fixed point
+        for _ in range(_MAX_DEPTH):
+            count = len(model.graph.node)
+            model = _folded_shape_arithmetic(model)
+            if len(model.graph.node) == count:
+                break
+    return model
+
+
+# Ops never folded: their value is not a function of their inputs' values.
+_NOT_FOLDED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+
+
+def _folded_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with the shape arithmetic of inlined bodies folded to constants (Attention's body
+    reads Shape -> Cast -> Sqrt for its scale): the Shape of a tensor whose shape is static, and any
+    node whose inputs are all constants, evaluated with onnx's reference evaluator. TVM's frontend
+    gives a Shape a shape value, which ops such as Cast or Sqrt then refuse."""
+    import numpy as np
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    try:
+        typed = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - without types, nothing is folded
+        return model
+    shapes = {}
+    for v in [*typed.graph.input, *typed.graph.value_info, *typed.graph.output]:
+        t = v.type.tensor_type
+        if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
+            shapes[v.name] = [d.dim_value for d in t.shape.dim]
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    graph_outputs = {o.name for o in model.graph.output}
+    kept, folded = [], False
+    for node in model.graph.node:
+        inputs = [i for i in node.input if i]
+        value = None
+        if node.domain in ("", "ai.onnx") and node.op_type not in _NOT_FOLDED \
+                and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            if node.op_type == "Shape" and inputs and inputs[0] in shapes:
+                start = next((a.i for a in node.attribute if a.name == "start"), 0)
+                end = next((a.i for a in node.attribute if a.name == "end"), None)
+                value = [np.array(shapes[inputs[0]][start:end], np.int64)]
+            elif node.op_type == "Constant" or (inputs and all(i in values for i in inputs)):
+                try:
+                    single = onnx.helper.make_model(
+                        onnx.helper.make_graph([node], "fold", [], [onnx.helper.make_tensor_value_info(o, 0, None)
+                                                                      for o in node.output]),
+                        opset_imports=model.opset_import, ir_version=model.ir_version)
+                    value = ReferenceEvaluator(single).run(None, {i: values[i] for i in inputs})
+                except Exception:  # noqa: BLE001 - an op the evaluator lacks stays a node
+                    value = None
+        if value is None or any(o in graph_outputs for o in node.output):
+            kept.append(node)
+            continue
+        for name, v in zip(node.output, value):
+            values[name] = np.asarray(v)
+            model.graph.initializer.append(numpy_helper.from_array(np.asarray(v), name))
+        folded = True
+    if folded:
+        del model.graph.node[:]
+        model.graph.node.extend(kept)
+        used = {i for n in kept for i in n.input} | graph_outputs
+        keep = [t for t in model.graph.initializer if t.name in used]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(keep)
     return model
 
 
@@ -127,7 +201,7 @@ def function_ops(known: set[str]) -> list[str]:
     scripts/regenerate-tvm-op-table.py)."""
     out = set()
     for schema in defs.get_all_schemas_with_history():
-        if schema.domain in ("", "ai.onnx") and schema.name not in known and schema.name not in _NOT_EXPANDED and (
+        if schema.domain in ("", "ai.onnx") and _expandable(schema.name, known) and (
                 schema.has_function or schema.has_context_dependent_function):
             out.add(schema.name)
     return sorted(out)
