@@ -72,11 +72,13 @@ def main() -> int:
     parser.add_argument("--max-kib", type=int, default=512, help="largest plugin that travels (its files), KiB")
     parser.add_argument("--per-op", type=int, default=0, help="at most this many plugins per model and op type (0: all)")
     parser.add_argument("--all-of", default="", help="op types whose plugins all travel, --per-op aside (comma-separated)")
+    parser.add_argument("--only-ops", default="", help="only plugins of these op types (comma-separated)")
     parser.add_argument("--kernels-only", action="store_true",
                         help="every plugin's kernel sources alone, to build the kernel objects (no self-tests, no weights)")
     args = parser.parse_args()
     limit = args.max_kib * 1024
     every = set(filter(None, args.all_of.split(",")))
+    only = set(filter(None, args.only_ops.split(",")))
     listing: dict[str, dict] = {}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -86,6 +88,8 @@ def main() -> int:
             taken, left = [], []
             per_op: dict[str, int] = {}
             for plugin in report.get("plugins", []):
+                if only and plugin["opType"] not in only:
+                    continue
                 pdir = folder / "plugins" / plugin["name"]
                 if not args.kernels_only and not (pdir / "test" / "reference.json").is_file():
                     left.append({"name": plugin["name"], "opType": plugin["opType"], "why": "no self-test data"})
