@@ -212,7 +212,7 @@ public struct NodeExtractor: Sendable {
     }
 
     /// Tensors whose dims give the symbols of `node`'s outputs that its inputs (`defined`) do not:
-    /// for each such symbol, the first tensor that has it as a dim, of a type that crosses the
+    /// for each such symbol, the smallest tensor that has it as a dim, of a type that crosses the
     /// plugin boundary as it is, and that is computed before the node (the model's inputs, then
     /// outputs of earlier nodes of the node's own graph, which ONNX orders topologically), so the
     /// plugin node never waits on its own results.
@@ -252,11 +252,23 @@ public struct NodeExtractor: Sendable {
         for symbol in wanted where !covered.contains(symbol) {
             if let terms = Self.sumOfProductsTerms(symbol), terms.allSatisfy(covered.contains) { continue }
             if let size = Self.clampedSize(symbol), covered.contains(size) { continue }
-            let found = candidates.first { value, type in
+            let usable = candidates.enumerated().filter { _, candidate in
+                let (value, type) = candidate
                 guard type.isFullyKnown, let element = type.elementType, carriers[element] == nil,
                       !index.isConstant(value), !node.input.contains(value) else { return false }
                 return type.shape!.contains(.symbolic(symbol))
             }
+            // The smallest such tensor: its data is never read, but the self-test stores it and
+            // TensorRT keeps it alive until the plugin runs (a feature map's 960 channels, or 3).
+            func size(_ type: TensorType) -> (Int64, Int) {
+                let shape = type.shape ?? []
+                let fixed = shape.reduce(Int64(1)) { product, dim in product.multipliedReportingOverflow(by: max(dim.fixedValue ?? 1, 1)).partialValue }
+                return (fixed, shape.count)
+            }
+            let found = usable.min { a, b in
+                let (sa, sb) = (size(a.element.1), size(b.element.1))
+                return sa != sb ? sa < sb : a.offset < b.offset
+            }?.element
             guard let (value, type) = found else { continue }
             chosen.append((value, type))
             for case .symbolic(let s) in type.shape ?? [] { covered.insert(s) }
