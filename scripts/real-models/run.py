@@ -207,8 +207,10 @@ def write_doc(exports, runs, settings):
         "  (`skipped` in report.json); *generated* those that became plugins (kernels generated",
         "  and, with `--build`, built); *failed* those that did not, with the reasons below each table.",
         "",
-        "Time and output size of a large model (resnet50, built, with the build cache): docs/cost.md. The",
-        "plugins built with nvcc and their self-tests run on a GPU: docs/real-models-gpu.md.",
+        "Time and output size of a large model (resnet50, built, with the build cache): docs/cost.md.",
+        "On a GPU: whole-model checks of mobilenet_v3_small, ssdlite320 and whisper_encoder in",
+        "docs/plugin-host.md; `scripts/real-models/selftest-bundle.py` packs these plugins' self-tests for a",
+        "CUDA machine and `selftest-report.py` writes docs/real-models-gpu.md from that run's log.",
         "",
     ]
     op_totals = collections.defaultdict(collections.Counter)
