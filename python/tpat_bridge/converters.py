@@ -20,6 +20,7 @@ from onnx import helper
 
 from .cumsum import convert_cumprod, convert_cumsum
 from .declared import convert_expand, convert_range, convert_tile
+from .dft import convert_dft
 from .nonzero import convert_compress, convert_nonzero
 from .qlinear import convert_qlinear_matmul
 from .roialign import convert_roialign
@@ -74,6 +75,7 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     Converter("RoiAlign", 10, convert_roialign),
     # TVM's frontend lacks it (qlinear.py)
     Converter("QLinearMatMul", 10, convert_qlinear_matmul),
+    Converter("DFT", 17, convert_dft),
 ]}
 
 

@@ -37,7 +37,7 @@ EXPECTED = {
     # TPAT's own converter (roialign.py): TVM's stops on exported detectors' RoiAlign
     "test_roialign_aligned_true": "built",
     # ops TVM's frontend lacks, TPAT's converters (qlinear.py, cumsum.py)
-    "test_qlinearmatmul_2D_uint8_float32": "built", "test_cumprod_2d_int32": "built",
+    "test_qlinearmatmul_2D_uint8_float32": "built", "test_cumprod_2d_int32": "built", "test_dft_irfft": "built",
     # refusals, each with its reason
     "test_shape": "nokernel", "test_range_float_type_positive_delta": "nokernel",
     # an op TVM lacks, generated from its ONNX function body (functions.py); its "mean" form hits a
