@@ -56,7 +56,7 @@ struct ExtractionTests {
     func constantsBecomeInitializers() async throws {
         let loaded = try ONNXModel.load(contentsOf: try TestSupport.fixture("external/model.onnx"))
         #expect(GraphIndex(model: loaded).types["m"] == nil)
-        let model = try await ShapeInference(toolchain: try Toolchain.discover(environment: ["TPAT_HOME": TestSupport.root.path])).fillMissingTypes(of: loaded)
+        let model = try await TestSupport.shapeInference().fillMissingTypes(of: loaded)
         #expect(GraphIndex(model: model).types["m"] == TensorType(elementType: .float32, shape: [.fixed(8), .fixed(256)]))
         #expect(model.graph.initializer == loaded.graph.initializer)
         let index = GraphIndex(model: model)
@@ -87,8 +87,7 @@ struct ExtractionTests {
         let dir = try TestSupport.temporaryDirectory()
         let file = dir.appendingPathComponent("model.onnx")
         try b.write(to: file)
-        let model = try await ShapeInference(toolchain: try Toolchain.discover(environment: ["TPAT_HOME": TestSupport.root.path]))
-            .fillMissingTypes(of: try ONNXModel.load(contentsOf: file))
+        let model = try await TestSupport.shapeInference().fillMissingTypes(of: try ONNXModel.load(contentsOf: file))
         let types = GraphIndex(model: model).types
         #expect(types["y"] == TensorType(elementType: .float32, shape: [.fixed(1), .fixed(600), .fixed(224)]))
         #expect(types["r"] == TensorType(elementType: .float32, shape: [.symbolic("batch")]))

@@ -28,14 +28,18 @@ import Testing
         return ONNXModel(proto: b.model(), baseDirectory: FileManager.default.temporaryDirectory)
     }
 
-    @Test func symbolsNameWhatTheNodeComputesNotWhereItSits() throws {
-        let model = Self.model()
+    /// Extracts a main-graph node of `model` by name.
+    static func extractor(of model: ONNXModel) -> (String) throws -> ExtractedNode {
         let index = GraphIndex(model: model)
         let extractor = NodeExtractor(model: model, index: index)
-        func extract(_ name: String) throws -> ExtractedNode {
+        return { name in
             let k = try #require(index.nodeByName[name])
             return try extractor.extract(SelectedNode(index: k, name: name, node: index.graph.node[k]))
         }
+    }
+
+    @Test func symbolsNameWhatTheNodeComputesNotWhereItSits() throws {
+        let extract = Self.extractor(of: Self.model())
         let relus = try (0..<4).map { try extract("/layer\($0)/Relu") }
         // the model's own symbols keep their names
         #expect(relus[0].symbols == ["batch", "height", "width"])
@@ -77,13 +81,7 @@ import Testing
     }
 
     @Test func outputDimsOnlyAnotherTensorHasComeFromADimCarrier() throws {
-        let model = Self.cachedDecoder()
-        let index = GraphIndex(model: model)
-        let extractor = NodeExtractor(model: model, index: index)
-        func extract(_ name: String) throws -> ExtractedNode {
-            let k = try #require(index.nodeByName[name])
-            return try extractor.extract(SelectedNode(index: k, name: name, node: index.graph.node[k]))
-        }
+        let extract = Self.extractor(of: Self.cachedDecoder())
         // Range's length past_sequence + sequence: one carrier per symbol, the sum kept whole
         let positions = try extract("/positions")
         #expect(positions.inputs.map(\.value) == ["total", "past", "ids"])

@@ -25,6 +25,11 @@ enum TestSupport {
     }
 
     /// A fresh temporary folder.
+    /// The shape inference stage with this checkout's toolchain (the bridge in its .venv).
+    static func shapeInference() throws -> ShapeInference {
+        ShapeInference(toolchain: try Toolchain.discover(environment: ["TPAT_HOME": root.path]))
+    }
+
     static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

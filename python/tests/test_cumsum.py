@@ -7,6 +7,16 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
+from on_cpu import run_on_cpu
+
+
+def scan_model(op, declared, axis, exclusive, reverse, dtype, opset):
+    """One CumSum or CumProd node over x along a constant axis."""
+    node = helper.make_node(op, ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", dtype, declared)],
+                          [helper.make_tensor_value_info("y", dtype, declared)],
+                          [helper.make_tensor("axis", TensorProto.INT64, [], [axis])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=8 if opset < 21 else 10)
 
 @pytest.mark.parametrize("declared,shape,axis,exclusive,reverse,dtype", [
     (["batch", "H", "W"], [2, 5, 7], 1, 0, 0, TensorProto.FLOAT),   # DETR's mask rows
@@ -16,22 +26,12 @@ from onnx import TensorProto, helper
     (["N", 4], [6, 4], 0, 1, 1, TensorProto.FLOAT),
 ])
 def test_the_masked_sum_is_onnx_runtimes_cumsum(declared, shape, axis, exclusive, reverse, dtype):
-    import tvm
-    from tvm import relax
-
-    from tpat_bridge.compiler import import_model
-
-    node = helper.make_node("CumSum", ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)
-    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", dtype, declared)],
-                          [helper.make_tensor_value_info("y", dtype, declared)],
-                          [helper.make_tensor("axis", TensorProto.INT64, [], [axis])])
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)], ir_version=8)
-    log: list[str] = []
-    mod, _, _ = import_model(model, log)
-    assert "cumsum_masked" in log[-1]
+    model = scan_model("CumSum", declared, axis, exclusive, reverse, dtype, 14)
     np_dtype = helper.tensor_dtype_to_np_dtype(dtype)
     x = (np.random.default_rng(3).standard_normal(shape) * 4).astype(np_dtype)
-    got = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
+    log: list[str] = []
+    (got,) = run_on_cpu(model, x, log=log)
+    assert "cumsum_masked" in log[-1]
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     assert got.dtype == want.dtype and got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
@@ -53,20 +53,10 @@ def numpy_cumprod(x, axis, exclusive, reverse):
 ])
 def test_cumprod_is_the_running_product(declared, shape, axis, exclusive, reverse, dtype):
     """CumProd (opset 26), which TVM's frontend lacks, against NumPy (the ONNX Runtime here predates it)."""
-    import tvm
-    from tvm import relax
-
-    from tpat_bridge.compiler import import_model
-
-    node = helper.make_node("CumProd", ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)
-    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", dtype, declared)],
-                          [helper.make_tensor_value_info("y", dtype, declared)],
-                          [helper.make_tensor("axis", TensorProto.INT64, [], [axis])])
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 26)], ir_version=10)
-    mod, _, _ = import_model(model, [])
+    model = scan_model("CumProd", declared, axis, exclusive, reverse, dtype, 26)
     np_dtype = helper.tensor_dtype_to_np_dtype(dtype)
     x = np.random.default_rng(5).integers(-3, 4, shape).astype(np_dtype)
     if np.issubdtype(np_dtype, np.floating):
         x = x + np.random.default_rng(6).uniform(-0.5, 0.5, shape).astype(np_dtype)
-    got = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy()
+    (got,) = run_on_cpu(model, x)
     np.testing.assert_allclose(got, numpy_cumprod(x, axis % len(shape), exclusive, reverse), rtol=1e-5)

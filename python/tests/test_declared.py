@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
+from on_cpu import run_on_cpu
 from tpat_bridge.declared import DIMS_ATTRIBUTE, declared_sizes, with_declared_shapes
 from tpat_bridge.reference import make_inputs
 
@@ -50,18 +51,11 @@ def tile_model() -> onnx.ModelProto:
 
 
 def run_tvm(m: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:
-    import tvm
-    from tvm import relax
-
-    from tpat_bridge.compiler import import_model
-
     log: list[str] = []
-    mod, _, _ = import_model(m, log)
-    assert "tensor_to_shape" not in "\n".join(log)
-    vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
     names = [i.name for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer}]
-    out = vm["main"](*[tvm.runtime.tensor(feeds[n]) for n in names])
-    return out.numpy()
+    (out,) = run_on_cpu(m, *[feeds[n] for n in names], log=log)
+    assert "tensor_to_shape" not in "\n".join(log)
+    return out
 
 
 def run_ort(m: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:

@@ -7,16 +7,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from test_functions import _node_tests
+from on_cpu import node_tests, run_on_cpu
 
 
 def test_dft_computes_every_node_tests_output():
-    import tvm
-    from tvm import relax
-
-    from tpat_bridge.compiler import import_model
-
-    cases = _node_tests("test_dft")
+    cases = node_tests("test_dft")
     assert len(cases) >= 10
     for tc in cases:
         feeds, expected = tc.data_sets[0]
@@ -31,9 +26,7 @@ def test_dft_computes_every_node_tests_output():
                 fed.append((vi, a))
         del graph.input[:]
         graph.input.extend(vi for vi, _ in fed)
-        mod, _, _ = import_model(tc.model, [])
-        got = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())["main"](
-            *[tvm.runtime.tensor(a) for _, a in fed]).numpy()
+        (got,) = run_on_cpu(tc.model, *[a for _, a in fed])
         want = numpy_helper.to_array(expected[0]) if isinstance(expected[0], onnx.TensorProto) else np.asarray(expected[0])
         assert got.shape == want.shape, tc.name
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=tc.name)

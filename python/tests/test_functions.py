@@ -81,18 +81,6 @@ def test_ops_tvm_has_are_left_alone_and_random_ops_are_not_expanded():
     assert "Bernoulli" not in ops and "SequenceMap" not in ops and "Relu" not in ops
 
 
-def _node_tests(prefix: str) -> list:
-    import contextlib
-    import io
-    import warnings
-
-    from onnx.backend.test.loader import load_model_tests
-
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        return [t for t in load_model_tests(kind="node") if t.name.startswith(prefix)]
-
-
 # Attention node tests whose expected outputs TVM's llvm build of the body does not reproduce:
 # rows masked entirely (the expected NaN-free zeros need the body's NaN handling) and bf16 data.
 ATTENTION_NOT_REPRODUCED = {
@@ -109,23 +97,19 @@ def test_attention_is_its_opset_23_body_and_computes_the_node_tests_outputs():
     other one, for time) are checked here on the CPU (TVM's llvm target) against the test's own
     expected outputs; all of them are in the GPU conformance run."""
     import numpy as np
-    import tvm
     from onnx import numpy_helper
-    from tvm import relax
 
-    from tpat_bridge.compiler import import_model
+    from on_cpu import node_tests, run_on_cpu
 
-    cases = [tc for tc in _node_tests("test_attention") if not any(k in tc.name for k in ("fp16", "bf16", "expanded"))]
+    cases = [tc for tc in node_tests("test_attention") if not any(k in tc.name for k in ("fp16", "bf16", "expanded"))]
     checked, wrong = 0, []
     for tc in cases[::2]:
         feeds, expected = tc.data_sets[0]
         arrays = [numpy_helper.to_array(a) if isinstance(a, onnx.TensorProto) else np.asarray(a) for a in feeds]
-        mod, _, _ = import_model(tc.model, [])
-        got = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())["main"](*[tvm.runtime.tensor(a) for a in arrays])
-        got = [got] if hasattr(got, "numpy") else list(got)
+        got = run_on_cpu(tc.model, *arrays)
         for g, want in zip(got, expected):
             want = numpy_helper.to_array(want) if isinstance(want, onnx.TensorProto) else np.asarray(want)
-            if not np.allclose(g.numpy(), want, rtol=1e-3, atol=1e-4):
+            if not np.allclose(g, want, rtol=1e-3, atol=1e-4):
                 wrong.append(tc.name)
                 break
         else:

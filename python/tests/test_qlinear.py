@@ -12,10 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
     (np.uint8, [6, 10], [10, 7], True), (np.int8, [3, 9], [9, 4], True),
 ])
 def test_qlinear_matmul_is_onnx_runtimes(dtype, a_shape, b_shape, per_axis):
-    import tvm
-    from tvm import relax
-
-    from tpat_bridge.compiler import import_model
+    from on_cpu import run_on_cpu
 
     rng = np.random.default_rng(a_shape[-1])
     info = np.iinfo(dtype)
@@ -35,8 +32,7 @@ def test_qlinear_matmul_is_onnx_runtimes(dtype, a_shape, b_shape, per_axis):
                           [helper.make_tensor_value_info("y", elem, a_shape[:-1] + [n])],
                           [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items()])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-    mod, _, _ = import_model(model, [])
-    got = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())["main"](tvm.runtime.tensor(a), tvm.runtime.tensor(b)).numpy()
+    (got,) = run_on_cpu(model, a, b)
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"a": a, "b": b})[0]
     assert got.dtype == want.dtype
     # ONNX Runtime requantizes in float32 like TPAT; a rounding tie may differ by one step

@@ -15,10 +15,7 @@ from onnx import TensorProto, helper
     (16, "max", "half_pixel", 2, 0.25),
 ])
 def test_roialign_is_onnx_runtimes(opset, mode, transform, ratio, scale):
-    import tvm
-    from tvm import relax
-
-    from tpat_bridge.compiler import import_model
+    from on_cpu import run_on_cpu
 
     attrs = dict(output_height=3, output_width=4, sampling_ratio=ratio, spatial_scale=scale, mode=mode)
     if transform:
@@ -35,9 +32,7 @@ def test_roialign_is_onnx_runtimes(opset, mode, transform, ratio, scale):
     rois = np.sort(rng.uniform(-0.2, 1.2, (7, 2, 2)), axis=1).reshape(7, 4)[:, [0, 2, 1, 3]].astype(np.float32) * side
     rois[0] = [0, 0, 0.5, 0.5]  # smaller than a cell
     batch = rng.integers(0, 2, 7).astype(np.int64)
-    mod, _, _ = import_model(model, [])
-    got = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())["main"](
-        tvm.runtime.tensor(x), tvm.runtime.tensor(rois), tvm.runtime.tensor(batch)).numpy()
+    (got,) = run_on_cpu(model, x, rois, batch)
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
         None, {"x": x, "rois": rois, "batch": batch})[0]
     assert np.count_nonzero(want) > want.size // 2  # the boxes sample the map, not only the outside

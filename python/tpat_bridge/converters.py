@@ -24,6 +24,7 @@ from .dft import convert_dft
 from .nonzero import convert_compress, convert_nonzero
 from .qlinear import convert_qlinear_matmul
 from .roialign import convert_roialign
+from .subgraph import graph_constants, graph_output_of
 from .topk import convert_topk, runtime_k
 
 # The suffix of a size output's name in the sub-model (never a name of the original model: TPAT's
@@ -79,10 +80,6 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
 ]}
 
 
-def _constants(graph: onnx.GraphProto) -> set[str]:
-    return {t.name for t in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
-
-
 def _rank(graph: onnx.GraphProto, name: str) -> int | None:
     for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
         if vi.name == name and vi.type.tensor_type.HasField("shape"):
@@ -95,7 +92,7 @@ def _rank(graph: onnx.GraphProto, name: str) -> int | None:
 
 def _size_dims(node: onnx.NodeProto, converter: Converter, graph: onnx.GraphProto) -> list[tuple[SizeOutput, int]] | None:
     """The size outputs ``node`` takes, each with its dim; None when it takes none."""
-    if not converter.size_outputs or (converter.data_dependent is not None and not converter.data_dependent(node, _constants(graph))):
+    if not converter.size_outputs or (converter.data_dependent is not None and not converter.data_dependent(node, graph_constants(graph))):
         return None
     found = []
     for s in converter.size_outputs:
@@ -149,20 +146,16 @@ def data_dependent_dims(model: onnx.ModelProto) -> list[DataDependentDim]:
     from .errors import BridgeError
 
     names = [o.name for o in model.graph.output]
-    casts = {n.input[0]: n.output[0] for n in model.graph.node if n.op_type == "Cast" and n.input and n.output}
     dims = []
     for j, name in enumerate(names):
         base, sep, dim = name.rpartition(SIZE_SUFFIX)
         if not (sep and dim.isdigit()):
             continue
-        seen = {base}
-        while base not in names and base in casts and casts[base] not in seen:
-            base = casts[base]
-            seen.add(base)
-        if base not in names:
+        output = graph_output_of(model.graph, base)
+        if output is None:
             raise BridgeError("unsupported", f"the data-dependent output '{name[:-len(sep + dim)]}' is not an output of "
                                              "the plugin, so its size cannot be declared")
-        dims.append(DataDependentDim(names.index(base), int(dim), j))
+        dims.append(DataDependentDim(names.index(output.name), int(dim), j))
     return dims
 
 

@@ -16,15 +16,9 @@ from typing import Any
 
 
 def _axis(op: str, inputs: list[Any], params: Any, rank: int) -> int:
-    import tvm
-    from tvm.relax.frontend.onnx.onnx_frontend import get_constant
+    from .operands import constant_int
 
-    from .errors import BridgeError
-
-    axis_input = get_constant(inputs[1], params)
-    if not isinstance(axis_input, tvm.ir.GenericConst):
-        raise BridgeError("unsupported", f"{op}: its axis is computed at run time; make it a constant")
-    return int(axis_input.value.numpy().reshape(-1)[0]) % rank
+    return constant_int(inputs[1], params, op, "axis") % rank
 
 
 def masked_scan(bb: Any, data: Any, axis: int, exclusive: bool, reverse: bool, product: bool) -> Any:

@@ -23,6 +23,7 @@ import onnx
 from onnx import helper
 
 from .errors import BridgeError
+from .subgraph import graph_constants, graph_output_of
 
 # The attribute ``with_declared_shapes`` adds: per output dim, a sum of products of integers and
 # ``i<k>_<d>`` (dim d of appended input k).
@@ -32,19 +33,6 @@ DIMS_ATTRIBUTE = "tpat_output_dims"
 SHAPE_OPERAND = {"Expand": 1, "Range": 1, "Tile": 1}
 # op type -> how many inputs the op itself has (the carriers follow)
 OWN_INPUTS = {"Expand": 2, "Range": 3, "Tile": 2}
-
-
-def declared_output(graph: onnx.GraphProto, name: str) -> onnx.ValueInfoProto | None:
-    """The graph output ``name`` is, directly or through TPAT's boundary Cast (a Cast keeps the shape)."""
-    outputs = {o.name: o for o in graph.output}
-    seen = set()
-    while name not in outputs and name not in seen:
-        seen.add(name)
-        nxt = next((n.output[0] for n in graph.node if n.op_type == "Cast" and n.input and n.input[0] == name), None)
-        if nxt is None:
-            return None
-        name = nxt
-    return outputs.get(name)
 
 
 _TERM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*|\d+)\s*")
@@ -87,7 +75,7 @@ def with_declared_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     time, and whose declared output dims are each static or a sum of products of graph inputs'
     dims, reads them there (its ``tpat_output_dims``: per dim, an expression over ``i<k>_<d>``,
     dim d of appended input k)."""
-    constants = {t.name for t in model.graph.initializer} | {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    constants = graph_constants(model.graph)
     first_seen: dict[str, tuple[str, int]] = {}
     for i in model.graph.input:
         for k, e in enumerate(i.type.tensor_type.shape.dim):
@@ -100,7 +88,7 @@ def with_declared_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
         operand = SHAPE_OPERAND[node.op_type]
         if len(node.input) <= operand or node.input[operand] in constants or len(node.input) > OWN_INPUTS[node.op_type]:
             return None
-        out = declared_output(model.graph, node.output[0])
+        out = graph_output_of(model.graph, node.output[0])
         if out is None or not out.type.tensor_type.HasField("shape"):
             return None
         out_dims = out.type.tensor_type.shape.dim

@@ -16,18 +16,7 @@ import math
 from typing import Any
 
 from .errors import BridgeError
-
-
-def _constant_int(value: Any, params: Any, what: str) -> int | None:
-    import tvm
-    from tvm.relax.frontend.onnx.onnx_frontend import get_constant
-
-    if value is None:
-        return None
-    c = get_constant(value, params)
-    if not isinstance(c, tvm.ir.GenericConst):
-        raise BridgeError("unsupported", f"DFT: its {what} is computed at run time; make it a constant")
-    return int(c.value.numpy().reshape(-1)[0])
+from .operands import constant_int
 
 
 def convert_dft(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
@@ -40,8 +29,8 @@ def convert_dft(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -
         raise BridgeError("unsupported", "DFT: its input's rank is unknown")
     shape = list(x.ty.shape.values)
     rank = len(shape)
-    dft_length = _constant_int(inputs[1] if len(inputs) > 1 else None, params, "dft_length")
-    axis_input = _constant_int(inputs[2] if len(inputs) > 2 else None, params, "axis")
+    dft_length = constant_int(inputs[1] if len(inputs) > 1 else None, params, "DFT", "dft_length")
+    axis_input = constant_int(inputs[2] if len(inputs) > 2 else None, params, "DFT", "axis")
     axis = axis_input if axis_input is not None else int(attr.get("axis", -2 if len(inputs) > 2 else 1))
     axis = axis % rank
     inverse = int(attr.get("inverse", 0)) != 0

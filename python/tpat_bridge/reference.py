@@ -18,7 +18,8 @@ import onnx
 from onnx import numpy_helper
 
 from .compiler import c_identifier
-from .declared import SHAPE_OPERAND, declared_output, declared_sizes, drawn_operand
+from .declared import SHAPE_OPERAND, declared_sizes, drawn_operand
+from .subgraph import graph_output_of
 
 
 POSITIVE_OPS = {"Log", "Sqrt", "Reciprocal", "Rsqrt"}
@@ -169,7 +170,7 @@ def make_inputs(model: onnx.ModelProto, seed: int, dims: dict[str, int], base_di
     # with the declared output shape at these sizes.
     declared = None
     if node.op_type in SHAPE_OPERAND and node.output:
-        out_vi = declared_output(graph, node.output[0])
+        out_vi = graph_output_of(graph, node.output[0])
         if out_vi is not None and out_vi.type.tensor_type.HasField("shape"):
             declared = declared_sizes(out_vi, {**dims, **{d.dim_param: size for vi in inputs for d, size
                                                           in zip(vi.type.tensor_type.shape.dim, shapes[vi.name]) if d.dim_param}})
