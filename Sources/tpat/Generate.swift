@@ -33,6 +33,9 @@ struct Generate: AsyncParsableCommand {
     @Flag(help: "Replace every node TensorRT's ONNX parser cannot run natively and TVM can.")
     var auto = false
 
+    @Flag(help: "Make one plugin of each connected group of the chosen nodes (a decomposed GELU or LayerNorm: its Div, Erf, Add and Mul nodes), whose kernels TVM fuses, instead of one plugin per node.")
+    var fuse = false
+
     @Option(help: "CUDA arch, e.g. sm_90; `all` for one fatbin that runs on every GPU TensorRT 10/11 runs on (sm_75 and newer); default: the GPU on this machine, else `all`.")
     var arch: String?
 
@@ -171,6 +174,7 @@ struct Generate: AsyncParsableCommand {
         request.sampleDims = (try? parsedSampleDims()) ?? [:]
         request.sampleInputs = sampleInputs.map { URL(fileURLWithPath: $0) }
         request.buildArch = buildArch
+        request.grouping = fuse ? .connected : .singleNodes
         return request
     }
 

@@ -25,6 +25,28 @@ struct ModelBuilder {
         graph.initializer.append(TensorValue(elementType: .int64, shape: shape, bytes: data).proto(name: name))
     }
 
+    /// A float32 scalar initializer.
+    mutating func constant(_ name: String, _ value: Float) {
+        var data = Data()
+        withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+        graph.initializer.append(TensorValue(elementType: .float32, shape: [], bytes: data).proto(name: name))
+    }
+
+    /// A `Constant` node making a float32 scalar through `value_float` (the form TVM's frontend
+    /// does not read).
+    mutating func constantNode(_ output: String, _ value: Float, name: String) {
+        var node = Onnx_NodeProto()
+        node.opType = "Constant"
+        node.name = name
+        node.output = [output]
+        var a = Onnx_AttributeProto()
+        a.name = "value_float"
+        a.type = .float
+        a.f = value
+        node.attribute = [a]
+        graph.node.append(node)
+    }
+
     mutating func node(_ op: String, _ inputs: [String], _ outputs: [String], name: String, domain: String = "", ints: [String: Int64] = [:]) {
         var node = Onnx_NodeProto()
         node.opType = op

@@ -113,7 +113,7 @@ import Testing
         // Not reads the model's BOOL mask: carried as INT32 through a Cast inside the body
         #expect(extracted[2].inputs.map(\.pluginType) == [.int32])
         let replacements = extracted.enumerated().map { k, node in
-            NodeReplacement(nodeIndex: node.nodeIndex, path: node.path, pluginName: "tpat_p\(k)", inputs: node.inputs, outputs: node.outputs)
+            NodeReplacement(nodeIndices: node.nodeIndices, path: node.path, pluginName: "tpat_p\(k)", inputs: node.inputs, outputs: node.outputs)
         }
         let rewritten = ModelRewriter().rewrite(model, replacements: replacements)
         let after = ModelGraphs(model: rewritten)

@@ -29,7 +29,7 @@ import Testing
     }
 
     /// Extracts a main-graph node of `model` by name.
-    static func extractor(of model: ONNXModel) -> (String) throws -> ExtractedNode {
+    static func extractor(of model: ONNXModel) -> (String) throws -> ExtractedSubgraph {
         let index = GraphIndex(model: model)
         let extractor = NodeExtractor(model: model, index: index)
         return { name in

@@ -291,6 +291,29 @@ def fuse_passes() -> list[Any]:
     ]
 
 
+def _step_aside_rule() -> Any:
+    from tvm.s_tir import dlight as dl
+
+    class StepAsideOnFailure(dl.ScheduleRule):
+        """A dlight rule that leaves a function to the next rule when it fails on it: TVM 0.27's
+        GEMV rule claims fused elementwise functions with 0-d operands (a decomposed GELU's
+        constants) and then asserts that they have reduction loops."""
+
+        def __init__(self, rule: Any) -> None:
+            self.rule = rule
+
+        def apply(self, func: Any, target: Any, tunable: bool) -> Any:
+            try:
+                return self.rule.apply(func, target, tunable)
+            except AssertionError:
+                return None
+
+        def is_target_available(self, target: Any) -> bool:
+            return self.rule.is_target_available(target)
+
+    return StepAsideOnFailure
+
+
 def relax_pipeline(target: Any, database: Any = None) -> Any:
     """TVM's default CUDA pipeline (relax/backend/cuda/pipeline.py) with TPAT's legalizations and,
     when ``database`` is given, MetaSchedule's tuned schedules applied before dlight schedules the
@@ -300,6 +323,8 @@ def relax_pipeline(target: Any, database: Any = None) -> Any:
     from tvm.relax.backend.cuda import pipeline as cuda_pipeline
     from tvm.s_tir import dlight as dl
 
+    step_aside = _step_aside_rule()
+
     @tvm.transform.module_pass(opt_level=0)
     def _pipeline(mod: Any, _ctx: Any) -> Any:
         with target:
@@ -308,7 +333,8 @@ def relax_pipeline(target: Any, database: Any = None) -> Any:
                 with database:
                     mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
             mod = dl.ApplyDefaultSchedule(
-                dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback(),
+                dl.gpu.Matmul(), step_aside(dl.gpu.GEMV()), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
+                dl.gpu.Fallback(),
             )(mod)
             mod = tvm.transform.Sequential(
                 cuda_pipeline.dataflow_lower_passes(target) + cuda_pipeline.finalize_passes(target))(mod)

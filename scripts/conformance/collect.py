@@ -2,10 +2,11 @@
 
 The onnx wheel no longer ships the node tests as files: it generates them from its case
 scripts (``onnx.backend.test.case.node``), through the loader its own test runner uses
-(``onnx.backend.test.loader.load_model_tests(kind="node")``). Each usable test (one node,
-tensor inputs and outputs, no string/sequence/optional/training/random test) becomes one
-node of a combined model per opset: its node keeps the test's name, its values are prefixed
-with it, its attribute-like inputs (Reshape's shape, Resize's scales, TopK's k, ...) become
+(``onnx.backend.test.loader.load_model_tests(kind="node")``). Each usable test (tensor inputs
+and outputs, no string/sequence/optional/training/random test) becomes part of a combined model
+per opset: a one-node test's node keeps the test's name, the nodes of a function-expanded test
+(``test_X_expanded``: the op's function body, several nodes) are named ``<test>/<k>`` and are
+generated with ``--fuse`` as one plugin; its values are prefixed with the test's name, its attribute-like inputs (Reshape's shape, Resize's scales, TopK's k, ...) become
 initializers holding the test's own values, as a real model would have them, and its other
 inputs become graph inputs. The test's inputs and expected outputs are saved beside.
 """
@@ -116,6 +117,8 @@ class Test:
     inputs: list[Port] = field(default_factory=list)      # plugin inputs, in plugin order
     outputs: list[Port] = field(default_factory=list)     # plugin outputs, in order
     batch: str = ""
+    nodes: list[str] = field(default_factory=list)        # node names in the batch model
+    expanded: bool = False        # the function-expanded form of an op (several nodes, one plugin)
     rtol: float = 1e-3
     atol: float = 1e-7
 
@@ -172,29 +175,39 @@ def value_type(v: onnx.ValueInfoProto) -> str:
     return v.type.WhichOneof("value") or ""
 
 
-def analyse(tc: Any) -> tuple[Test, dict[str, Any]]:
-    """A Test for one loader test case, and the arrays by value name (inputs and outputs)."""
+EXPANDED = re.compile(r"_expanded(_ver\d+)?$")
+
+
+def analyse(tc: Any, base_ops: dict[str, tuple[str, str]]) -> tuple[Test, dict[str, Any]]:
+    """A Test for one loader test case, and the arrays by value name (inputs and outputs).
+    ``base_ops`` gives the op (and domain) of the one-node test a function-expanded test expands."""
     model: onnx.ModelProto = tc.model
     graph = model.graph
-    node = graph.node[0] if len(graph.node) == 1 else None
+    nodes = list(graph.node)
+    expanded = len(nodes) > 1
     domain_opsets = {o.domain or "": o.version for o in model.opset_import}
-    op = node.op_type if node is not None else "/".join(sorted({n.op_type for n in graph.node}))
-    domain = node.domain if node is not None else ""
-    test = Test(tc.name, op, domain, domain_opsets.get(domain, domain_opsets.get("", 0)), rtol=tc.rtol, atol=tc.atol)
+    if expanded:
+        op, domain = base_ops.get(EXPANDED.sub("", tc.name), ("/".join(sorted({n.op_type for n in nodes})), ""))
+    else:
+        op, domain = (nodes[0].op_type, nodes[0].domain) if nodes else ("", "")
+    test = Test(tc.name, op, domain, domain_opsets.get(domain, domain_opsets.get("", 0)), rtol=tc.rtol, atol=tc.atol,
+                expanded=expanded)
     arrays: dict[str, Any] = {}
 
     def exclude(reason: str) -> tuple[Test, dict[str, Any]]:
         test.status, test.reason = "excluded", reason
         return test, arrays
 
-    if node is None:
-        return exclude("not a single node: the function-expanded form of an op (several nodes)")
+    if not nodes:
+        return exclude("no node")
+    if expanded and not EXPANDED.search(tc.name):
+        return exclude("several nodes that are not an op's function body")
     if "training" in tc.name or domain == "ai.onnx.preview.training":
         return exclude("training test")
     if op in RANDOM_OPS:
         return exclude("random outputs: nothing to compare with")
-    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
-        return exclude("control flow: the node holds subgraphs")
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in nodes for a in n.attribute):
+        return exclude("control flow: a node holds subgraphs")
     for v in list(graph.input) + list(graph.output):
         kind = value_type(v)
         if kind != "tensor_type":
@@ -221,37 +234,50 @@ def analyse(tc: Any) -> tuple[Test, dict[str, Any]]:
         if v.type.tensor_type.HasField("shape") and any(not d.HasField("dim_value") for d in dims):
             test.reason = "symbolic input dims (the test's data gives them)"
 
-    constant_slots = ATTRIBUTE_LIKE_INPUTS.get(op, set())
-    formal = formal_inputs(node, test.opset)
+    # The plugin's inputs are the values entering the nodes, in order of first use (TPAT's
+    # Subgraph.entering); an attribute-like operand or an initializer is held inside the plugin.
+    initializers = {i.name for i in graph.initializer}
+    produced: set[str] = set()
     seen: set[str] = set()
-    for slot, value in enumerate(node.input):
-        if not value or value in seen:
-            continue
-        seen.add(value)
-        if formal[slot] in constant_slots or value in {i.name for i in graph.initializer}:
-            test.constants.append(value)
-            continue
-        a = arrays[value]
-        test.inputs.append(Port(value, dtype_name(helper.np_dtype_to_tensor_dtype(a.dtype)), list(a.shape), ""))
+    for node in nodes:
+        constant_slots = ATTRIBUTE_LIKE_INPUTS.get(node.op_type, set())
+        formal = formal_inputs(node, domain_opsets.get(node.domain or "", test.opset))
+        for slot, value in enumerate(node.input):
+            if not value or value in seen or value in produced:
+                continue
+            seen.add(value)
+            if formal[slot] in constant_slots or value in initializers:
+                test.constants.append(value)
+                continue
+            a = arrays[value]
+            test.inputs.append(Port(value, dtype_name(helper.np_dtype_to_tensor_dtype(a.dtype)), list(a.shape), ""))
+        produced.update(o for o in node.output if o)
+    # ... and its outputs the values leaving them (graph outputs), in the order the nodes make them.
     outputs_by_name = {v.name: v for v in graph.output}
-    for value in node.output:
-        if not value:
-            continue
-        if value not in outputs_by_name:
-            return exclude(f"node output '{value}' is not a graph output")
-        a = arrays[value]
-        elem = outputs_by_name[value].type.tensor_type.elem_type
-        test.outputs.append(Port(value, dtype_name(elem or helper.np_dtype_to_tensor_dtype(a.dtype)), list(a.shape), ""))
+    for node in nodes:
+        for value in node.output:
+            if not value or (expanded and value not in outputs_by_name):
+                continue
+            if value not in outputs_by_name:
+                return exclude(f"node output '{value}' is not a graph output")
+            a = arrays[value]
+            elem = outputs_by_name[value].type.tensor_type.elem_type
+            test.outputs.append(Port(value, dtype_name(elem or helper.np_dtype_to_tensor_dtype(a.dtype)), list(a.shape), ""))
+    if {p.name for p in test.outputs} != set(outputs_by_name):
+        return exclude("a graph output is not computed by the nodes (an input passed through)")
     for p in test.inputs:
         p.dtype = dtype_name(next(v for v in graph.input if v.name == p.name).type.tensor_type.elem_type)
     test.category = category_of({p.dtype for p in test.inputs + test.outputs})
-    if op in OPS_WITHOUT_KERNELS:
+    kernel_ops = [n.op_type for n in nodes if n.op_type not in OPS_WITHOUT_KERNELS]
+    if not kernel_ops or (not expanded and op in OPS_WITHOUT_KERNELS):
         test.status = "noKernel"
         test.reason = (f"{op} computes no data on the GPU: TPAT refuses to select it (TensorRT runs it natively)")
         return test, arrays
-    if (domain not in ("", "ai.onnx")) or op not in TVM_OPS:
+    foreign = [n for n in nodes if n.domain not in ("", "ai.onnx") or n.op_type not in TVM_OPS]
+    if foreign:
+        n = foreign[0]
         test.status = "tvmUnsupported"
-        test.reason = (f"op {op}{' of domain ' + domain if domain else ''} is not in TVM 0.27's ONNX converter "
+        test.reason = (f"op {n.op_type}{' of domain ' + n.domain if n.domain else ''} is not in TVM 0.27's ONNX converter "
                        "map: TPAT refuses to select it")
         return test, arrays
     if not test.inputs:
@@ -272,17 +298,19 @@ def build_batches(tests: list[tuple[Test, dict[str, Any], Any]], root: str, batc
     groups: dict[tuple[Any, ...], list[tuple[Test, dict[str, Any], Any]]] = {}
     for item in tests:
         test, _, tc = item
-        key = (tuple(sorted((o.domain, o.version) for o in tc.model.opset_import)), test.category == "other")
+        key = (tuple(sorted((o.domain, o.version) for o in tc.model.opset_import)), test.category == "other", test.expanded)
         groups.setdefault(key, []).append(item)
     batches: list[dict[str, Any]] = []
-    for key in sorted(groups, key=lambda k: (k[1], str(k[0]))):
+    for key in sorted(groups, key=lambda k: (k[2], k[1], str(k[0]))):
         items = groups[key]
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
             bid = f"b{len(batches):03d}"
-            batches.append({"id": bid, "opsets": [list(x) for x in key[0]],
-                            "tests": [t.name for t, _, _ in chunk]})
             write_batch(chunk, os.path.join(root, "batches", bid))
+            batch = {"id": bid, "opsets": [list(x) for x in key[0]], "tests": [t.name for t, _, _ in chunk]}
+            if key[2]:
+                batch.update(fuse=True, nodes=[n for t, _, _ in chunk for n in t.nodes])
+            batches.append(batch)
             for t, _, _ in chunk:
                 t.batch = bid
     return batches
@@ -299,13 +327,16 @@ def write_batch(chunk: list[tuple[Test, dict[str, Any], Any]], folder: str) -> N
         ir = max(ir, model.ir_version)
         for o in model.opset_import:
             opsets[o.domain] = max(opsets.get(o.domain, 0), o.version)
-        node = onnx.NodeProto()
-        node.CopyFrom(model.graph.node[0])
         prefix = test.name + "/"
-        node.name = test.name
-        node.input[:] = [prefix + v if v else "" for v in node.input]
-        node.output[:] = [prefix + v if v else "" for v in node.output]
-        nodes.append(node)
+        test.nodes = []
+        for k, original in enumerate(model.graph.node):
+            node = onnx.NodeProto()
+            node.CopyFrom(original)
+            node.name = f"{test.name}/{k}" if test.expanded else test.name
+            node.input[:] = [prefix + v if v else "" for v in node.input]
+            node.output[:] = [prefix + v if v else "" for v in node.output]
+            nodes.append(node)
+            test.nodes.append(node.name)
         data = os.path.join(folder, "data", test.name)
         os.makedirs(data, exist_ok=True)
         for value in test.constants:
@@ -337,10 +368,12 @@ def collect(root: str, batch_size: int, only: str | None = None) -> dict[str, An
     cases = load_tests()
     all_tests: list[Test] = []
     usable: list[tuple[Test, dict[str, Any], Any]] = []
+    base_ops = {tc.name: (tc.model.graph.node[0].op_type, tc.model.graph.node[0].domain)
+                for tc in cases if len(tc.model.graph.node) == 1}
     for tc in cases:
         if pattern and not pattern.search(tc.name):
             continue
-        test, arrays = analyse(tc)
+        test, arrays = analyse(tc, base_ops)
         all_tests.append(test)
         if test.status == "usable":
             usable.append((test, arrays, tc))

@@ -1,8 +1,10 @@
 """Run ``tpat generate`` over the batch models and give each plugin the tests' own data.
 
-For each batch: ``tpat generate batches/bNNN/model.onnx -o gen/bNNN --nodes <its tests>
---no-reference [--no-build]``; then, mapping plugins to tests through report.json (a plugin
-lists the nodes it replaces, and a node is named after its test), replace each plugin's
+For each batch: ``tpat generate batches/bNNN/model.onnx -o gen/bNNN --nodes <its tests' nodes>
+--no-reference [--no-build]`` (with ``--fuse`` for a batch of function-expanded tests, whose
+several nodes make one plugin per test); then, mapping plugins to tests through report.json (a
+plugin lists the nodes it replaces, and a node is named after its test, ``<test>/<k>`` in an
+expanded test), replace each plugin's
 ``test/reference.json`` by one case per test: the test's own inputs and expected outputs, in the
 plugin's input and output order, in the manifest's dtypes (a type TPAT carries in another is converted exactly).
 A batch whose ``tpat generate`` fails as a whole is run again one test at a time.
@@ -21,10 +23,11 @@ from typing import Any
 import numpy as np
 
 
-def run_tpat(tpat: str, model: str, out: str, nodes: list[str], arch: str, build: bool, log: str) -> tuple[int, float]:
+def run_tpat(tpat: str, model: str, out: str, nodes: list[str], arch: str, build: bool, log: str,
+             fuse: bool = False) -> tuple[int, float]:
     """One ``tpat generate``; returns its exit status and seconds."""
     cmd = [tpat, "generate", model, "-o", out, "--nodes", ",".join(nodes), "--arch", arch, "--no-reference",
-           "--force", "-q"]
+           "--force", "-q"] + (["--fuse"] if fuse else [])
     if not build:
         cmd.append("--no-build")
     start = time.perf_counter()
@@ -33,14 +36,16 @@ def run_tpat(tpat: str, model: str, out: str, nodes: list[str], arch: str, build
     return rc, time.perf_counter() - start
 
 
-def generate_batch(root: str, batch: dict[str, Any], tpat: str, arch: str, build: bool) -> dict[str, Any]:
+def generate_batch(root: str, batch: dict[str, Any], tpat: str, arch: str, build: bool,
+                   tests: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Generate one batch (falling back to one run per test); returns what happened."""
     bid = batch["id"]
     model = os.path.join(root, "batches", bid, "model.onnx")
     out = os.path.join(root, "gen", bid)
     os.makedirs(os.path.join(root, "gen"), exist_ok=True)
     log = os.path.join(root, "gen", f"{bid}.log")
-    rc, seconds = run_tpat(tpat, model, out, batch["tests"], arch, build, log)
+    fuse = bool(batch.get("fuse"))
+    rc, seconds = run_tpat(tpat, model, out, batch.get("nodes", batch["tests"]), arch, build, log, fuse)
     result: dict[str, Any] = {"id": bid, "tests": len(batch["tests"]), "seconds": round(seconds, 1), "runs": [out]}
     if rc == 0 or os.path.exists(os.path.join(out, "report.json")):
         return result
@@ -50,7 +55,7 @@ def generate_batch(root: str, batch: dict[str, Any], tpat: str, arch: str, build
     for k, test in enumerate(batch["tests"]):
         single = os.path.join(root, "gen", f"{bid}-{k:02d}")
         slog = single + ".log"
-        rc, s = run_tpat(tpat, model, single, [test], arch, build, slog)
+        rc, s = run_tpat(tpat, model, single, tests[test].get("nodes") or [test], arch, build, slog, fuse)
         result["seconds"] = round(result["seconds"] + s, 1)
         if rc == 0 or os.path.exists(os.path.join(single, "report.json")):
             result["runs"].append(single)
@@ -76,17 +81,20 @@ def write_references(run: str, tests: dict[str, dict[str, Any]]) -> tuple[dict[s
         report = json.load(f)
     mapping: dict[str, str] = {}
     errors: dict[str, str] = {}
+    owner = {node: name for name, test in tests.items() for node in (test.get("nodes") or [name])}
     for plugin in report["plugins"]:
+        served = list(dict.fromkeys(owner.get(node, node) for node in plugin["nodes"]))
         try:
-            mapping.update(write_plugin_reference(run, plugin, tests))
+            mapping.update(write_plugin_reference(run, plugin, served, tests))
         except (ValueError, OSError, KeyError) as exc:
-            for node in plugin["nodes"]:
-                errors[node] = f"{type(exc).__name__}: {exc}"
+            for test in served:
+                errors[test] = f"{type(exc).__name__}: {exc}"
     return mapping, errors
 
 
-def write_plugin_reference(run: str, plugin: dict[str, Any], tests: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """One plugin's test/reference.json: one case per test it serves."""
+def write_plugin_reference(run: str, plugin: dict[str, Any], served: list[str],
+                           tests: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """One plugin's test/reference.json: one case per test it serves (``served``, test names)."""
     mapping: dict[str, str] = {}
     directory = os.path.join(run, "plugins", plugin["name"])
     with open(os.path.join(directory, "manifest.json")) as f:
@@ -96,7 +104,7 @@ def write_plugin_reference(run: str, plugin: dict[str, Any], tests: dict[str, di
         shutil.rmtree(test_dir)
     os.makedirs(test_dir)
     cases = []
-    for k, node in enumerate(plugin["nodes"]):
+    for k, node in enumerate(served):
         test = tests[node]
         case_dir = f"t{k}"
         os.makedirs(os.path.join(test_dir, case_dir))
@@ -145,7 +153,7 @@ def generate(root: str, tpat: str, arch: str, build: bool, jobs: int, only: set[
     batches = [b for b in doc["batches"] if only is None or b["id"] in only]
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(lambda b: generate_batch(root, b, tpat, arch, build), batches))
+        results = list(pool.map(lambda b: generate_batch(root, b, tpat, arch, build, tests), batches))
     plugin_of: dict[str, dict[str, str]] = {}
     reference_errors: dict[str, str] = {}
     for result in results:

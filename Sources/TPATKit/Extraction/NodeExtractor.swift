@@ -1,20 +1,23 @@
 import Foundation
 
-/// A node cut out of its model into a standalone single-node model that TVM can compile, with
-/// what the later stages need to put a plugin back in its place.
-public struct ExtractedNode: Sendable, Equatable {
-    /// The node's index in its graph.
-    public var nodeIndex: Int
+/// A part of a model (one node, or a connected ``Subgraph``) cut out into a standalone model that
+/// TVM can compile, with what the later stages need to put one plugin node back in its place.
+public struct ExtractedSubgraph: Sendable, Equatable {
+    /// The part's nodes' indices in their graph, in graph order.
+    public var nodeIndices: [Int]
     /// The graph it is in (the main graph, or an `If`/`Loop`/`Scan` body).
     public var path: GraphPath
-    /// The node's domain.
+    /// The domain of its (first) node.
     public var domain: String
-    /// The name the node is known by.
-    public var nodeName: String
-    /// The op type.
+    /// The name the part is known by (``Subgraph/name``: the node's name for one node).
+    public var name: String
+    /// The names of its nodes, in graph order.
+    public var nodeNames: [String]
+    /// The op type, or for several nodes their op types joined by `+`.
     public var opType: String
-    /// The standalone model: the node's non-constant inputs are graph inputs (`input0`, ...),
-    /// its constant inputs are initializers (`const0`, ...), its outputs are `output0`, ...
+    /// The standalone model: the part's non-constant entering values are graph inputs
+    /// (`input0`, ...), its constant ones initializers (`const0`, ...), its leaving values
+    /// `output0`, ...; values only its own nodes read are `t0`, `t1`, ... inside.
     /// BOOL inputs and outputs (and INT64 for TensorRT 8) are carried as INT32, UINT8 as FLOAT,
     /// with Casts inside the model (``NodeExtractor/carrierTypes``).
     public var subModel: Onnx_ModelProto
@@ -24,12 +27,12 @@ public struct ExtractedNode: Sendable, Equatable {
     public var outputs: [PluginPort]
     /// Symbolic dim names the sub-model uses.
     public var symbols: [String]
-    /// Identical nodes (op, attributes, shapes, dtypes, constant values) have equal signatures
-    /// and share one plugin: the canonical sub-model's bytes.
+    /// Identical parts (ops, attributes, wiring, shapes, dtypes, constant values) have equal
+    /// signatures and share one plugin: the canonical sub-model's bytes.
     public var signature: Data
 }
 
-/// The extraction stage: a selected node in, an ``ExtractedNode`` out.
+/// The extraction stage: a ``Subgraph`` (one node is its smallest case) in, an ``ExtractedSubgraph`` out.
 public struct NodeExtractor: Sendable {
     /// The element types a TensorRT plugin does not take at its boundary, and the type each
     /// travels as, converted by Casts around the plugin node. BOOL goes as INT32. UINT8 goes as
@@ -64,44 +67,38 @@ public struct NodeExtractor: Sendable {
         self.init(model: model, graphs: ModelGraphs(model: model), carriers: carriers)
     }
 
-    /// Extracts `selected` into a standalone model.
-    public func extract(_ selected: SelectedNode) throws(TPATError) -> ExtractedNode {
+    /// Extracts one node into a standalone model.
+    public func extract(_ selected: SelectedNode) throws(TPATError) -> ExtractedSubgraph {
         guard let index = graphs.entry(at: selected.path)?.index else {
             throw .node(name: selected.name, reason: "its graph (\(selected.path)) is not in the model")
         }
-        let node = selected.node
+        return try extract(Subgraph(node: selected, index: index))
+    }
+
+    /// Extracts `part` into a standalone model.
+    public func extract(_ part: Subgraph) throws(TPATError) -> ExtractedSubgraph {
+        guard let index = graphs.entry(at: part.path)?.index else {
+            throw .node(name: part.name, reason: "its graph (\(part.path)) is not in the model")
+        }
         var graph = Onnx_GraphProto()
         graph.name = "tpat_node"
-        var inner = node
-        // A node's identity is what it computes: its name, doc string and metadata (the dynamo
-        // exporter attaches source locations to every node) must not keep identical nodes from
-        // sharing a plugin.
-        inner.name = "node"
-        inner.docString = ""
-        inner.metadataProps = []
-        for a in inner.attribute.indices { inner.attribute[a].docString = "" }
         var rename: [String: String] = [:]
         var ports: [PluginPort] = []
         var prelude: [Onnx_NodeProto] = []
         var symbols: [String] = []
-        for (slot, value) in node.input.enumerated() where !value.isEmpty {
-            if let known = rename[value] {
-                inner.input[slot] = known
-                continue
-            }
+        for value in part.entering {
             if index.isConstant(value) {
                 let tensor: TensorValue?
                 do { tensor = try index.constantValue(value, store: model.externalData) } catch {
-                    throw .node(name: selected.name, reason: "its constant input '\(value)' cannot be read: \(error.description)")
+                    throw .node(name: part.name, reason: "its constant input '\(value)' cannot be read: \(error.description)")
                 }
-                guard let tensor else { throw .node(name: selected.name, reason: "its constant input '\(value)' has no value") }
+                guard let tensor else { throw .node(name: part.name, reason: "its constant input '\(value)' has no value") }
                 let name = "const\(graph.initializer.count)"
                 graph.initializer.append(tensor.proto(name: name))
                 rename[value] = name
-                inner.input[slot] = name
                 continue
             }
-            let type = try knownType(of: value, in: index, node: selected.name, role: "input \(slot)")
+            let type = try knownType(of: value, in: index, node: part.name, role: "input")
             symbols += type.shape?.compactMap { if case .symbolic(let s) = $0 { s } else { nil } } ?? []
             let name = "input\(ports.count)"
             var carried = type
@@ -110,66 +107,108 @@ public struct NodeExtractor: Sendable {
                 carried.elementType = carrier
                 port.pluginType = carrier
                 prelude.append(Self.cast(from: name, to: name + "_cast", type: type.elementType!))
-                inner.input[slot] = name + "_cast"
+                rename[value] = name + "_cast"
             } else {
-                inner.input[slot] = name
+                rename[value] = name
             }
-            rename[value] = inner.input[slot]
             ports.append(port)
             graph.input.append(Self.valueInfo(name, carried))
         }
         // Output dims no input gives (Range's length, the target of an Expand or a Tile computed
         // at run time) are read, where the model's shape inference relates them to another tensor,
         // from that tensor's dims: a dim carrier, one more plugin input whose data no kernel reads.
-        for carrier in dimCarriers(for: node, in: index, at: selected, defined: Set(symbols)) where rename[carrier.value] == nil {
-            let name = "input\(ports.count)"
-            symbols += carrier.type.shape?.compactMap { if case .symbolic(let s) = $0 { s } else { nil } } ?? []
-            rename[carrier.value] = name
-            ports.append(PluginPort(value: carrier.value, originalType: carrier.type.elementType!))
-            graph.input.append(Self.valueInfo(name, carrier.type))
+        let produced = Set(part.members.flatMap(\.node.output))
+        for member in part.members {
+            let carriers = dimCarriers(for: member.node, in: index, before: part.members[0].index, produced: produced, defined: Set(symbols))
+            for carrier in carriers where rename[carrier.value] == nil {
+                let name = "input\(ports.count)"
+                symbols += carrier.type.shape?.compactMap { if case .symbolic(let s) = $0 { s } else { nil } } ?? []
+                rename[carrier.value] = name
+                ports.append(PluginPort(value: carrier.value, originalType: carrier.type.elementType!))
+                graph.input.append(Self.valueInfo(name, carrier.type))
+            }
+        }
+        let leaving = Set(part.leaving)
+        // A Constant node of the part is a constant like any other (TVM's frontend reads only
+        // some of Constant's attribute forms): its value goes in as an initializer.
+        var folded = Set<Int>()
+        for member in part.members where member.node.opType == "Constant" && ["", "ai.onnx"].contains(member.node.domain) {
+            guard let value = member.node.output.first, !leaving.contains(value),
+                  let tensor = try? index.constantValue(value, store: model.externalData) else { continue }
+            let name = "const\(graph.initializer.count)"
+            graph.initializer.append(tensor.proto(name: name))
+            rename[value] = name
+            folded.insert(member.index)
         }
         var outputPorts: [PluginPort] = []
         var epilogue: [Onnx_NodeProto] = []
-        for (slot, value) in node.output.enumerated() {
-            guard !value.isEmpty else { continue }
-            let type = try knownType(of: value, in: index, node: selected.name, role: "output \(slot)")
-            let name = "output\(outputPorts.count)"
-            var port = PluginPort(value: value, originalType: type.elementType!)
-            var carried = type
-            if let carrier = carriers[type.elementType!] {
-                carried.elementType = carrier
-                port.pluginType = carrier
-                inner.output[slot] = name + "_raw"
-                epilogue.append(Self.cast(from: name + "_raw", to: name, type: carrier))
-            } else {
-                inner.output[slot] = name
+        var body: [Onnx_NodeProto] = []
+        var insideValues = 0
+        for (m, member) in part.members.enumerated() where !folded.contains(member.index) {
+            var inner = member.node
+            // A node's identity is what it computes: its name, doc string and metadata (the dynamo
+            // exporter attaches source locations to every node) must not keep identical nodes from
+            // sharing a plugin.
+            inner.name = part.isSingleNode ? "node" : "node\(m)"
+            inner.docString = ""
+            inner.metadataProps = []
+            for a in inner.attribute.indices { inner.attribute[a].docString = "" }
+            inner.input = inner.input.map { $0.isEmpty ? "" : rename[$0] ?? $0 }
+            for (slot, value) in member.node.output.enumerated() where !value.isEmpty {
+                guard leaving.contains(value) else {
+                    inner.output[slot] = "t\(insideValues)"
+                    rename[value] = inner.output[slot]
+                    insideValues += 1
+                    continue
+                }
+                let type = try knownType(of: value, in: index, node: member.name, role: "output \(slot)")
+                let name = "output\(outputPorts.count)"
+                var port = PluginPort(value: value, originalType: type.elementType!)
+                var carried = type
+                if let carrier = carriers[type.elementType!] {
+                    carried.elementType = carrier
+                    port.pluginType = carrier
+                    inner.output[slot] = name + "_raw"
+                    epilogue.append(Self.cast(from: name + "_raw", to: name, type: carrier))
+                } else {
+                    inner.output[slot] = name
+                }
+                rename[value] = inner.output[slot]
+                outputPorts.append(port)
+                graph.output.append(Self.valueInfo(name, carried))
             }
-            outputPorts.append(port)
-            graph.output.append(Self.valueInfo(name, carried))
+            body.append(inner)
+        }
+        guard !outputPorts.isEmpty else {
+            throw .node(name: part.name, reason: "nothing reads its results (no node, body or graph output); remove its nodes from the model instead of making a plugin")
         }
         guard !ports.isEmpty else {
-            throw .node(name: selected.name, reason: "all its inputs are constants, so its outputs are constants too; fold it with an ONNX optimizer instead of making a plugin")
+            throw .node(name: part.name, reason: "all its inputs are constants, so its outputs are constants too; fold it with an ONNX optimizer instead of making a plugin")
         }
         let symbolNames = Self.canonicalSymbols(inputs: &graph.input, outputs: &graph.output, modelSymbols: modelSymbols)
         symbols = symbols.compactMap { symbolNames[$0] }
-        graph.node = prelude + [inner] + epilogue
+        graph.node = prelude + body + epilogue
         var sub = Onnx_ModelProto()
         sub.irVersion = model.proto.irVersion
         sub.producerName = "tpat"
-        sub.opsetImport = model.proto.opsetImport.filter { $0.domain.isEmpty || $0.domain == "ai.onnx" || $0.domain == node.domain }
-        if !node.domain.isEmpty, let function = index.functions["\(node.domain):\(node.opType)"] {
-            sub.functions = [function]
+        let domains = Set(part.members.map(\.node.domain))
+        sub.opsetImport = model.proto.opsetImport.filter { $0.domain.isEmpty || $0.domain == "ai.onnx" || domains.contains($0.domain) }
+        for member in part.members where !member.node.domain.isEmpty {
+            if let function = index.functions["\(member.node.domain):\(member.node.opType)"],
+               !sub.functions.contains(where: { $0.domain == function.domain && $0.name == function.name }) {
+                sub.functions.append(function)
+            }
         }
         sub.graph = graph
         let signature: Data
         do { signature = try sub.serializedBytes() } catch {
-            throw .node(name: selected.name, reason: "its sub-model cannot be serialized: \(error)")
+            throw .node(name: part.name, reason: "its sub-model cannot be serialized: \(error)")
         }
         var orderedSymbols: [String] = []
         for s in symbols where !orderedSymbols.contains(s) { orderedSymbols.append(s) }
-        return ExtractedNode(
-            nodeIndex: selected.index, path: selected.path, domain: node.domain, nodeName: selected.name, opType: node.opType, subModel: sub,
-            inputs: ports, outputs: outputPorts, symbols: orderedSymbols, signature: signature)
+        return ExtractedSubgraph(
+            nodeIndices: part.members.map(\.index), path: part.path, domain: part.members[0].node.domain, name: part.name, nodeNames: part.members.map(\.name),
+            opType: part.opType, subModel: sub, inputs: ports, outputs: outputPorts, symbols: orderedSymbols, signature: signature)
     }
 
     /// Renames the sub-model's symbolic dims so that a plugin depends on what the node computes,
@@ -217,7 +256,7 @@ public struct NodeExtractor: Sendable {
     /// outputs of earlier nodes of the node's own graph, which ONNX orders topologically), so the
     /// plugin node never waits on its own results.
     private func dimCarriers(
-        for node: Onnx_NodeProto, in index: GraphIndex, at selected: SelectedNode, defined: Set<String>
+        for node: Onnx_NodeProto, in index: GraphIndex, before first: Int, produced: Set<String>, defined: Set<String>
     ) -> [(value: String, type: TensorType)] {
         var missing: [String] = []
         for output in node.output where !output.isEmpty {
@@ -234,7 +273,8 @@ public struct NodeExtractor: Sendable {
         }
         guard !missing.isEmpty, shapeOperand else { return [] }
         var candidates: [(String, TensorType)] = graphs.main.inputNames.compactMap { name in graphs.main.types[name].map { (name, $0) } }
-        for earlier in index.graph.node.prefix(selected.index) {
+        // before the part's first node: a tensor computed between its nodes may depend on them
+        for earlier in index.graph.node.prefix(first) {
             for value in earlier.output where !value.isEmpty {
                 if let type = index.types[value] { candidates.append((value, type)) }
             }
@@ -255,7 +295,7 @@ public struct NodeExtractor: Sendable {
             let usable = candidates.enumerated().filter { _, candidate in
                 let (value, type) = candidate
                 guard type.isFullyKnown, let element = type.elementType, carriers[element] == nil,
-                      !index.isConstant(value), !node.input.contains(value) else { return false }
+                      !index.isConstant(value), !node.input.contains(value), !produced.contains(value) else { return false }
                 return type.shape!.contains(.symbolic(symbol))
             }
             // The smallest such tensor: its data is never read, but the self-test stores it and

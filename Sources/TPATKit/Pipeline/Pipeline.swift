@@ -7,6 +7,9 @@ public struct PipelineRequest: Sendable {
     public var model: URL
     /// Which nodes become plugins.
     public var criteria: NodeCriteria
+    /// Whether each chosen node becomes a plugin of its own, or connected chosen nodes one
+    /// plugin together (`--fuse`).
+    public var grouping: SubgraphGrouping = .singleNodes
     /// The output folder (`out/`).
     public var outputDirectory: URL
     /// The rewritten model's file name inside the output folder.
@@ -60,7 +63,7 @@ public struct PipelineRequest: Sendable {
 public struct PluginReport: Codable, Sendable, Equatable {
     public var name: String
     public var opType: String
-    /// Every node this plugin replaces (identical nodes share one plugin).
+    /// Every node this plugin replaces (identical nodes, or identical fused parts, share one plugin).
     public var nodes: [String]
     public var directory: String
     public var kernels: Int
@@ -149,27 +152,34 @@ public struct Pipeline: Sendable {
         let output = try OutputFolder(request.outputDirectory, protecting: OutputFolder.protectedFiles(of: model, at: request.model))
         let tables = try OpSupportTables.bundled()
         var graphs = ModelGraphs(model: model)
-        let selection = try NodeSelector(tables: tables).select(request.criteria, in: graphs)
-        var selected = selection.nodes
+        let selection = try NodeSelector(tables: tables).select(request.criteria, grouping: request.grouping, in: graphs)
+        let selected = selection.nodes
+        var parts = selection.subgraphs
         for warning in selection.warnings { logger.warning("\(warning)") }
         if let first = selection.skipped.first {
             // report.json lists each one; the terminal gets one line
-            logger.info("left out \(selection.skipped.count) node(s) whose outputs are shape arithmetic, which must stay native in TensorRT (e.g. \(TerminalText.escaped(first.node)); report.json lists them)")
+            logger.info("left out \(selection.skipped.count) node(s) that must stay native in TensorRT (e.g. \(TerminalText.escaped(first.node)): \(first.reason); report.json lists them)")
         }
-        guard !selected.isEmpty else {
+        guard !parts.isEmpty else {
             if !selection.skipped.isEmpty {
-                throw .usage("nothing to replace: each of the \(selection.skipped.count) matching node(s) computes shape arithmetic, which must stay native in TensorRT (\(selection.skipped[0].node): \(selection.skipped[0].reason)); name nodes with --nodes to replace them anyway")
+                throw .usage("nothing to replace: each of the \(selection.skipped.count) matching node(s) must stay native in TensorRT (\(selection.skipped[0].node): \(selection.skipped[0].reason)); name nodes with --nodes to replace them anyway")
             }
             throw .usage("nothing to replace: TensorRT's ONNX parser runs every node of this model natively, within its documented limits; to replace nodes anyway, name them with --nodes or --op-types")
         }
         logger.info("selected \(selected.count) node(s): \(selected.map { TerminalText.escaped($0.name) }.joined(separator: ", "))")
+        for part in parts where !part.isSingleNode {
+            logger.info("fusing \(TerminalText.escaped(part.name)) (\(TerminalText.escaped(part.opType))) into one plugin")
+        }
         if ShapeInference.isNeeded(for: selected, in: graphs) {
             logger.info("relating the dims of the model: running shape inference")
             model = try await ShapeInference(toolchain: toolchain).fillMissingTypes(of: model, source: request.model)
             graphs = ModelGraphs(model: model)
-            selected = selected.map { node in
-                var refreshed = node
-                refreshed.node = graphs.entry(at: node.path)?.index.graph.node[node.index] ?? node.node
+            parts = parts.map { part in
+                var refreshed = part
+                for m in refreshed.members.indices {
+                    let node = refreshed.members[m]
+                    refreshed.members[m].node = graphs.entry(at: node.path)?.index.graph.node[node.index] ?? node.node
+                }
                 return refreshed
             }
         }
@@ -184,7 +194,7 @@ public struct Pipeline: Sendable {
         try output.createStaging(work)
         do {
             return try await produce(
-                request, model: model, graphs: graphs, selected: selected, skipped: selection.skipped, output: output, work: work, start: start)
+                request, model: model, graphs: graphs, parts: parts, skipped: selection.skipped, output: output, work: work, start: start)
         } catch {
             throw keepingEvidence(of: error, output: output, staging: work)
         }
@@ -193,34 +203,34 @@ public struct Pipeline: Sendable {
     /// The run from the staging folder on: extraction, kernels, reference data, rendering, build,
     /// rewrite, and the move into place (OUT, or OUT.failed/ when no node became a plugin).
     private func produce(
-        _ request: PipelineRequest, model: ONNXModel, graphs: ModelGraphs, selected: [SelectedNode], skipped: [SkippedNode],
+        _ request: PipelineRequest, model: ONNXModel, graphs: ModelGraphs, parts: [Subgraph], skipped: [SkippedNode],
         output: OutputFolder, work: URL, start: Date
     ) async throws(TPATError) -> PipelineReport {
         let fm = FileManager.default
         let out = output.url
         let cancellation = Cancellation.shared
-        // Extract, and group identical nodes into one plugin.
+        // Extract, and give identical parts one plugin.
         let extractor = NodeExtractor(
             model: model, graphs: graphs,
             carriers: request.tensorRTAPI == .v2 ? NodeExtractor.carrierTypesForTensorRT8 : NodeExtractor.carrierTypes)
-        var groups: [(name: String, nodes: [ExtractedNode])] = []
+        var groups: [(name: String, nodes: [ExtractedSubgraph])] = []
         var groupBySignature: [Data: Int] = [:]
         var naming = PluginNaming()
         // A node that cannot be cut out (a type shape inference could not find) fails alone.
         var extractionFailures: [NodeFailureReport] = []
-        for node in selected {
-            let extracted: ExtractedNode
-            do { extracted = try extractor.extract(node) } catch {
+        for part in parts {
+            let extracted: ExtractedSubgraph
+            do { extracted = try extractor.extract(part) } catch {
                 let reason: String = if case .node(_, let why) = error { why } else { error.description }
-                extractionFailures.append(NodeFailureReport(node: node.name, opType: node.node.opType, errorClass: "extraction", message: reason, log: nil))
-                logger.debug("node \(TerminalText.escaped(node.name)) (\(TerminalText.escaped(node.node.opType))): \(TerminalText.escaped(reason))")
+                extractionFailures.append(NodeFailureReport(node: part.name, opType: part.opType, errorClass: "extraction", message: reason, log: nil))
+                logger.debug("node \(TerminalText.escaped(part.name)) (\(TerminalText.escaped(part.opType))): \(TerminalText.escaped(reason))")
                 continue
             }
             if let g = groupBySignature[extracted.signature] {
                 groups[g].nodes.append(extracted)
             } else {
                 groupBySignature[extracted.signature] = groups.count
-                groups.append((naming.name(for: node.name), [extracted]))
+                groups.append((naming.name(for: part.members[0].name), [extracted]))
             }
         }
 
@@ -238,7 +248,7 @@ public struct Pipeline: Sendable {
             let first = group.nodes[0]
             jobs.append(KernelJob(
                 id: group.name, subModel: subModel, outDir: dir, kernelPrefix: group.name + "_",
-                node: KernelManifest.NodeInfo(name: first.nodeName, opType: first.opType, domain: first.domain)))
+                node: KernelManifest.NodeInfo(name: first.name, opType: first.opType, domain: first.domain)))
         }
         logger.info("generating kernels with TVM for \(jobs.count) plugin(s), arch \(request.kernels.arch)")
         var phases: [String: Double] = [:]
@@ -249,7 +259,7 @@ public struct Pipeline: Sendable {
         }
         let results = try await TVMBridge(toolchain: toolchain).compile(jobs, options: request.kernels, workDirectory: work)
 
-        var made: [(name: String, nodes: [ExtractedNode], manifest: KernelManifest, directory: URL, seconds: Double, tuning: TuningReport?, cached: Bool)] = []
+        var made: [(name: String, nodes: [ExtractedSubgraph], manifest: KernelManifest, directory: URL, seconds: Double, tuning: TuningReport?, cached: Bool)] = []
         var failures = extractionFailures
         for (group, result) in zip(groups, results) {
             switch result.outcome {
@@ -258,10 +268,10 @@ public struct Pipeline: Sendable {
             case .failure(let failure):
                 let log = failure.log.map { relocate($0, from: work, to: out) }
                 for node in group.nodes {
-                    failures.append(NodeFailureReport(node: node.nodeName, opType: node.opType, errorClass: failure.errorClass, message: failure.message, log: log))
+                    failures.append(NodeFailureReport(node: node.name, opType: node.opType, errorClass: failure.errorClass, message: failure.message, log: log))
                 }
                 // the closing summary gives each failure once, grouped by reason
-                logger.debug("node \(group.nodes.map { TerminalText.escaped($0.nodeName) }.joined(separator: ", ")) (\(TerminalText.escaped(group.nodes[0].opType))): \(failure.message)")
+                logger.debug("node \(group.nodes.map { TerminalText.escaped($0.name) }.joined(separator: ", ")) (\(TerminalText.escaped(group.nodes[0].opType))): \(failure.message)")
             }
         }
 
@@ -298,7 +308,7 @@ public struct Pipeline: Sendable {
             for plugin in made {
                 guard let failure = referenceFailures[plugin.name] else { continue }
                 logger.debug(
-                    "plugin \(plugin.name) (\(plugin.nodes.map { TerminalText.escaped($0.nodeName) }.joined(separator: ", "))): its self-test has no reference data: \(failure.reason)")
+                    "plugin \(plugin.name) (\(plugin.nodes.map { TerminalText.escaped($0.name) }.joined(separator: ", "))): its self-test has no reference data: \(failure.reason)")
             }
         }
         try cancellation.checkCancelled()
@@ -314,7 +324,7 @@ public struct Pipeline: Sendable {
             } catch {
                 // A manifest the chosen plugin API cannot express fails this plugin alone.
                 for node in plugin.nodes {
-                    failures.append(NodeFailureReport(node: node.nodeName, opType: node.opType, errorClass: "render", message: error.description, log: nil))
+                    failures.append(NodeFailureReport(node: node.name, opType: node.opType, errorClass: "render", message: error.description, log: nil))
                 }
                 logger.debug("plugin \(plugin.name): \(error.description)")
             }
@@ -362,19 +372,19 @@ public struct Pipeline: Sendable {
             if !buildFailed {
                 for node in plugin.nodes {
                     replacements.append(NodeReplacement(
-                        nodeIndex: node.nodeIndex, path: node.path, pluginName: plugin.name, pluginVersion: options.pluginVersion,
+                        nodeIndices: node.nodeIndices, path: node.path, pluginName: plugin.name, pluginVersion: options.pluginVersion,
                         pluginNamespace: options.pluginNamespace, kernelsID: kernelsIDs[plugin.name], inputs: node.inputs, outputs: node.outputs))
                 }
             } else {
                 for node in plugin.nodes {
                     failures.append(NodeFailureReport(
-                        node: node.nodeName, opType: node.opType, errorClass: "compile", message: build?.message ?? "build failed",
+                        node: node.name, opType: node.opType, errorClass: "compile", message: build?.message ?? "build failed",
                         log: build.map { relocate($0.log.path, from: work, to: out) }))
                 }
             }
             let rel = "plugins/\(plugin.name)"
             plugins.append(PluginReport(
-                name: plugin.name, opType: plugin.nodes[0].opType, nodes: plugin.nodes.map(\.nodeName),
+                name: plugin.name, opType: plugin.nodes[0].opType, nodes: plugin.nodes.flatMap(\.nodeNames),
                 directory: out.appendingPathComponent(rel).path, kernels: plugin.manifest.kernels.count,
                 launches: plugin.manifest.launches.count, constants: plugin.manifest.constants.count,
                 generationSeconds: plugin.seconds,

@@ -20,10 +20,10 @@ public struct PluginPort: Sendable, Equatable, Codable {
     }
 }
 
-/// How one node of the model is replaced by a plugin node.
+/// How one part of the model (a node, or the nodes of a ``Subgraph``) is replaced by one plugin node.
 public struct NodeReplacement: Sendable, Equatable {
-    /// The node's index in its graph.
-    public var nodeIndex: Int
+    /// The indices of the part's nodes in their graph, in graph order.
+    public var nodeIndices: [Int]
     /// The graph it is in: the main graph, or an `If`/`Loop`/`Scan` body, rewritten in place.
     public var path: GraphPath
     /// The plugin's name: the new op_type.
@@ -41,19 +41,29 @@ public struct NodeReplacement: Sendable, Equatable {
     /// The plugin's outputs in order.
     public var outputs: [PluginPort]
 
-    /// Creates a replacement.
+    /// Creates a replacement of the nodes at `nodeIndices`.
     public init(
-        nodeIndex: Int, path: GraphPath = .main, pluginName: String, pluginVersion: String = "1", pluginNamespace: String = "",
+        nodeIndices: [Int], path: GraphPath = .main, pluginName: String, pluginVersion: String = "1", pluginNamespace: String = "",
         kernelsID: String? = nil, inputs: [PluginPort], outputs: [PluginPort]
     ) {
         self.kernelsID = kernelsID
-        self.nodeIndex = nodeIndex
+        self.nodeIndices = nodeIndices.sorted()
         self.path = path
         self.pluginName = pluginName
         self.pluginVersion = pluginVersion
         self.pluginNamespace = pluginNamespace
         self.inputs = inputs
         self.outputs = outputs
+    }
+
+    /// Creates a replacement of the one node at `nodeIndex`.
+    public init(
+        nodeIndex: Int, path: GraphPath = .main, pluginName: String, pluginVersion: String = "1", pluginNamespace: String = "",
+        kernelsID: String? = nil, inputs: [PluginPort], outputs: [PluginPort]
+    ) {
+        self.init(
+            nodeIndices: [nodeIndex], path: path, pluginName: pluginName, pluginVersion: pluginVersion, pluginNamespace: pluginNamespace,
+            kernelsID: kernelsID, inputs: inputs, outputs: outputs)
     }
 }
 
@@ -128,30 +138,87 @@ public struct ModelRewriter: Sendable {
         return result
     }
 
-    /// `nodes` with each replacement's node swapped for the plugin node (and its Casts).
+    /// `nodes` with each replacement's nodes swapped for the plugin node (and its Casts), which
+    /// takes the place of the part's last node. Between a part's first and last node there may be
+    /// nodes that read its results (the part is convex, so none of them feeds it): the graph is
+    /// then put back into a topological order, keeping the given order wherever it can.
     private func rewritten(_ nodes: [Onnx_NodeProto], _ replacements: [NodeReplacement]) -> [Onnx_NodeProto] {
-        let byIndex = Dictionary(replacements.map { ($0.nodeIndex, $0) }, uniquingKeysWith: { a, _ in a })
+        var byLast: [Int: NodeReplacement] = [:]
+        var removed = Set<Int>()
+        for r in replacements {
+            guard let last = r.nodeIndices.last, byLast[last] == nil else { continue }
+            byLast[last] = r
+            removed.formUnion(r.nodeIndices.dropLast())
+        }
         var result: [Onnx_NodeProto] = []
         result.reserveCapacity(nodes.count + replacements.count * 2)
-        for (i, node) in nodes.enumerated() {
-            guard let replacement = byIndex[i] else {
+        for (i, node) in nodes.enumerated() where !removed.contains(i) {
+            guard let replacement = byLast[i] else {
                 result.append(node)
                 continue
             }
-            let (before, plugin, after) = pluginNodes(for: node, replacement)
+            let members = replacement.nodeIndices.map { nodes[$0] }
+            let (before, plugin, after) = pluginNodes(for: members, replacement)
             result += before
             result.append(plugin)
             result += after
         }
-        return result
+        return replacements.contains(where: { $0.nodeIndices.count > 1 }) ? Self.topologicallySorted(result) : result
     }
 
-    private func pluginNodes(for node: Onnx_NodeProto, _ r: NodeReplacement) -> ([Onnx_NodeProto], Onnx_NodeProto, [Onnx_NodeProto]) {
+    /// `nodes` in a topological order: each node after the producers of what it reads (values no
+    /// node produces are graph inputs, initializers or outer-scope values), otherwise in the given
+    /// order.
+    static func topologicallySorted(_ nodes: [Onnx_NodeProto]) -> [Onnx_NodeProto] {
+        var producer: [String: Int] = [:]
+        for (i, node) in nodes.enumerated() {
+            for output in node.output where !output.isEmpty { producer[output] = i }
+        }
+        func reads(_ node: Onnx_NodeProto) -> [String] {
+            var values = node.input.filter { !$0.isEmpty }
+            func body(_ graph: Onnx_GraphProto) {
+                for inner in graph.node {
+                    values += inner.input.filter { !$0.isEmpty }
+                    for attribute in inner.attribute {
+                        if attribute.hasG { body(attribute.g) }
+                        attribute.graphs.forEach(body)
+                    }
+                }
+            }
+            for attribute in node.attribute {
+                if attribute.hasG { body(attribute.g) }
+                attribute.graphs.forEach(body)
+            }
+            return values
+        }
+        // Each node in the given order, after pulling forward the producers it reads that come
+        // later (the plugin node of a part, and what it reads in turn).
+        let producers = nodes.enumerated().map { i, node in Set(reads(node).compactMap { producer[$0] }).subtracting([i]).sorted() }
+        var placed = [Bool](repeating: false, count: nodes.count)
+        var visiting = [Bool](repeating: false, count: nodes.count)
+        var order: [Int] = []
+        order.reserveCapacity(nodes.count)
+        func place(_ i: Int) {
+            // a cycle (a graph that was not acyclic to begin with) keeps its nodes where they are
+            guard !placed[i], !visiting[i] else { return }
+            visiting[i] = true
+            for p in producers[i] { place(p) }
+            placed[i] = true
+            order.append(i)
+        }
+        for i in nodes.indices { place(i) }
+        return order.map { nodes[$0] }
+    }
+
+    private func pluginNodes(for members: [Onnx_NodeProto], _ r: NodeReplacement) -> ([Onnx_NodeProto], Onnx_NodeProto, [Onnx_NodeProto]) {
+        let node = members[0]
         var before: [Onnx_NodeProto] = []
         var after: [Onnx_NodeProto] = []
         var plugin = Onnx_NodeProto()
         plugin.name = node.name
-        plugin.docString = "TPAT plugin \(r.pluginName) for \(node.opType) node '\(node.name)'"
+        plugin.docString = members.count == 1
+            ? "TPAT plugin \(r.pluginName) for \(node.opType) node '\(node.name)'"
+            : "TPAT plugin \(r.pluginName) for \(members.count) nodes: " + members.map { "\($0.opType) '\($0.name)'" }.joined(separator: ", ")
         plugin.opType = r.pluginName
         plugin.domain = Self.pluginDomain
         let base = sanitizedValueSuffix(node.name.isEmpty ? r.pluginName : node.name)

@@ -36,11 +36,15 @@ public struct SkippedNode: Sendable, Equatable, Codable {
     public var reason: String
 }
 
-/// What the selection stage hands on: the chosen nodes (in graph order, each once), the nodes
-/// the criteria matched but that must stay native, and warnings about the criteria.
+/// What the selection stage hands on: the chosen nodes (in graph order, each once) grouped into
+/// the parts that become plugins, the nodes the criteria matched but that must stay native, and
+/// warnings about the criteria.
 public struct NodeSelection: Sendable, Equatable {
     /// The chosen nodes.
     public var nodes: [SelectedNode]
+    /// The chosen nodes grouped into the parts that each become one plugin (each node alone
+    /// unless fused, ``SubgraphGrouping``).
+    public var subgraphs: [Subgraph]
     /// Matched nodes left out, with the reason.
     public var skipped: [SkippedNode]
     /// Things the user should know about the request (an op type absent from the model, a named
@@ -66,7 +70,10 @@ public struct NodeSelector: Sendable {
     ///
     /// `--nodes` takes every named node. `--op-types` and `--auto` leave out nodes whose outputs
     /// are shape arithmetic (``ShapeValues``): TensorRT cannot use a plugin's output as a shape.
-    public func select(_ criteria: NodeCriteria, in graphs: ModelGraphs) throws(TPATError) -> NodeSelection {
+    ///
+    /// `grouping` says which of the chosen nodes make one plugin together. In a part of several
+    /// nodes, ops that compute no data of their own (`Shape`, `Constant`) are welcome: TVM folds them.
+    public func select(_ criteria: NodeCriteria, grouping: SubgraphGrouping = .singleNodes, in graphs: ModelGraphs) throws(TPATError) -> NodeSelection {
         var chosen: [ChosenKey: String?] = [:]
         var skipped: [SkippedNode] = []
         var warnings: [String] = []
@@ -142,16 +149,30 @@ public struct NodeSelector: Sendable {
                 index: key.node, name: graphs.name(of: key.node, in: entry), node: entry.index.graph.node[key.node],
                 tensorRTRestriction: chosen[key] ?? nil, path: entry.path)
         }
-        for s in selected {
-            if Self.opsWithoutKernels.contains(s.node.opType) {
-                throw .node(name: s.name, reason: "\(s.node.opType) computes no data on the GPU; TensorRT handles it natively, so leave it out of the selection")
-            }
-            guard tables.tvmConverts(opType: s.node.opType, domain: s.node.domain) else {
-                let domain = s.node.domain.isEmpty ? "" : " of domain '\(s.node.domain)'"
-                throw .node(name: s.name, reason: "op \(s.node.opType)\(domain) is not supported by TVM's ONNX frontend (apache-tvm 0.27); leave it out of the selection")
+        var parts = grouping.subgraphs(of: selected, in: graphs)
+        if grouping == .connected {
+            // Shape or Constant nodes that join no other chosen node are left out, not refused:
+            // fusing asks for the connected parts, and these form none.
+            parts.removeAll { part in
+                guard part.isSingleNode, Self.opsWithoutKernels.contains(part.members[0].node.opType) else { return false }
+                skipped.append(SkippedNode(
+                    node: part.members[0].name, opType: part.opType,
+                    reason: "\(part.opType) computes no data on the GPU and joins no other chosen node; TensorRT runs it natively"))
+                return true
             }
         }
-        return NodeSelection(nodes: selected, skipped: skipped, warnings: warnings)
+        for part in parts {
+            for s in part.members {
+                if Self.opsWithoutKernels.contains(s.node.opType), part.isSingleNode {
+                    throw .node(name: s.name, reason: "\(s.node.opType) computes no data on the GPU; TensorRT handles it natively, so leave it out of the selection")
+                }
+                guard tables.tvmConverts(opType: s.node.opType, domain: s.node.domain) else {
+                    let domain = s.node.domain.isEmpty ? "" : " of domain '\(s.node.domain)'"
+                    throw .node(name: s.name, reason: "op \(s.node.opType)\(domain) is not supported by TVM's ONNX frontend (apache-tvm 0.27); leave it out of the selection")
+                }
+            }
+        }
+        return NodeSelection(nodes: selected, subgraphs: parts, skipped: skipped, warnings: warnings)
     }
 
     /// A node by its graph (position in ``ModelGraphs/entries``) and index there, in model order.
