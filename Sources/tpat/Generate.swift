@@ -24,7 +24,7 @@ struct Generate: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "The output folder.")
     var output: String
 
-    @Option(help: "Nodes to replace, by the names `tpat inspect` shows (comma-separated).")
+    @Option(help: "Nodes to replace, by the names `tpat inspect` shows (comma-separated); a name with * or ? is a pattern for every node it matches (`/encoder/layer.0/act/*`).")
     var nodes: String?
 
     @Option(name: .customLong("op-types"), help: "Replace every node of these op types (comma-separated).")
@@ -39,8 +39,11 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "CUDA arch, e.g. sm_90; `all` for one fatbin that runs on every GPU TensorRT 10/11 runs on (sm_75 and newer); default: the GPU on this machine, else `all`.")
     var arch: String?
 
+    @Option(help: "The vendor library the plugins are for.")
+    var vendor: VendorLibrary = .tensorrt
+
     @Option(name: .customLong("tensorrt-api"), help: "v3 (IPluginV3, TensorRT 10/11) or v2 (IPluginV2DynamicExt, TensorRT 8.x).")
-    var tensorRTAPI: String = "v3"
+    var tensorRTAPI: TensorRTAPI = .v3
 
     @Option(name: .customLong("tensorrt"), help: "TensorRT folder (include/, lib/) to build the plugin libraries; default $TENSORRT_DIR.")
     var tensorRT: String?
@@ -142,9 +145,6 @@ struct Generate: AsyncParsableCommand {
         case (nil, nil, true): criteria = .auto
         default: throw .usage("choose the nodes with exactly one of --nodes, --op-types or --auto")
         }
-        guard let api = TensorRTAPI(rawValue: tensorRTAPI) else {
-            throw .usage("--tensorrt-api must be v3 (TensorRT 10/11) or v2 (TensorRT 8.x), not '\(tensorRTAPI)'")
-        }
         let chosenArch: String
         var buildArch: String?
         if let arch, arch != Toolchain.portableArch {
@@ -169,12 +169,12 @@ struct Generate: AsyncParsableCommand {
         let trt = (tensorRT ?? ProcessInfo.processInfo.environment["TENSORRT_DIR"]).map { URL(fileURLWithPath: $0) }
         var request = PipelineRequest(
             model: URL(fileURLWithPath: model), criteria: criteria, outputDirectory: URL(fileURLWithPath: output),
-            kernels: KernelOptions(arch: chosenArch, tuning: tuning, cacheDirectory: kernelCacheDirectory()), tensorRTAPI: api, tensorRTDirectory: trt,
+            kernels: KernelOptions(arch: chosenArch, tuning: tuning, cacheDirectory: kernelCacheDirectory()), target: PluginTargets.target(vendor: vendor, tensorRTAPI: tensorRTAPI), tensorRTDirectory: trt,
             build: !noBuild, force: force, referenceData: !noReference)
         request.sampleDims = (try? parsedSampleDims()) ?? [:]
         request.sampleInputs = sampleInputs.map { URL(fileURLWithPath: $0) }
         request.buildArch = buildArch
-        request.grouping = fuse ? .connected : .singleNodes
+        request.grouping = fuse ? SubgraphGrouping.connected : .singleNodes
         return request
     }
 
@@ -301,3 +301,6 @@ struct TerminalSafeLogHandler: LogHandler {
         wrapped.log(event: event)
     }
 }
+
+extension TensorRTAPI: ExpressibleByArgument {}
+extension VendorLibrary: ExpressibleByArgument {}

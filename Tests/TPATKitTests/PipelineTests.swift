@@ -143,6 +143,33 @@ struct PipelineTests {
         #expect(rewritten.graph.node.map(\.opType) == ["tpat_abs", "CumSum"])
     }
 
+    @Test("--fuse: each decomposed GELU becomes one plugin with one fused kernel, the two identical ones share it")
+    func fusedChains() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let input = dir.appendingPathComponent("model.onnx")
+        try FusionTests.twoGELUs().write(to: input)
+        let out = dir.appendingPathComponent("out")
+        let result = try TestSupport.runTPAT([
+            "generate", input.path, "-o", out.path, "--arch", "sm_90", "-q", "--fuse", "--nodes", "gelu*",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONDecoder().decode(PipelineReport.self, from: Data(contentsOf: out.appendingPathComponent("report.json")))
+        let plugin = try #require(report.plugins.first)
+        #expect(report.plugins.count == 1)
+        #expect(plugin.opType == "Div+Erf+Add+Mul+Mul")
+        #expect(plugin.nodes.count == 10)
+        // TVM fuses the five elementwise ops into one kernel
+        #expect(plugin.kernels == 1)
+        #expect(plugin.kernelBuild == "built")
+        #expect(plugin.referenceDataError == nil)
+        let folder = URL(fileURLWithPath: plugin.directory)
+        let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("test/reference.json"))) as? [String: Any]
+        #expect((reference?["cases"] as? [Any])?.count == 2)
+        let rewritten = try ONNXModel.load(contentsOf: out.appendingPathComponent("model.tpat.onnx"))
+        #expect(rewritten.graph.node.map(\.opType) == [plugin.name, "Relu", plugin.name, "Relu"])
+        #expect(rewritten.graph.node[2].input == ["z1"] && rewritten.graph.node[2].output == ["y2"])
+    }
+
     @Test("a second run takes untuned kernels from the kernel cache, the same sources; failures are not cached")
     func kernelCache() throws {
         let dir = try TestSupport.temporaryDirectory()
@@ -181,7 +208,8 @@ struct PipelineTests {
             (["--nodes", "custom"], "not supported by TVM's ONNX frontend"),
             (["--nodes", "add", "--op-types", "Abs"], "exactly one of --nodes, --op-types or --auto"),
             (["--nodes", "add", "--arch", "gpu9000"], "is not a CUDA arch"),
-            (["--nodes", "add", "--tensorrt-api", "v9"], "--tensorrt-api must be v3"),
+            (["--nodes", "add", "--tensorrt-api", "v9"], "The value 'v9' is invalid for '--tensorrt-api"),
+            (["--nodes", "add", "--vendor", "qnn"], "The value 'qnn' is invalid for '--vendor"),
         ]
         for (arguments, message) in cases {
             var args = ["generate", input.path, "-o", out.path] + arguments
@@ -189,7 +217,10 @@ struct PipelineTests {
             let result = try TestSupport.runTPAT(args)
             #expect(result.status != 0, "\(arguments)")
             #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
-            #expect(result.stderr.hasPrefix("tpat: error: "), "\(arguments)")
+            // a value outside an option's choices is the argument parser's usage error (exit 64)
+            let parserError = message.hasPrefix("The value")
+            #expect(result.stderr.hasPrefix(parserError ? "Error: " : "tpat: error: "), "\(arguments)")
+            #expect(!parserError || result.status == 64, "\(arguments)")
             #expect(!FileManager.default.fileExists(atPath: out.path), "\(arguments) left output behind")
         }
         #expect(TestSupport.listing(dir) == ["model.onnx"])

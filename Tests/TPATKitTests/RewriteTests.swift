@@ -167,7 +167,7 @@ struct CarriedTypeTests {
     func tensorRT8Carriers() throws {
         let (model, index, _) = try Self.model()
         let (i, less) = try index.node(named: "less")
-        let extracted = try NodeExtractor(model: model, index: index, carriers: NodeExtractor.carrierTypesForTensorRT8)
+        let extracted = try NodeExtractor(model: model, index: index, carriers: TensorRTTarget(api: .v2).boundaryCarriers)
             .extract(SelectedNode(index: i, name: "less", node: less))
         #expect(extracted.inputs.map(\.pluginType) == [.int32, .int32])
         #expect(extracted.outputs.map(\.pluginType) == [.int32])

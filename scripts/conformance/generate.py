@@ -55,7 +55,7 @@ def generate_batch(root: str, batch: dict[str, Any], tpat: str, arch: str, build
     for k, test in enumerate(batch["tests"]):
         single = os.path.join(root, "gen", f"{bid}-{k:02d}")
         slog = single + ".log"
-        rc, s = run_tpat(tpat, model, single, tests[test].get("nodes") or [test], arch, build, slog, fuse)
+        rc, s = run_tpat(tpat, model, single, [f"{test}/*" if fuse else test], arch, build, slog, fuse)
         result["seconds"] = round(result["seconds"] + s, 1)
         if rc == 0 or os.path.exists(os.path.join(single, "report.json")):
             result["runs"].append(single)

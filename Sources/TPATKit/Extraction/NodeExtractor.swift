@@ -19,7 +19,7 @@ public struct ExtractedSubgraph: Sendable, Equatable {
     /// (`input0`, ...), its constant ones initializers (`const0`, ...), its leaving values
     /// `output0`, ...; values only its own nodes read are `t0`, `t1`, ... inside.
     /// BOOL inputs and outputs (and INT64 for TensorRT 8) are carried as INT32, UINT8 as FLOAT,
-    /// with Casts inside the model (``NodeExtractor/carrierTypes``).
+    /// with Casts inside the model (``PluginTarget/boundaryCarriers``).
     public var subModel: Onnx_ModelProto
     /// The plugin's inputs, in the order of the sub-model's graph inputs.
     public var inputs: [PluginPort]
@@ -34,15 +34,6 @@ public struct ExtractedSubgraph: Sendable, Equatable {
 
 /// The extraction stage: a ``Subgraph`` (one node is its smallest case) in, an ``ExtractedSubgraph`` out.
 public struct NodeExtractor: Sendable {
-    /// The element types a TensorRT plugin does not take at its boundary, and the type each
-    /// travels as, converted by Casts around the plugin node. BOOL goes as INT32. UINT8 goes as
-    /// FLOAT: TensorRT documents UINT8 conversions only to and from FLOAT and HALF (and FLOAT
-    /// holds every UINT8 value exactly). INT8 goes as FLOAT too: a kINT8 plugin port is a
-    /// quantized tensor to a weakly typed network (it wants a scale), not an integer.
-    public static let carrierTypes: [ElementType: ElementType] = [.bool: .int32, .uint8: .float32, .int8: .float32]
-    /// TensorRT 8 has no INT64 tensors either: they go as INT32.
-    public static let carrierTypesForTensorRT8: [ElementType: ElementType] = [.bool: .int32, .uint8: .float32, .int8: .float32, .int64: .int32]
-
     let model: ONNXModel
     let graphs: ModelGraphs
     let carriers: [ElementType: ElementType]
@@ -51,7 +42,7 @@ public struct NodeExtractor: Sendable {
 
     /// Creates an extractor over a model's graphs; inputs and outputs of the types in
     /// `carriers` are converted to their carrier type at the plugin's boundary.
-    public init(model: ONNXModel, graphs: ModelGraphs, carriers: [ElementType: ElementType] = NodeExtractor.carrierTypes) {
+    public init(model: ONNXModel, graphs: ModelGraphs, carriers: [ElementType: ElementType] = TensorRTTarget().boundaryCarriers) {
         self.model = model
         self.graphs = graphs
         self.carriers = carriers
@@ -63,7 +54,7 @@ public struct NodeExtractor: Sendable {
     }
 
     /// Creates an extractor over a model's main graph.
-    public init(model: ONNXModel, index: GraphIndex, carriers: [ElementType: ElementType] = NodeExtractor.carrierTypes) {
+    public init(model: ONNXModel, index: GraphIndex, carriers: [ElementType: ElementType] = TensorRTTarget().boundaryCarriers) {
         self.init(model: model, graphs: ModelGraphs(model: model), carriers: carriers)
     }
 

@@ -16,8 +16,8 @@ public struct PipelineRequest: Sendable {
     public var outputModelName: String
     /// Kernel options: CUDA arch and tuning.
     public var kernels: KernelOptions
-    /// The TensorRT plugin interface.
-    public var tensorRTAPI: TensorRTAPI
+    /// The vendor library and interface the plugins are made for (``PluginTargets``).
+    public var target: any PluginTarget
     /// A TensorRT installation (include/, lib/) to build the plugin libraries against; nil skips them.
     public var tensorRTDirectory: URL?
     /// Whether to build with nvcc (kernels, self-tests, and plugin libraries when TensorRT is given).
@@ -42,7 +42,7 @@ public struct PipelineRequest: Sendable {
     /// Creates a request.
     public init(
         model: URL, criteria: NodeCriteria, outputDirectory: URL, outputModelName: String = "model.tpat.onnx",
-        kernels: KernelOptions, tensorRTAPI: TensorRTAPI = .v3, tensorRTDirectory: URL? = nil, build: Bool = true,
+        kernels: KernelOptions, target: any PluginTarget = TensorRTTarget(), tensorRTDirectory: URL? = nil, build: Bool = true,
         force: Bool = false, symbolicTestValues: [Int64] = [3, 8], referenceData: Bool = true
     ) {
         self.referenceData = referenceData
@@ -51,7 +51,7 @@ public struct PipelineRequest: Sendable {
         self.outputDirectory = outputDirectory
         self.outputModelName = outputModelName
         self.kernels = kernels
-        self.tensorRTAPI = tensorRTAPI
+        self.target = target
         self.tensorRTDirectory = tensorRTDirectory
         self.build = build
         self.force = force
@@ -105,7 +105,10 @@ public struct PipelineReport: Codable, Sendable, Equatable {
     /// The rewritten model; nil when no node became a plugin.
     public var outputModel: String?
     public var arch: String
+    /// The plugin interface of the target's vendor library (`v3`, `v2`).
     public var tensorRTAPI: String
+    /// The vendor library the plugins are for (`tensorrt`).
+    public var vendor: String? = nil
     public var plugins: [PluginReport]
     public var failures: [NodeFailureReport]
     /// Nodes the criteria matched that stay native (shape arithmetic), with the reason.
@@ -212,7 +215,7 @@ public struct Pipeline: Sendable {
         // Extract, and give identical parts one plugin.
         let extractor = NodeExtractor(
             model: model, graphs: graphs,
-            carriers: request.tensorRTAPI == .v2 ? NodeExtractor.carrierTypesForTensorRT8 : NodeExtractor.carrierTypes)
+            carriers: request.target.boundaryCarriers)
         var groups: [(name: String, nodes: [ExtractedSubgraph])] = []
         var groupBySignature: [Data: Int] = [:]
         var naming = PluginNaming()
@@ -292,7 +295,6 @@ public struct Pipeline: Sendable {
         let renderer = try PluginRenderer()
         let kernelsIDs = Dictionary(made.map { ($0.name, PluginModel.fingerprint($0.manifest)) }, uniquingKeysWith: { a, _ in a })
         let pluginNamespace = PluginNaming.namespace(plugins: kernelsIDs.map { ($0.key, $0.value) })
-        let options = PluginOptions(tensorrtAPI: request.tensorRTAPI, pluginNamespace: pluginNamespace, buildArch: request.buildArch)
         var referenceFailures: [String: ReferenceFailure] = [:]
         if request.referenceData {
             let captured = await captureInputs(
@@ -317,7 +319,8 @@ public struct Pipeline: Sendable {
         rendered.removeAll()
         for plugin in made {
             do {
-                let files = try renderer.render(manifest: plugin.manifest, pluginName: plugin.name, options: options)
+                let files = try request.target.renderPlugin(
+                    plugin.manifest, name: plugin.name, namespace: pluginNamespace, buildArch: request.buildArch, renderer: renderer)
                 try files.write(to: plugin.directory)
                 try Self.writePlacedManifest(plugin.manifest, kernelSource: PluginRenderer.kernelSourceName(pluginName: plugin.name), in: plugin.directory)
                 rendered.append(plugin)
@@ -331,9 +334,9 @@ public struct Pipeline: Sendable {
         }
         made = rendered
         if !made.isEmpty {
-            let makefile = try renderer.renderMakefile(
-                plugins: made.map { MakefilePlugin(name: $0.name, manifest: $0.manifest) }, buildArch: request.buildArch,
-                tensorRTAPI: request.tensorRTAPI, nvcc: (try? PluginBuilder(toolchain: toolchain, tensorRTDirectory: nil))?.makefileNVCC)
+            let makefile = try request.target.renderMakefile(
+                made.map { MakefilePlugin(name: $0.name, manifest: $0.manifest) }, buildArch: request.buildArch,
+                nvcc: (try? PluginBuilder(toolchain: toolchain, tensorRTDirectory: nil))?.makefileNVCC, renderer: renderer)
             do { try Data(makefile.utf8).write(to: work.appendingPathComponent("Makefile")) } catch {
                 throw .tool(name: "render", reason: "cannot write the Makefile: \(error)")
             }
@@ -372,8 +375,8 @@ public struct Pipeline: Sendable {
             if !buildFailed {
                 for node in plugin.nodes {
                     replacements.append(NodeReplacement(
-                        nodeIndices: node.nodeIndices, path: node.path, pluginName: plugin.name, pluginVersion: options.pluginVersion,
-                        pluginNamespace: options.pluginNamespace, kernelsID: kernelsIDs[plugin.name], inputs: node.inputs, outputs: node.outputs))
+                        nodeIndices: node.nodeIndices, path: node.path, pluginName: plugin.name, pluginVersion: PluginOptions().pluginVersion,
+                        pluginNamespace: pluginNamespace, kernelsID: kernelsIDs[plugin.name], inputs: node.inputs, outputs: node.outputs))
                 }
             } else {
                 for node in plugin.nodes {
@@ -402,8 +405,9 @@ public struct Pipeline: Sendable {
             let target = work.appendingPathComponent(request.outputModelName)
             do { try rewritten.write(to: target) } catch { throw .tool(name: "rewrite", reason: error.description) }
             // The plugin host checks the libraries with the fields these nodes carry.
-            try PluginHostList(plugins: made.map { ($0.name, $0.manifest) }, replacements: replacements, api: request.tensorRTAPI)
-                .write(into: work, renderer: renderer, modelName: request.outputModelName)
+            try request.target.writeHostCheck(
+                plugins: made.map { ($0.name, $0.manifest) }, replacements: replacements, into: work, renderer: renderer,
+                modelName: request.outputModelName)
             outputModel = out.appendingPathComponent(request.outputModelName)
         }
         endPhase("rewrite")
@@ -413,7 +417,7 @@ public struct Pipeline: Sendable {
         }
         var report = PipelineReport(
             inputModel: request.model.path, outputModel: outputModel?.path, arch: request.kernels.arch,
-            tensorRTAPI: request.tensorRTAPI.rawValue, plugins: plugins, failures: failures, skipped: skipped,
+            tensorRTAPI: request.target.interface, vendor: request.target.vendor.rawValue, plugins: plugins, failures: failures, skipped: skipped,
             pluginLibrariesSkipped: librariesSkipped, trtexecCommand: trtexec, phaseSeconds: phases, totalSeconds: 0)
         report.totalSeconds = Date().timeIntervalSince(start)
         let encoder = JSONEncoder()

@@ -22,7 +22,7 @@ public enum TPAT {
         let request = PipelineRequest(
             model: URL(fileURLWithPath: onnxFile), criteria: .names(nodeNames),
             outputDirectory: output.deletingLastPathComponent(), outputModelName: output.lastPathComponent,
-            kernels: KernelOptions(arch: arch, tuning: tuning), tensorRTAPI: tensorRTAPI,
+            kernels: KernelOptions(arch: arch, tuning: tuning), target: TensorRTTarget(api: tensorRTAPI),
             tensorRTDirectory: tensorRTDirectory.map { URL(fileURLWithPath: $0) }, force: false)
         let report = try await Pipeline(toolchain: try Toolchain.discover()).run(request)
         guard let model = report.outputModel else {

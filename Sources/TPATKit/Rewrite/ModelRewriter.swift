@@ -2,7 +2,7 @@ import Foundation
 
 /// One of a plugin node's inputs or outputs: the value in the original graph, and the element
 /// type the plugin sees when it differs (TensorRT plugins cannot take BOOL or UINT8, so those
-/// values travel as another type, ``NodeExtractor/carrierTypes``, converted by Cast nodes around
+/// values travel as another type, ``PluginTarget/boundaryCarriers``, converted by Cast nodes around
 /// the plugin).
 public struct PluginPort: Sendable, Equatable, Codable {
     /// The value's name in the original graph.

@@ -1,4 +1,9 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Which nodes to turn into plugins.
 public enum NodeCriteria: Sendable, Equatable {
@@ -91,7 +96,23 @@ public struct NodeSelector: Sendable {
         switch criteria {
         case .names(let names):
             guard !names.isEmpty else { throw .usage("no node names given; pass --nodes A,B or --op-types, or --auto") }
-            for name in names {
+            for pattern in names where Self.isPattern(pattern) {
+                // A pattern names a region (`/encoder/layer.0/act/*`): every node it matches; nodes
+                // that compute no data join a fused part, and are left out of single-node plugins.
+                var matched = 0
+                try every { g, entry, k, node throws(TPATError) in
+                    let name = graphs.name(of: k, in: entry)
+                    guard fnmatch(pattern, name, 0) == 0 else { return }
+                    matched += 1
+                    if Self.opsWithoutKernels.contains(node.opType), grouping == .singleNodes {
+                        skipped.append(SkippedNode(node: name, opType: node.opType, reason: "\(node.opType) computes no data on the GPU; TensorRT runs it natively (with --fuse it joins its neighbours' plugin)"))
+                        return
+                    }
+                    chosen[ChosenKey(graph: g, node: k)] = .some(nil)
+                }
+                guard matched > 0 else { throw .usage("--nodes pattern '\(pattern)' matches no node; `tpat inspect` lists the node names") }
+            }
+            for name in names where !Self.isPattern(name) {
                 guard let found = graphs.node(named: name) else {
                     let lowered = name.lowercased()
                     let suggestions = graphs.allNodeNames.filter { $0.lowercased().contains(lowered) || lowered.contains($0.lowercased()) }
@@ -173,6 +194,12 @@ public struct NodeSelector: Sendable {
             }
         }
         return NodeSelection(nodes: selected, subgraphs: parts, skipped: skipped, warnings: warnings)
+    }
+
+    /// Whether a `--nodes` entry is a pattern (`*` or `?`, as the shell's; `[...]` too once one
+    /// of those makes it a pattern) rather than a name: body names hold `[0]` literally.
+    static func isPattern(_ name: String) -> Bool {
+        name.contains("*") || name.contains("?")
     }
 
     /// A node by its graph (position in ``ModelGraphs/entries``) and index there, in model order.
