@@ -14,7 +14,7 @@ struct Generate: AsyncParsableCommand {
             Exit codes: 0 every chosen node became a plugin with its self-test data; 1 bad input \
             or no node became a plugin (nothing written; the logs are in OUT.failed/ when a run \
             got that far); 3 some nodes failed or a plugin has no self-test data (the rest is \
-            written; report.json and the summary say why); 130 and 143 interrupted by SIGINT or \
+            written; report.json and the summary say why); 64 a malformed command line; 130 and 143 interrupted by SIGINT or \
             SIGTERM (nothing written).
             """)
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import onnx
 import onnx.inliner
-from onnx import defs, helper, numpy_helper
+from onnx import defs, helper
+
+from .subgraph import folded_shape_arithmetic
 
 # The private domain the bodies are registered under while they are inlined.
 _DOMAIN = "tpat.function"
@@ -57,26 +59,6 @@ def _function_of(node: onnx.NodeProto, opset: int, types: dict[str, onnx.TypePro
     else:
         function.CopyFrom(body)
     return function
-
-
-def _constants_as_tensors(model: onnx.ModelProto) -> None:
-    """Constant nodes with ``value_float``/``value_int``/``value_floats``/``value_ints`` (what function
-    bodies use for their attributes) as ``value`` tensors, the form TVM's frontend reads."""
-    kinds = {"value_float": onnx.TensorProto.FLOAT, "value_floats": onnx.TensorProto.FLOAT,
-             "value_int": onnx.TensorProto.INT64, "value_ints": onnx.TensorProto.INT64}
-    import numpy as np
-
-    for node in model.graph.node:
-        if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or len(node.attribute) != 1:
-            continue
-        a = node.attribute[0]
-        if a.name not in kinds:
-            continue
-        value = helper.get_attribute_value(a)
-        dtype = np.float32 if kinds[a.name] == onnx.TensorProto.FLOAT else np.int64
-        tensor = numpy_helper.from_array(np.array(value, dtype=dtype))
-        del node.attribute[:]
-        node.attribute.append(helper.make_attribute("value", tensor))
 
 
 def _expandable(op: str, known: set[str]) -> bool:
@@ -125,73 +107,7 @@ def with_function_bodies(model: onnx.ModelProto, known: set[str]) -> onnx.ModelP
         kept = [o for o in model.opset_import if o.domain != _DOMAIN]
         del model.opset_import[:]
         model.opset_import.extend(kept)
-        _constants_as_tensors(model)
-        # a fold can make more shapes static (a Reshape to a folded shape): to a fixed point
-        for _ in range(_MAX_DEPTH):
-            count = len(model.graph.node)
-            model = _folded_shape_arithmetic(model)
-            if len(model.graph.node) == count:
-                break
-    return model
-
-
-# Ops never folded: their value is not a function of their inputs' values.
-_NOT_FOLDED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
-
-
-def _folded_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
-    """``model`` with the shape arithmetic of inlined bodies folded to constants (Attention's body
-    reads Shape -> Cast -> Sqrt for its scale): the Shape of a tensor whose shape is static, and any
-    node whose inputs are all constants, evaluated with onnx's reference evaluator. TVM's frontend
-    gives a Shape a shape value, which ops such as Cast or Sqrt then refuse."""
-    import numpy as np
-    from onnx import numpy_helper
-    from onnx.reference import ReferenceEvaluator
-
-    try:
-        typed = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - without types, nothing is folded
-        return model
-    shapes = {}
-    for v in [*typed.graph.input, *typed.graph.value_info, *typed.graph.output]:
-        t = v.type.tensor_type
-        if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
-            shapes[v.name] = [d.dim_value for d in t.shape.dim]
-    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    graph_outputs = {o.name for o in model.graph.output}
-    kept, folded = [], False
-    for node in model.graph.node:
-        inputs = [i for i in node.input if i]
-        value = None
-        if node.domain in ("", "ai.onnx") and node.op_type not in _NOT_FOLDED \
-                and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
-            if node.op_type == "Shape" and inputs and inputs[0] in shapes:
-                start = next((a.i for a in node.attribute if a.name == "start"), 0)
-                end = next((a.i for a in node.attribute if a.name == "end"), None)
-                value = [np.array(shapes[inputs[0]][start:end], np.int64)]
-            elif node.op_type == "Constant" or (inputs and all(i in values for i in inputs)):
-                try:
-                    single = onnx.helper.make_model(
-                        onnx.helper.make_graph([node], "fold", [], [onnx.helper.make_tensor_value_info(o, 0, None)
-                                                                      for o in node.output]),
-                        opset_imports=model.opset_import, ir_version=model.ir_version)
-                    value = ReferenceEvaluator(single).run(None, {i: values[i] for i in inputs})
-                except Exception:  # noqa: BLE001 - an op the evaluator lacks stays a node
-                    value = None
-        if value is None or any(o in graph_outputs for o in node.output):
-            kept.append(node)
-            continue
-        for name, v in zip(node.output, value):
-            values[name] = np.asarray(v)
-            model.graph.initializer.append(numpy_helper.from_array(np.asarray(v), name))
-        folded = True
-    if folded:
-        del model.graph.node[:]
-        model.graph.node.extend(kept)
-        used = {i for n in kept for i in n.input} | graph_outputs
-        keep = [t for t in model.graph.initializer if t.name in used]
-        del model.graph.initializer[:]
-        model.graph.initializer.extend(keep)
+        model = folded_shape_arithmetic(model)
     return model
 
 

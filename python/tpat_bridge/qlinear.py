@@ -29,20 +29,23 @@ def convert_qlinear_matmul(bb: Any, inputs: list[Any], attr: dict[str, Any], par
     ai = bb.emit(relax.op.subtract(relax.op.astype(a, "int32"), relax.op.astype(rowwise(a_zero), "int32")))
     bi = bb.emit(relax.op.subtract(relax.op.astype(b, "int32"), relax.op.astype(b_zero, "int32")))
     acc = bb.emit(relax.op.matmul(ai, bi, out_dtype="int32"))
-    scale = bb.emit(relax.op.divide(relax.op.multiply(relax.op.astype(rowwise(a_scale), "float32"),
-                                                      relax.op.astype(b_scale, "float32")),
-                                    relax.op.astype(y_scale, "float32")))
     low, high = (-128, 127) if out_dtype == "int8" else (0, 255)
 
-    def requantize(total: Any, s: Any, zero: Any) -> Any:
-        rank, srank = len(total.shape), len(s.shape)
+    def requantize(total: Any, sa: Any, sb: Any, sy: Any, zero: Any) -> Any:
+        rank = len(total.shape)
 
         def element(*idx: Any) -> Any:
-            scaled = tirx.Cast("float32", total[idx]) * s[tuple(idx[rank - srank:])] if srank else tirx.Cast("float32", total[idx]) * s()
+            # (a_scale * b_scale) / y_scale per element, from the 1-D (or scalar) scales: TVM 0.27's
+            # dlight matmul schedule indexes a fused epilogue's 2-D operand wrongly (it reads an
+            # [M, N] scale with the padded tile's stride), 1-D ones right
+            row = sa[idx[rank - 2]] if len(sa.shape) == 1 else sa()
+            col = sb[idx[rank - 1]] if len(sb.shape) == 1 else sb()
+            scale = (tirx.Cast("float32", row) * tirx.Cast("float32", col)) / tirx.Cast("float32", sy())
+            scaled = tirx.Cast("float32", total[idx]) * scale
             z = zero[idx[rank - 1]] if len(zero.shape) == 1 else zero()
             q = tirx.Cast("int32", tirx.nearbyint(scaled)) + tirx.Cast("int32", z)
             return tirx.Cast(out_dtype, tirx.Max(tirx.Min(q, tirx.const(high, "int32")), tirx.const(low, "int32")))
 
         return te.compute(total.shape, element, name="qlinear_requantize")
 
-    return bb.emit_te(requantize, acc, scale, y_zero, primfunc_name_hint="qlinear_requantize")
+    return bb.emit_te(requantize, acc, a_scale, b_scale, y_scale, y_zero, primfunc_name_hint="qlinear_requantize")

@@ -150,6 +150,11 @@ public struct NodeExtractor: Sendable {
                     inner.output[slot] = "t\(insideValues)"
                     rename[value] = inner.output[slot]
                     insideValues += 1
+                    // its type where the model knows it: onnx's inliner needs the types of a
+                    // function op's inputs (Swish, the losses) to build its body
+                    if let type = index.types[value], type.elementType != nil, type.shape != nil {
+                        graph.valueInfo.append(Self.valueInfo(inner.output[slot], type))
+                    }
                     continue
                 }
                 let type = try knownType(of: value, in: index, node: member.name, role: "output \(slot)")
@@ -176,7 +181,8 @@ public struct NodeExtractor: Sendable {
         guard !ports.isEmpty else {
             throw .node(name: part.name, reason: "all its inputs are constants, so its outputs are constants too; fold it with an ONNX optimizer instead of making a plugin")
         }
-        let symbolNames = Self.canonicalSymbols(inputs: &graph.input, outputs: &graph.output, modelSymbols: modelSymbols)
+        let symbolNames = Self.canonicalSymbols(
+            inputs: &graph.input, outputs: &graph.output, inside: &graph.valueInfo, modelSymbols: modelSymbols)
         symbols = symbols.compactMap { symbolNames[$0] }
         graph.node = prelude + body + epilogue
         var sub = Onnx_ModelProto()
@@ -205,11 +211,12 @@ public struct NodeExtractor: Sendable {
     /// Renames the sub-model's symbolic dims so that a plugin depends on what the node computes,
     /// not on where it sits: a symbol of the model's inputs (`batch`, `sequence`) keeps its name,
     /// any other (shape inference's `floor(height/2 - 1/2) + 1`, `unk__7`) becomes `dyn0`,
-    /// `dyn1`, ... by first appearance (not `dimN`: CUDA has a type `dim3`), equal expressions getting equal names. An output dim no
+    /// `dyn1`, ... by first appearance (not `dimN`: CUDA has a type `dim3`), equal expressions getting equal names. An output (or inside) dim no
     /// input dim defines (a data-dependent size) is left unnamed: TVM computes output shapes
     /// from the inputs. Returns the old-to-new names of the inputs' symbols.
     static func canonicalSymbols(
-        inputs: inout [Onnx_ValueInfoProto], outputs: inout [Onnx_ValueInfoProto], modelSymbols: Set<String>
+        inputs: inout [Onnx_ValueInfoProto], outputs: inout [Onnx_ValueInfoProto], inside: inout [Onnx_ValueInfoProto],
+        modelSymbols: Set<String>
     ) -> [String: String] {
         var names: [String: String] = [:]
         var taken = Set<String>()
@@ -238,6 +245,7 @@ public struct NodeExtractor: Sendable {
         }
         for i in inputs.indices { rename(&inputs[i], defining: true) }
         for i in outputs.indices { rename(&outputs[i], defining: false) }
+        for i in inside.indices { rename(&inside[i], defining: false) }
         return names
     }
 

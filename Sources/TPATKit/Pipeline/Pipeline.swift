@@ -90,13 +90,16 @@ public struct PluginReport: Codable, Sendable, Equatable {
     public var referenceDataLog: String? = nil
 }
 
-/// A node that did not become a plugin, and why.
+/// A node (or a fused part) that did not become a plugin, and why.
 public struct NodeFailureReport: Codable, Sendable, Equatable {
+    /// The node's name, or the part's (``Subgraph/name``).
     public var node: String
     public var opType: String
     public var errorClass: String
     public var message: String
     public var log: String?
+    /// A fused part's nodes, in graph order; nil for a single node.
+    public var nodes: [String]? = nil
 }
 
 /// What `tpat generate` produced; also written as `report.json`.
@@ -225,7 +228,9 @@ public struct Pipeline: Sendable {
             let extracted: ExtractedSubgraph
             do { extracted = try extractor.extract(part) } catch {
                 let reason: String = if case .node(_, let why) = error { why } else { error.description }
-                extractionFailures.append(NodeFailureReport(node: part.name, opType: part.opType, errorClass: "extraction", message: reason, log: nil))
+                extractionFailures.append(NodeFailureReport(
+                    node: part.name, opType: part.opType, errorClass: "extraction", message: reason, log: nil,
+                    nodes: part.isSingleNode ? nil : part.members.map(\.name)))
                 logger.debug("node \(TerminalText.escaped(part.name)) (\(TerminalText.escaped(part.opType))): \(TerminalText.escaped(reason))")
                 continue
             }
@@ -271,7 +276,7 @@ public struct Pipeline: Sendable {
             case .failure(let failure):
                 let log = failure.log.map { relocate($0, from: work, to: out) }
                 for node in group.nodes {
-                    failures.append(NodeFailureReport(node: node.name, opType: node.opType, errorClass: failure.errorClass, message: failure.message, log: log))
+                    failures.append(NodeFailureReport(node: node.name, opType: node.opType, errorClass: failure.errorClass, message: failure.message, log: log, nodes: node.nodeNames.count > 1 ? node.nodeNames : nil))
                 }
                 // the closing summary gives each failure once, grouped by reason
                 logger.debug("node \(group.nodes.map { TerminalText.escaped($0.name) }.joined(separator: ", ")) (\(TerminalText.escaped(group.nodes[0].opType))): \(failure.message)")
@@ -327,7 +332,7 @@ public struct Pipeline: Sendable {
             } catch {
                 // A manifest the chosen plugin API cannot express fails this plugin alone.
                 for node in plugin.nodes {
-                    failures.append(NodeFailureReport(node: node.name, opType: node.opType, errorClass: "render", message: error.description, log: nil))
+                    failures.append(NodeFailureReport(node: node.name, opType: node.opType, errorClass: "render", message: error.description, log: nil, nodes: node.nodeNames.count > 1 ? node.nodeNames : nil))
                 }
                 logger.debug("plugin \(plugin.name): \(error.description)")
             }
@@ -382,7 +387,7 @@ public struct Pipeline: Sendable {
                 for node in plugin.nodes {
                     failures.append(NodeFailureReport(
                         node: node.name, opType: node.opType, errorClass: "compile", message: build?.message ?? "build failed",
-                        log: build.map { relocate($0.log.path, from: work, to: out) }))
+                        log: build.map { relocate($0.log.path, from: work, to: out) }, nodes: node.nodeNames.count > 1 ? node.nodeNames : nil))
                 }
             }
             let rel = "plugins/\(plugin.name)"
