@@ -34,15 +34,20 @@ def convert_qlinear_matmul(bb: Any, inputs: list[Any], attr: dict[str, Any], par
     def requantize(total: Any, sa: Any, sb: Any, sy: Any, zero: Any) -> Any:
         rank = len(total.shape)
 
+        def at(t: Any, i: Any) -> Any:
+            # a scalar, a one-element tensor, or a vector along the row or column index i
+            if len(t.shape) == 0:
+                return t()
+            return t[0] if int(t.shape[0]) == 1 else t[i]
+
         def element(*idx: Any) -> Any:
             # (a_scale * b_scale) / y_scale per element, from the 1-D (or scalar) scales: TVM 0.27's
             # dlight matmul schedule indexes a fused epilogue's 2-D operand wrongly (it reads an
             # [M, N] scale with the padded tile's stride), 1-D ones right
-            row = sa[idx[rank - 2]] if len(sa.shape) == 1 else sa()
-            col = sb[idx[rank - 1]] if len(sb.shape) == 1 else sb()
-            scale = (tirx.Cast("float32", row) * tirx.Cast("float32", col)) / tirx.Cast("float32", sy())
+            row, col = at(sa, idx[rank - 2]), at(sb, idx[rank - 1])
+            scale = (tirx.Cast("float32", row) * tirx.Cast("float32", col)) / tirx.Cast("float32", at(sy, 0))
             scaled = tirx.Cast("float32", total[idx]) * scale
-            z = zero[idx[rank - 1]] if len(zero.shape) == 1 else zero()
+            z = at(zero, idx[rank - 1])
             q = tirx.Cast("int32", tirx.nearbyint(scaled)) + tirx.Cast("int32", z)
             return tirx.Cast(out_dtype, tirx.Max(tirx.Min(q, tirx.const(high, "int32")), tirx.const(low, "int32")))
 
