@@ -21,6 +21,7 @@ from onnx import helper
 from .cumsum import convert_cumprod, convert_cumsum
 from .declared import convert_expand, convert_range, convert_tile
 from .dft import convert_dft
+from .elementwise import convert_elu
 from .nonzero import convert_compress, convert_nonzero
 from .qlinear import convert_qlinear_matmul
 from .roialign import convert_roialign
@@ -77,6 +78,8 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     # TVM's frontend lacks it (qlinear.py)
     Converter("QLinearMatMul", 10, convert_qlinear_matmul),
     Converter("DFT", 17, convert_dft),
+    # TVM's subtracts a float32 constant from a float16 or bfloat16 input (elementwise.py)
+    Converter("Elu", 1, convert_elu),
 ]}
 
 

@@ -239,6 +239,14 @@ def analyse(tc: Any, base_ops: dict[str, tuple[str, str]]) -> tuple[Test, dict[s
     initializers = {i.name for i in graph.initializer}
     produced: set[str] = set()
     seen: set[str] = set()
+    if expanded:
+        # A function body's inputs are the op's inputs, in order: an attribute-like one (a window's
+        # size, CenterCropPad's shape) is a constant, as in the one-node test of the op.
+        base_formal = formal_inputs(helper.make_node(op, [v.name for v in graph.input], [], domain=domain), test.opset)
+        for value, formal in zip([v.name for v in graph.input], base_formal):
+            if formal in ATTRIBUTE_LIKE_INPUTS.get(op, set()):
+                test.constants.append(value)
+                seen.add(value)
     for node in nodes:
         constant_slots = ATTRIBUTE_LIKE_INPUTS.get(node.op_type, set())
         formal = formal_inputs(node, domain_opsets.get(node.domain or "", test.opset))

@@ -467,7 +467,15 @@ extension PluginModel {
         guard let source = m.cudaSource else {
             throw fail("the kernel manifest holds no CUDA source (an output folder's copy keeps it in \(m.cudaSourceFile ?? "the plugin's kernel source")); render from the manifest the bridge wrote")
         }
-        self.cudaSource = Self.internalHelpers(source)
+        self.cudaSource = Self.withInfinityLiteral(Self.internalHelpers(source))
+    }
+
+    /// TVM 0.27's CUDA codegen prints a bfloat16 infinity as the float literal `inff`
+    /// (`__float2bfloat16_rn(-inff/*-inf*/)`, an attention mask's fill), which no CUDA header
+    /// defines; a source that uses it gets the definition first.
+    static func withInfinityLiteral(_ source: String) -> String {
+        guard source.contains("inff/*") else { return source }
+        return "// TVM prints a bfloat16 infinity as `inff`: defined here (TPAT).\n#ifndef inff\n#define inff __int_as_float(0x7f800000)\n#endif\n" + source
     }
 
     /// TVM's float16/bfloat16 preamble defines helper functions with external linkage
