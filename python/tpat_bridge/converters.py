@@ -27,6 +27,7 @@ from .qlinear import convert_qlinear_matmul
 from .roialign import convert_roialign
 from .subgraph import graph_constants, graph_output_of
 from .topk import convert_topk, runtime_k
+from .unique import convert_unique
 
 # The suffix of a size output's name in the sub-model (never a name of the original model: TPAT's
 # sub-model names are its own).
@@ -56,6 +57,9 @@ class Converter:
     size_outputs: tuple[SizeOutput, ...] = ()
     # Which nodes have the data-dependent dims (node, names of the model's constants); None: all.
     data_dependent: Callable[[Any, set[str]], bool] | None = None
+    # The outputs the converter always returns before its size outputs (Unique's four, whichever the
+    # node lists); 0: as many as the node lists.
+    outputs: int = 0
 
 
 CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
@@ -78,6 +82,9 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     # TVM's frontend lacks it (qlinear.py)
     Converter("QLinearMatMul", 10, convert_qlinear_matmul),
     Converter("DFT", 17, convert_dft),
+    # TVM's calls a host function (unique.py): every output at its upper bound, K for Y, indices, counts
+    Converter("Unique", 11, convert_unique, (SizeOutput(output=0, dim=0, dim_attribute="axis"), SizeOutput(output=1, dim=0),
+                                            SizeOutput(output=3, dim=0)), outputs=4),
     # TVM's subtracts a float32 constant from a float16 or bfloat16 input (elementwise.py)
     Converter("Elu", 1, convert_elu),
 ]}
@@ -131,14 +138,27 @@ def with_size_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     patched = onnx.ModelProto()
     patched.CopyFrom(model)
     graph = patched.graph
-    for node in graph.node:
+    for k, node in enumerate(graph.node):
         if node.domain not in ("", "ai.onnx") or node.op_type not in CONVERTERS:
             continue
-        for s, dim in _size_dims(node, CONVERTERS[node.op_type], graph) or []:
+        converter = CONVERTERS[node.op_type]
+        sizes = _size_dims(node, converter, graph)
+        if sizes is None:
+            continue
+        # outputs the node leaves out (optional ones) get names no one reads: the converter's
+        # outputs and the size outputs after them keep their places
+        while len(node.output) < converter.outputs:
+            node.output.append("")
+        for j, name in enumerate(node.output):
+            if not name:
+                node.output[j] = f"tpat_unused_{k}_{j}"
+        for s, dim in sizes:
             if s.output < len(node.output):
                 name = f"{node.output[s.output]}{SIZE_SUFFIX}{dim}"
                 node.output.append(name)
-                graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.INT32, []))
+                # a size only for an output that leaves the sub-model
+                if graph_output_of(graph, node.output[s.output]) is not None:
+                    graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.INT32, []))
     return patched
 
 
@@ -186,7 +206,7 @@ def tpat_converters() -> Iterator[None]:
         with warnings.catch_warnings():
             # The frontend's checker would say that a node with its size outputs has more outputs
             # than its schema allows; TPAT added them (``with_size_outputs``).
-            warnings.filterwarnings("ignore", message=r"Node\(.*\) with schema\(::(" + "|".join(CONVERTERS) + r"):\d+\) has output size")
+            warnings.filterwarnings("ignore", message=r"Node(\(.*\))? with schema\(::(" + "|".join(CONVERTERS) + r"):\d+\) has output size")
             # Likewise the dim carriers declared.py appends as inputs.
             warnings.filterwarnings("ignore", message=r"Node(\(.*\))? with schema\(::(" + "|".join(CONVERTERS) + r"):\d+\) has input size")
             yield

@@ -1,0 +1,47 @@
+"""TPAT's Unique (unique.py) on the CPU through TVM's llvm target: the ONNX node tests' expected
+outputs, sorted and not, with and without an axis, read through the size outputs (K)."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+
+def _arrays(values):
+    return [numpy_helper.to_array(v) if not isinstance(v, np.ndarray) else v for v in values]
+
+
+def test_node_tests_reproduce_their_outputs():
+    from on_cpu import node_tests, run_on_cpu
+
+    cases = node_tests("test_unique")
+    assert len(cases) >= 7
+    for case in cases:
+        model = case.model
+        (x,), want = _arrays(case.data_sets[0][0]), _arrays(case.data_sets[0][1])
+        got = run_on_cpu(model, x)
+        node = model.graph.node[0]
+        axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), None)
+        k = int(got[-1])
+        assert all(int(s) == k for s in got[len(want):]), case.name
+        y = np.take(got[0], np.arange(k), axis=0 if axis is None else axis)
+        np.testing.assert_array_equal(y, want[0], err_msg=case.name)
+        np.testing.assert_array_equal(got[1][:k], want[1], err_msg=case.name)
+        np.testing.assert_array_equal(got[2], want[2], err_msg=case.name)
+        np.testing.assert_array_equal(got[3][:k], want[3], err_msg=case.name)
+
+
+@pytest.mark.parametrize("sort", [1, 0])
+def test_only_y_and_random_values(sort):
+    """A node listing only Y (the other outputs optional), over values with many repeats."""
+    from on_cpu import run_on_cpu
+
+    x = np.random.default_rng(sort).integers(0, 9, (5, 7)).astype(np.float32)
+    node = helper.make_node("Unique", ["x"], ["y"], sorted=sort)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [5, 7])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)], ir_version=8)
+    y, k = run_on_cpu(model, x)
+    want = np.unique(x) if sort else np.array(list(dict.fromkeys(x.reshape(-1).tolist())), np.float32)
+    np.testing.assert_array_equal(y[:int(k)], want)
