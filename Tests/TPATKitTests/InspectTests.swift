@@ -94,8 +94,8 @@ struct InspectTests {
         let report = ModelInspector(tables: try OpSupportTables.bundled()).inspect(ONNXModel(proto: proto), path: "m")
         #expect(report.nodes.map(\.tensorRTNative) == [false, false])
         #expect(report.nodes.map(\.tvmConverts) == [true, false])
-        #expect(report.nodes.map(\.tpat) == [.dataDependentShape, .noConverter])
-        #expect(report.nodes.map(\.tpat.text) == ["no: data-dependent output shape", "no: TVM's frontend has no converter"])
+        #expect(report.nodes.map(\.tpat) == [.sizeTensor, .noConverter])
+        #expect(report.nodes.map(\.tpat.text) == ["yes: data-dependent size as a size tensor (v3)", "no: TVM's frontend has no converter"])
         #expect(report.nodes[1].name == "Add#1")
         #expect(report.summary.first { $0.opType == "com.example:Add" }?.takenByOpTypes == 0)
     }
@@ -104,7 +104,7 @@ struct InspectTests {
     func tpatVerdicts() throws {
         let report = ModelInspector(tables: try OpSupportTables.bundled()).inspect(Self.shapeModel(), path: "m")
         let byName = Dictionary(uniqueKeysWithValues: report.nodes.map { ($0.name, $0) })
-        #expect(byName["/Range"]?.tpat == .dataDependentShape)
+        #expect(byName["/Range"]?.tpat == .runTimeSize)
         #expect(byName["/Range_constant"]?.tpat == .constantInputs)
         for name in ["/Shape", "/Gather_shape", "/Unsqueeze", "/Concat"] {
             #expect(byName[name]?.tpat == .shapeArithmetic, "\(name)")
@@ -121,9 +121,9 @@ struct InspectTests {
         #expect(report.nodes.filter(\.takenByAuto).map(\.name) == ["/TopK"])
         let topKRow = try #require(report.renderNodes().split(separator: "\n").first { $0.hasPrefix("/TopK ") })
         #expect(topKRow.hasSuffix("  no (limit)  yes   yes"))
-        // a computed K is data-dependent instead
+        // a computed K is data-dependent: a size tensor
         let computedK = ModelInspector(tables: try OpSupportTables.bundled()).inspect(Self.shapeModel(computedK: true), path: "m")
-        #expect(computedK.nodes.first { $0.name == "/TopK" }?.tpat == .dataDependentShape)
+        #expect(computedK.nodes.first { $0.name == "/TopK" }?.tpat == .sizeTensor)
     }
 
     @Test("the summary counts each op type: TensorRT, --op-types, --auto, TPAT")
@@ -136,7 +136,7 @@ struct InspectTests {
         #expect((gather.nodes, gather.inBodies, gather.takenByOpTypes, gather.takenByAuto) == (2, 0, 1, 0))
         #expect(gather.tpat == [.generates: 1, .shapeArithmetic: 1])
         let range = try #require(rows["Range"])
-        #expect(range.tpat == [.dataDependentShape: 1, .constantInputs: 1])
+        #expect(range.tpat == [.runTimeSize: 1, .constantInputs: 1])
         let topK = try #require(rows["TopK"])
         #expect((topK.beyondTensorRTLimits, topK.takenByAuto, topK.takenByOpTypes) == (1, 1, 1))
         #expect(topK.tensorRTRestrictions.contains("3840"))
@@ -252,7 +252,7 @@ struct InspectTests {
         #expect(reshape["graph"] as? String == "")
         #expect(reshape["tpat"] as? String == "yes")
         let range = try #require(nodes.first { $0["name"] as? String == "/Range" })
-        #expect(range["tpat"] as? String == "data-dependent-shape")
+        #expect(range["tpat"] as? String == "run-time-size")
         let rangeOutput = try #require((range["outputs"] as? [[String: Any]])?.first?["shape"] as? [Any])
         #expect(rangeOutput.count == 1 && rangeOutput[0] is NSNull)
         let gather = try #require(nodes.first { $0["name"] as? String == "/Gather_shape" })

@@ -175,8 +175,9 @@ public struct ModelInspection: Codable, Sendable, Equatable {
     public var tensorRTUnsupportedCount: Int { nodes.filter { !$0.tensorRTNative || $0.tensorRTLimitBroken != nil }.count }
     /// How many nodes `--auto` would take.
     public var autoCount: Int { nodes.filter(\.takenByAuto).count }
-    /// How many nodes TPAT can generate a plugin for.
-    public var generatableCount: Int { nodes.filter { $0.tpat == .generates }.count }
+    /// How many nodes TPAT can generate a plugin for (those of a run-time size only where shape
+    /// inference relates their dims, which `generate` finds out: not counted).
+    public var generatableCount: Int { nodes.filter { $0.tpat == .generates || $0.tpat == .sizeTensor }.count }
 
     /// The closing summary line.
     public var summaryLine: String {

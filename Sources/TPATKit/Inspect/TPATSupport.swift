@@ -6,10 +6,17 @@ import Foundation
 public enum TPATVerdict: String, Codable, CodingKeyRepresentable, Sendable, CaseIterable, Comparable {
     /// TPAT generates a plugin for it (as far as the node and its graph tell before TVM runs).
     case generates = "yes"
+    /// Its output size depends on input values (NonZero, Unique, Compress, a TopK with a
+    /// computed K), which TPAT's plugin declares as a TensorRT size tensor: IPluginV3 only.
+    case sizeTensor = "size-tensor"
+    /// Its output size is computed at run time (an Expand, Range or Tile of a computed size):
+    /// TPAT generates it where the model's shape inference relates the output's dims to a tensor
+    /// computed before it (a dim carrier), and says so otherwise.
+    case runTimeSize = "run-time-size"
     /// The pinned TVM's ONNX frontend has no converter for the op.
     case noConverter = "no-converter"
-    /// Its output size depends on input values (NonZero, NonMaxSuppression, a Range with a
-    /// computed limit...): TVM needs sizes it can express in the plugin's input shapes.
+    /// Its output size depends on input values in a way TPAT cannot size (NonMaxSuppression, a
+    /// Resize to computed sizes): TVM needs sizes it can express in the plugin's input shapes.
     case dataDependentShape = "data-dependent-shape"
     /// Its outputs are shape arithmetic (``ShapeValues``): TensorRT needs them as shape tensors,
     /// which a plugin cannot produce, so `--op-types` and `--auto` leave it native.
@@ -23,6 +30,8 @@ public enum TPATVerdict: String, Codable, CodingKeyRepresentable, Sendable, Case
     public var text: String {
         switch self {
         case .generates: "yes"
+        case .sizeTensor: "yes: data-dependent size as a size tensor (v3)"
+        case .runTimeSize: "yes if shape inference relates its dims"
         case .noConverter: "no: TVM's frontend has no converter"
         case .dataDependentShape: "no: data-dependent output shape"
         case .shapeArithmetic: "no: shape arithmetic (stays native)"
@@ -52,8 +61,13 @@ public struct TPATSupport: Sendable {
     }
 
     /// Ops whose output size always depends on their input values and which TPAT cannot size yet.
-    /// (NonZero is not among them: its plugin declares the count as a TensorRT size tensor.)
-    public static let dataDependentOps: Set<String> = ["Unique", "Compress", "NonMaxSuppression"]
+    public static let dataDependentOps: Set<String> = ["NonMaxSuppression"]
+    /// Ops whose output size depends on their input values and whose plugin declares it as a
+    /// TensorRT size tensor (TPAT's converters with size outputs, python/tpat_bridge/converters.py).
+    public static let sizeTensorOps: Set<String> = ["NonZero", "Unique", "Compress"]
+    /// Ops sized by a computed input that TPAT handles: TopK's K as a size tensor; Expand, Range
+    /// and Tile at the shape the model's shape inference declares.
+    static let runTimeSizedOps: [String: TPATVerdict] = ["TopK": .sizeTensor, "Expand": .runTimeSize, "Range": .runTimeSize, "Tile": .runTimeSize]
 
     /// Ops whose output size is set by a size, count or shape input (which one: the op's slots
     /// in ``ShapeValues/shapeInputSlots``). A constant there fixes the size when TVM converts the
@@ -64,7 +78,11 @@ public struct TPATSupport: Sendable {
     /// The verdict for `node` of the graph `index` indexes; `shapeValues` are that graph's.
     public func verdict(of node: Onnx_NodeProto, in index: GraphIndex, shapeValues: ShapeValues) -> TPATVerdict {
         guard tables.tvmConverts(opType: node.opType, domain: node.domain) else { return .noConverter }
-        if Self.hasDataDependentShape(node, in: index) { return .dataDependentShape }
+        if Self.hasDataDependentShape(node, in: index) {
+            guard node.domain.isEmpty || node.domain == "ai.onnx" else { return .dataDependentShape }
+            if Self.sizeTensorOps.contains(node.opType) { return .sizeTensor }
+            return Self.runTimeSizedOps[node.opType] ?? .dataDependentShape
+        }
         if shapeValues.shapeOutput(of: node) != nil { return .shapeArithmetic }
         if NodeSelector.opsWithoutKernels.contains(node.opType) { return .noKernel }
         if node.input.allSatisfy({ $0.isEmpty || index.isConstant($0) }) { return .constantInputs }
@@ -74,7 +92,7 @@ public struct TPATSupport: Sendable {
     /// Whether the size of one of `node`'s outputs depends on values computed at run time.
     public static func hasDataDependentShape(_ node: Onnx_NodeProto, in index: GraphIndex) -> Bool {
         guard node.domain.isEmpty || node.domain == "ai.onnx" else { return false }
-        if dataDependentOps.contains(node.opType) { return true }
+        if dataDependentOps.contains(node.opType) || sizeTensorOps.contains(node.opType) { return true }
         guard sizedByInputOps.contains(node.opType) else { return false }
         var slots = ShapeValues.shapeInputSlots[node.opType] ?? []
         // From opset 11 on, Resize's input 1 is `roi`, which moves the samples, not the size.
