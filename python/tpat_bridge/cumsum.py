@@ -44,17 +44,24 @@ def masked_scan(bb: Any, data: Any, axis: int, exclusive: bool, reverse: bool, p
 
 
 def convert_cumsum(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
-    """The Relax of ONNX CumSum (opset 11/14): TVM's where every dim is static, else the masked sum."""
+    """The Relax of ONNX CumSum (opset 11/14): TVM's where every dim is static and TVM's CUDA scan
+    needs no host-side scratch (an inclusive sum of floats along the last axis), else the masked
+    sum (an exclusive sum, another axis, or integers: TVM's scan keeps a per-thread array on the
+    host there, which a plugin cannot hold)."""
     import tvm
     from tvm import relax
     from tvm.relax.frontend.onnx import onnx_frontend
 
     data = inputs[0]
     shape = list(data.ty.shape.values) if isinstance(data.ty, relax.TensorType) and data.ty.shape is not None else None
-    if shape is None or all(isinstance(d, tvm.tirx.IntImm) for d in shape):
+    if shape is None:
         return onnx_frontend.CumSum.get_converter(10**6)(bb, inputs, attr, params)
-    return masked_scan(bb, data, _axis("CumSum", inputs, params, len(shape)), int(attr.get("exclusive", 0)) != 0,
-                       int(attr.get("reverse", 0)) != 0, product=False)
+    axis = _axis("CumSum", inputs, params, len(shape))
+    exclusive = int(attr.get("exclusive", 0)) != 0
+    scan_without_scratch = not exclusive and axis == len(shape) - 1 and str(data.ty.dtype).startswith(("float", "bfloat"))
+    if all(isinstance(d, tvm.tirx.IntImm) for d in shape) and scan_without_scratch:
+        return onnx_frontend.CumSum.get_converter(10**6)(bb, inputs, attr, params)
+    return masked_scan(bb, data, axis, exclusive, int(attr.get("reverse", 0)) != 0, product=False)
 
 
 def convert_cumprod(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
