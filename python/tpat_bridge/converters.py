@@ -156,8 +156,12 @@ def with_size_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
             if s.output < len(node.output):
                 name = f"{node.output[s.output]}{SIZE_SUFFIX}{dim}"
                 node.output.append(name)
-                # a size only for an output that leaves the sub-model
-                if graph_output_of(graph, node.output[s.output]) is not None:
+                # a size for an output that leaves the sub-model, or that a node inside reads (only
+                # at the boundary is the upper bound with its size right: data_dependent_dims refuses
+                # it); none for an output nobody reads
+                data = node.output[s.output]
+                read = any(data in n.input for n in graph.node)
+                if graph_output_of(graph, data) is not None or read:
                     graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.INT32, []))
     return patched
 
