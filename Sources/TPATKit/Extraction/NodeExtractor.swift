@@ -13,6 +13,8 @@ public struct ExtractedSubgraph: Sendable, Equatable {
     public var name: String
     /// The names of its nodes, in graph order.
     public var nodeNames: [String]
+    /// The names of a fused part's nodes; nil for a single node (what a failure report lists).
+    public var fusedNodeNames: [String]? { nodeNames.count > 1 ? nodeNames : nil }
     /// The op type, or for several nodes their op types joined by `+`.
     public var opType: String
     /// The standalone model: the part's non-constant entering values are graph inputs

@@ -276,7 +276,7 @@ public struct Pipeline: Sendable {
             case .failure(let failure):
                 let log = failure.log.map { relocate($0, from: work, to: out) }
                 for node in group.nodes {
-                    failures.append(NodeFailureReport(node: node.name, opType: node.opType, errorClass: failure.errorClass, message: failure.message, log: log, nodes: node.nodeNames.count > 1 ? node.nodeNames : nil))
+                    failures.append(NodeFailureReport(node: node.name, opType: node.opType, errorClass: failure.errorClass, message: failure.message, log: log, nodes: node.fusedNodeNames))
                 }
                 // the closing summary gives each failure once, grouped by reason
                 logger.debug("node \(group.nodes.map { TerminalText.escaped($0.name) }.joined(separator: ", ")) (\(TerminalText.escaped(group.nodes[0].opType))): \(failure.message)")
@@ -332,7 +332,7 @@ public struct Pipeline: Sendable {
             } catch {
                 // A manifest the chosen plugin API cannot express fails this plugin alone.
                 for node in plugin.nodes {
-                    failures.append(NodeFailureReport(node: node.name, opType: node.opType, errorClass: "render", message: error.description, log: nil, nodes: node.nodeNames.count > 1 ? node.nodeNames : nil))
+                    failures.append(NodeFailureReport(node: node.name, opType: node.opType, errorClass: "render", message: error.description, log: nil, nodes: node.fusedNodeNames))
                 }
                 logger.debug("plugin \(plugin.name): \(error.description)")
             }
@@ -387,7 +387,7 @@ public struct Pipeline: Sendable {
                 for node in plugin.nodes {
                     failures.append(NodeFailureReport(
                         node: node.name, opType: node.opType, errorClass: "compile", message: build?.message ?? "build failed",
-                        log: build.map { relocate($0.log.path, from: work, to: out) }, nodes: node.nodeNames.count > 1 ? node.nodeNames : nil))
+                        log: build.map { relocate($0.log.path, from: work, to: out) }, nodes: node.fusedNodeNames))
                 }
             }
             let rel = "plugins/\(plugin.name)"
