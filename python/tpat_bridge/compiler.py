@@ -297,7 +297,8 @@ def _step_aside_rule() -> Any:
     class StepAsideOnFailure(dl.ScheduleRule):
         """A dlight rule that leaves a function to the next rule when it fails on it: TVM 0.27's
         GEMV rule claims fused elementwise functions with 0-d operands (a decomposed GELU's
-        constants) and then asserts that they have reduction loops."""
+        constants) and then asserts that they have reduction loops; its Reduction rule raises a
+        KeyError normalizing a reduction with a dilated, strided index (Col2Im's)."""
 
         def __init__(self, rule: Any) -> None:
             self.rule = rule
@@ -305,7 +306,7 @@ def _step_aside_rule() -> Any:
         def apply(self, func: Any, target: Any, tunable: bool) -> Any:
             try:
                 return self.rule.apply(func, target, tunable)
-            except AssertionError:
+            except (AssertionError, KeyError, ValueError):
                 return None
 
         def is_target_available(self, target: Any) -> bool:
@@ -333,7 +334,7 @@ def relax_pipeline(target: Any, database: Any = None) -> Any:
                 with database:
                     mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
             mod = dl.ApplyDefaultSchedule(
-                dl.gpu.Matmul(), step_aside(dl.gpu.GEMV()), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
+                dl.gpu.Matmul(), step_aside(dl.gpu.GEMV()), step_aside(dl.gpu.Reduction()), dl.gpu.GeneralReduction(),
                 dl.gpu.Fallback(),
             )(mod)
             mod = tvm.transform.Sequential(

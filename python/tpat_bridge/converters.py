@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import onnx
 from onnx import helper
 
+from .col2im import convert_col2im
 from .cumsum import convert_cumprod, convert_cumsum
 from .declared import convert_expand, convert_range, convert_tile
 from .dft import convert_dft
@@ -85,6 +86,8 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     # TVM's calls a host function (unique.py): every output at its upper bound, K for Y, indices, counts
     Converter("Unique", 11, convert_unique, (SizeOutput(output=0, dim=0, dim_attribute="axis"), SizeOutput(output=1, dim=0),
                                             SizeOutput(output=3, dim=0)), outputs=4),
+    # TVM's frontend lacks it (col2im.py)
+    Converter("Col2Im", 18, convert_col2im),
     # TVM's subtracts a float32 constant from a float16 or bfloat16 input (elementwise.py)
     Converter("Elu", 1, convert_elu),
 ]}
