@@ -25,3 +25,20 @@ def test_node_tests_reproduce_their_outputs(prefix):
                                    err_msg=case.name)
         checked += 1
     assert checked >= 2
+
+
+@pytest.mark.parametrize("prefix", ["test_eyelike", "test_tensorscatter"])
+def test_generated_node_tests_reproduce_their_outputs(prefix):
+    """EyeLike (a dtype other than the input's) and TensorScatter (tensor_scatter.py, linear and
+    circular): every node test, every input a plugin input."""
+    from on_cpu import node_tests, run_on_cpu
+
+    cases = node_tests(prefix)
+    assert len(cases) >= 3, prefix
+    for case in cases:
+        inputs, outputs = case.data_sets[0]
+        arrays = [numpy_helper.to_array(a) if not isinstance(a, np.ndarray) else a for a in inputs]
+        (want,) = [numpy_helper.to_array(a) if not isinstance(a, np.ndarray) else a for a in outputs]
+        (got,) = run_on_cpu(case.model, *arrays)
+        assert got.dtype == want.dtype, case.name
+        np.testing.assert_array_equal(got, want, err_msg=case.name)

@@ -22,10 +22,11 @@ from .col2im import convert_col2im
 from .cumsum import convert_cumprod, convert_cumsum
 from .declared import convert_expand, convert_range, convert_tile
 from .dft import convert_dft
-from .elementwise import convert_elu
+from .elementwise import convert_elu, convert_eye_like
 from .nonzero import convert_compress, convert_nonzero
 from .qlinear import convert_qlinear_matmul
 from .roialign import convert_roialign
+from .tensor_scatter import convert_tensor_scatter
 from .subgraph import graph_constants, graph_output_of
 from .topk import convert_topk, runtime_k
 from .unique import convert_unique
@@ -90,6 +91,10 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     Converter("Col2Im", 18, convert_col2im),
     # TVM's subtracts a float32 constant from a float16 or bfloat16 input (elementwise.py)
     Converter("Elu", 1, convert_elu),
+    # TVM's refuses a dtype attribute other than the input's type (elementwise.py)
+    Converter("EyeLike", 9, convert_eye_like),
+    # TVM's frontend lacks it (tensor_scatter.py)
+    Converter("TensorScatter", 24, convert_tensor_scatter),
 ]}
 
 

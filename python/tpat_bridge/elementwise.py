@@ -1,4 +1,5 @@
-"""Elementwise ops TVM 0.27's frontend converts in the wrong dtype: each in the input's own."""
+"""Ops TVM 0.27's frontend converts in the wrong dtype (Elu at half precision, EyeLike with a dtype), each
+in the type ONNX says."""
 
 from __future__ import annotations
 
@@ -16,3 +17,25 @@ def convert_elu(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -
     alpha = relax.const(float(attr.get("alpha", 1.0)), dtype)
     below = relax.op.multiply(alpha, relax.op.subtract(relax.op.exp(x), relax.const(1.0, dtype)))
     return bb.emit(relax.op.where(relax.op.less(x, relax.const(0.0, dtype)), below, x))
+
+
+def convert_eye_like(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
+    """ONNX EyeLike: ones on the ``k``-th diagonal of a 2-D tensor of the input's shape, in the
+    ``dtype`` attribute's type (else the input's): TVM's converter refuses a ``dtype`` other than
+    the input's."""
+    import onnx
+    from tvm import te, tirx
+
+    x = inputs[0]
+    dtype = str(x.ty.dtype)
+    if "dtype" in attr:
+        dtype = str(onnx.helper.tensor_dtype_to_np_dtype(int(attr["dtype"])))
+        dtype = {"bool": "bool"}.get(dtype, dtype)
+    k = int(attr.get("k", 0))
+
+    def eye(t: Any) -> Any:
+        rows, cols = t.shape
+        return te.compute((rows, cols), lambda i, j: tirx.Cast(dtype, tirx.Cast("int64", j) - tirx.Cast("int64", i) == k),
+                          name="eye_like")
+
+    return bb.emit_te(eye, x, primfunc_name_hint="eye_like")
