@@ -156,3 +156,33 @@ def test_compress_packs_the_kept_slices_and_declares_their_count(tmp_path, axis,
     extent = np.fromfile(out / "output_1.bin", dtype=np.int32)
     condition = np.fromfile(out / "input_1.bin", dtype=np.bool_)
     assert extent[0] == doc["outputs"][0]["shape"][dim] == int(condition[: (shape[dim] if axis is not None else 24)].sum())
+
+
+@pytest.mark.parametrize("axis,shape,cond", [(0, [5, 3], [5]), (1, [3, 4], [4]), (2, [2, 3, 5], [5]),
+                                             (1, [2, 6, 3], [6]), (0, [24], [24])])
+def test_compress_packs_its_output_as_the_actual_shape(axis, shape, cond):
+    """The upper-bound buffer holds the kept slices in the layout of the actual output (the axis's
+    extent K): its first K * (other dims) elements are NumPy's answer, whatever the axis (TensorRT
+    reads a data-dependent output so). The gather alone, on the CPU (the positions are NonZero's,
+    whose kernels are CUDA's)."""
+    import tvm
+    from tvm import te
+
+    from tpat_bridge.nonzero import compress_gather_te
+
+    rng = np.random.default_rng(len(shape) + axis)
+    x = rng.standard_normal(shape).astype(np.float32)
+    c = rng.integers(0, 2, cond).astype(np.bool_)
+    c[0] = True
+    kept = np.nonzero(c)[0]
+    where = np.zeros((1, cond[0]), np.int64)
+    where[0, :kept.size] = kept
+    tx = te.placeholder(shape, "float32", name="x")
+    tw = te.placeholder((1, cond[0]), "int64", name="where")
+    tk = te.placeholder((), "int32", name="k")
+    out = compress_gather_te(tx, tw, tk, axis)
+    f = tvm.compile(te.create_prim_func([tx, tw, tk, out]), target="llvm")
+    result = tvm.runtime.tensor(np.zeros(shape, np.float32))
+    f(tvm.runtime.tensor(x), tvm.runtime.tensor(where), tvm.runtime.tensor(np.array(kept.size, np.int32)), result)
+    want = np.compress(c, x, axis=axis)
+    np.testing.assert_array_equal(result.numpy().reshape(-1)[:want.size].reshape(want.shape), want)

@@ -187,12 +187,58 @@ def convert_nonzero(bb: Any, inputs: list[Any], attr: dict[str, Any], params: An
     return relax.Tuple([bb.emit(relax.TupleGetItem(both, 0)), bb.emit(relax.TupleGetItem(both, 1))])
 
 
+def compress_gather_te(x: Any, where: Any, k: Any, axis: int) -> Any:
+    """Compress's output from the kept positions (``where[0, :k]``, NonZero's over the condition):
+    the upper-bound buffer holding the kept slices of ``x`` along ``axis``, packed as the actual
+    shape."""
+    from tvm import te, tirx
+
+    shape = list(x.shape)
+    shape[axis] = where.shape[1]
+    i64 = "int64"
+
+    def product(dims: list[Any]) -> Any:
+        result: Any = tirx.const(1, i64)
+        for d in dims:
+            result = result * tirx.Cast(i64, d)
+        return result
+
+    def unravel(flat: Any, dims: list[Any]) -> list[Any]:
+        index = []
+        for d in reversed(dims):
+            index.append(tirx.floormod(flat, tirx.Cast(i64, d)))
+            flat = tirx.floordiv(flat, tirx.Cast(i64, d))
+        return list(reversed(index))
+
+    def element(*idx: Any) -> Any:
+        # The buffer holds the kept slices packed as the actual shape (the axis's extent K),
+        # as TensorRT reads a data-dependent output: the element at this buffer position is
+        # the one of that position in the packed layout, not in the upper bound's.
+        position = tirx.const(0, i64)
+        for i, d in zip(idx, shape):
+            position = position * tirx.Cast(i64, d) + tirx.Cast(i64, i)
+        kept = tirx.Cast(i64, k())
+        inner = product(shape[axis + 1:])
+        extent = tirx.max(kept, tirx.const(1, i64))  # no division by zero when nothing is kept
+        outer = tirx.floordiv(position, extent * inner)
+        j = tirx.floormod(tirx.floordiv(position, inner), extent)
+        rest = tirx.floormod(position, inner)
+        inside = position < product(shape[:axis]) * kept * inner
+        source = tirx.Select(inside, where[0, j], tirx.const(0, i64))
+        at = [tirx.Select(inside, v, tirx.const(0, i64)) for v in unravel(outer, shape[:axis])]
+        after = [tirx.Select(inside, v, tirx.const(0, i64)) for v in unravel(rest, shape[axis + 1:])]
+        value = x[tuple(at) + (source,) + tuple(after)]
+        return tirx.Select(inside, value, tirx.const(0, x.dtype))
+
+    return te.compute(shape, element, name="compress")
+
+
 def convert_compress(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
     """The Relax of ONNX Compress with TPAT's size output: the slices whose condition is true,
     packed at the front of the axis sized for the upper bound (the condition's length; without
     ``axis``, of the flattened input), and their count. The positions are NonZero's over the
     condition (the same three kernels), then one gather."""
-    from tvm import relax, te, tirx
+    from tvm import relax
 
     data, condition = inputs[0], inputs[1]
     for name, t in (("input", data), ("condition", condition)):
@@ -208,17 +254,5 @@ def convert_compress(bb: Any, inputs: list[Any], attr: dict[str, Any], params: A
     found = bb.emit_te(nonzero_te, condition, primfunc_name_hint="compress_positions")
     positions, count = bb.emit(relax.TupleGetItem(found, 0)), bb.emit(relax.TupleGetItem(found, 1))
 
-    def gather(x: Any, where: Any, k: Any) -> Any:
-        shape = list(x.shape)
-        shape[axis] = where.shape[1]
-
-        def element(*idx: Any) -> Any:
-            j = idx[axis]
-            source = tirx.Select(tirx.Cast("int64", j) < tirx.Cast("int64", k()), where[0, j], tirx.const(0, "int64"))
-            value = x[tuple(idx[:axis]) + (source,) + tuple(idx[axis + 1:])]
-            return tirx.Select(tirx.Cast("int64", j) < tirx.Cast("int64", k()), value, tirx.const(0, x.dtype))
-
-        return te.compute(shape, element, name="compress")
-
-    packed = bb.emit_te(gather, data, positions, count, primfunc_name_hint="compress_gather")
+    packed = bb.emit_te(compress_gather_te, data, positions, count, axis, primfunc_name_hint="compress_gather")
     return relax.Tuple([packed, count])
