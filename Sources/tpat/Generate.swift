@@ -24,29 +24,17 @@ struct Generate: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "The output folder.")
     var output: String
 
-    @Option(help: "Nodes to replace, by the names `tpat inspect` shows (comma-separated); a name with * or ? is a pattern for every node it matches (`/encoder/layer.0/act/*`).")
-    var nodes: String?
+    @OptionGroup(title: "Which nodes")
+    var choice: NodeChoiceOptions
 
-    @Option(name: .customLong("op-types"), help: "Replace every node of these op types (comma-separated).")
-    var opTypes: String?
+    @OptionGroup(title: "Target")
+    var target: TargetOptions
 
-    @Flag(help: "Replace every node TensorRT's ONNX parser cannot run natively and TVM can.")
-    var auto = false
+    @OptionGroup(title: "Tuning")
+    var tuningOptions: TuningArguments
 
-    @Flag(help: "Make one plugin of each connected group of the chosen nodes (a decomposed GELU or LayerNorm: its Div, Erf, Add and Mul nodes), whose kernels TVM fuses, instead of one plugin per node.")
-    var fuse = false
-
-    @Option(help: "CUDA arch, e.g. sm_90; `all` for one fatbin that runs on every GPU TensorRT 10/11 runs on (sm_75 and newer); default: the GPU on this machine, else `all`.")
-    var arch: String?
-
-    @Option(help: "The vendor library the plugins are for.")
-    var vendor: VendorLibrary = .tensorrt
-
-    @Option(name: .customLong("tensorrt-api"), help: "v3 (IPluginV3, TensorRT 10/11) or v2 (IPluginV2DynamicExt, TensorRT 8.x).")
-    var tensorRTAPI: TensorRTAPI = .v3
-
-    @Option(name: .customLong("tensorrt"), help: "TensorRT folder (include/, lib/) to build the plugin libraries; default $TENSORRT_DIR.")
-    var tensorRT: String?
+    @OptionGroup(title: "Kernel cache")
+    var cache: CacheArguments
 
     @Flag(name: .customLong("no-build"), help: "Render sources only; do not run nvcc.")
     var noBuild = false
@@ -64,33 +52,6 @@ struct Generate: AsyncParsableCommand {
 
     @Flag(help: "Replace the output folder if it exists.")
     var force = false
-
-    @Flag(help: "Tune each node with TVM MetaSchedule on the local GPU.")
-    var tune = false
-
-    @Option(help: "Tuning: total trials per node.")
-    var trials: Int = 2000
-
-    @Option(name: .customLong("trials-per-task"), help: "Tuning: trials per task.")
-    var trialsPerTask: Int?
-
-    @Option(name: .customLong("time-budget"), help: "Tuning: seconds per node at most.")
-    var timeBudget: Int?
-
-    @Option(name: .customLong("tuning-db"), help: "Tuning database folder; default ~/.cache/tpat/tuning.")
-    var tuningDB: String?
-
-    @Option(name: .customLong("rpc-tracker"), help: "Tuning: HOST:PORT of a TVM RPC tracker.")
-    var rpcTracker: String?
-
-    @Option(name: .customLong("rpc-key"), help: "Tuning: device key at the RPC tracker.")
-    var rpcKey: String?
-
-    @Option(name: .customLong("kernel-cache"), help: "Kernel cache folder (nodes generated before, tuned ones with the same tuning database, are reused without TVM); default $TPAT_KERNEL_CACHE or ~/.cache/tpat/kernels.")
-    var kernelCache: String?
-
-    @Flag(name: .customLong("no-kernel-cache"), help: "Run TVM for every node, neither reading nor filling the kernel cache.")
-    var noKernelCache = false
 
     @Flag(name: .shortAndLong, help: "Only warnings and errors on the terminal.")
     var quiet = false
@@ -139,7 +100,7 @@ struct Generate: AsyncParsableCommand {
 
     private func request() async throws(TPATError) -> PipelineRequest {
         let criteria: NodeCriteria
-        switch (nodes, opTypes, auto) {
+        switch (choice.nodes, choice.opTypes, choice.auto) {
         case (let names?, nil, false): criteria = .names(split(names))
         case (nil, let types?, false): criteria = .opTypes(split(types))
         case (nil, nil, true): criteria = .auto
@@ -147,6 +108,7 @@ struct Generate: AsyncParsableCommand {
         }
         let chosenArch: String
         var buildArch: String?
+        let arch = target.arch
         if let arch, arch != Toolchain.portableArch {
             chosenArch = arch
         } else if arch == nil, let detected = await Toolchain.detectArch() {
@@ -162,26 +124,27 @@ struct Generate: AsyncParsableCommand {
         }
         try Toolchain.validateArch(chosenArch)
         var tuning: TuningOptions?
-        if tune {
-            let db = tuningDB ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/tpat/tuning").path
-            tuning = TuningOptions(trials: trials, trialsPerTask: trialsPerTask, timeBudgetSeconds: timeBudget, database: db, rpcTracker: rpcTracker, rpcKey: rpcKey)
+        let t = tuningOptions
+        if t.tune {
+            let db = t.tuningDB ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/tpat/tuning").path
+            tuning = TuningOptions(trials: t.trials, trialsPerTask: t.trialsPerTask, timeBudgetSeconds: t.timeBudget, database: db, rpcTracker: t.rpcTracker, rpcKey: t.rpcKey)
         }
-        let trt = (tensorRT ?? ProcessInfo.processInfo.environment["TENSORRT_DIR"]).map { URL(fileURLWithPath: $0) }
+        let trt = (target.tensorRT ?? ProcessInfo.processInfo.environment["TENSORRT_DIR"]).map { URL(fileURLWithPath: $0) }
         var request = PipelineRequest(
             model: URL(fileURLWithPath: model), criteria: criteria, outputDirectory: URL(fileURLWithPath: output),
-            kernels: KernelOptions(arch: chosenArch, tuning: tuning, cacheDirectory: kernelCacheDirectory()), target: PluginTargets.target(vendor: vendor, tensorRTAPI: tensorRTAPI), tensorRTDirectory: trt,
+            kernels: KernelOptions(arch: chosenArch, tuning: tuning, cacheDirectory: kernelCacheDirectory()), target: PluginTargets.target(vendor: target.vendor, tensorRTAPI: target.tensorRTAPI), tensorRTDirectory: trt,
             build: !noBuild, force: force, referenceData: !noReference)
         request.sampleDims = (try? parsedSampleDims()) ?? [:]
         request.sampleInputs = sampleInputs.map { URL(fileURLWithPath: $0) }
         request.buildArch = buildArch
-        request.grouping = fuse ? SubgraphGrouping.connected : .singleNodes
+        request.grouping = choice.fuse ? SubgraphGrouping.connected : .singleNodes
         return request
     }
 
     /// `--kernel-cache`, else $TPAT_KERNEL_CACHE (`off` turns it off), else ~/.cache/tpat/kernels.
     private func kernelCacheDirectory() -> String? {
-        if noKernelCache { return nil }
-        if let kernelCache { return kernelCache }
+        if cache.noKernelCache { return nil }
+        if let dir = cache.kernelCache { return dir }
         switch ProcessInfo.processInfo.environment["TPAT_KERNEL_CACHE"] {
         case "off", "0", "": return nil
         case let dir?: return dir
@@ -300,6 +263,69 @@ struct TerminalSafeLogHandler: LogHandler {
         event.message = "\(TerminalText.sanitized(event.message.description))"
         wrapped.log(event: event)
     }
+}
+
+/// Which nodes become plugins, and whether connected ones make one plugin together.
+struct NodeChoiceOptions: ParsableArguments {
+    @Option(help: "Nodes to replace, by the names `tpat inspect` shows (comma-separated); a name with * or ? is a pattern for every node it matches (`/encoder/layer.0/act/*`).")
+    var nodes: String?
+
+    @Option(name: .customLong("op-types"), help: "Replace every node of these op types (comma-separated).")
+    var opTypes: String?
+
+    @Flag(help: "Replace every node TensorRT's ONNX parser cannot run natively and TVM can.")
+    var auto = false
+
+    @Flag(help: "Make one plugin of each connected group of the chosen nodes (a decomposed GELU or LayerNorm: its Div, Erf, Add and Mul nodes), whose kernels TVM fuses, instead of one plugin per node.")
+    var fuse = false
+}
+
+/// The GPU the kernels are for and the vendor library the plugins are for.
+struct TargetOptions: ParsableArguments {
+    @Option(help: "CUDA arch, e.g. sm_90; `all` for one fatbin that runs on every GPU TensorRT 10/11 runs on (sm_75 and newer); default: the GPU on this machine, else `all`.")
+    var arch: String?
+
+    @Option(help: "The vendor library the plugins are for.")
+    var vendor: VendorLibrary = .tensorrt
+
+    @Option(name: .customLong("tensorrt-api"), help: "v3 (IPluginV3, TensorRT 10/11) or v2 (IPluginV2DynamicExt, TensorRT 8.x).")
+    var tensorRTAPI: TensorRTAPI = .v3
+
+    @Option(name: .customLong("tensorrt"), help: "TensorRT folder (include/, lib/) to build the plugin libraries; default $TENSORRT_DIR.")
+    var tensorRT: String?
+}
+
+/// MetaSchedule tuning on the local GPU or on TVM's RPC servers.
+struct TuningArguments: ParsableArguments {
+    @Flag(help: "Tune each node with TVM MetaSchedule on the local GPU.")
+    var tune = false
+
+    @Option(help: "Tuning: total trials per node.")
+    var trials: Int = 2000
+
+    @Option(name: .customLong("trials-per-task"), help: "Tuning: trials per task.")
+    var trialsPerTask: Int?
+
+    @Option(name: .customLong("time-budget"), help: "Tuning: seconds per node at most.")
+    var timeBudget: Int?
+
+    @Option(name: .customLong("tuning-db"), help: "Tuning database folder; default ~/.cache/tpat/tuning.")
+    var tuningDB: String?
+
+    @Option(name: .customLong("rpc-tracker"), help: "Tuning: HOST:PORT of a TVM RPC tracker.")
+    var rpcTracker: String?
+
+    @Option(name: .customLong("rpc-key"), help: "Tuning: device key at the RPC tracker.")
+    var rpcKey: String?
+}
+
+/// Where generated kernels are kept for later runs.
+struct CacheArguments: ParsableArguments {
+    @Option(name: .customLong("kernel-cache"), help: "Kernel cache folder (nodes generated before, tuned ones with the same tuning database, are reused without TVM); default $TPAT_KERNEL_CACHE or ~/.cache/tpat/kernels.")
+    var kernelCache: String?
+
+    @Flag(name: .customLong("no-kernel-cache"), help: "Run TVM for every node, neither reading nor filling the kernel cache.")
+    var noKernelCache = false
 }
 
 extension TensorRTAPI: ExpressibleByArgument {}
