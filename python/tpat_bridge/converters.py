@@ -26,6 +26,7 @@ from .elementwise import convert_elu, convert_eye_like
 from .nonzero import convert_compress, convert_nonzero
 from .qlinear import convert_qlinear_matmul
 from .roialign import convert_roialign
+from .stft import convert_stft
 from .tensor_scatter import convert_tensor_scatter
 from .subgraph import graph_constants, graph_output_of
 from .topk import convert_topk, runtime_k
@@ -84,6 +85,7 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     # TVM's frontend lacks it (qlinear.py)
     Converter("QLinearMatMul", 10, convert_qlinear_matmul),
     Converter("DFT", 17, convert_dft),
+    Converter("STFT", 17, convert_stft),
     # TVM's calls a host function (unique.py): every output at its upper bound, K for Y, indices, counts
     Converter("Unique", 11, convert_unique, (SizeOutput(output=0, dim=0, dim_attribute="axis"), SizeOutput(output=1, dim=0),
                                             SizeOutput(output=3, dim=0)), outputs=4),

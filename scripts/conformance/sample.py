@@ -38,9 +38,9 @@ EXPECTED = {
     "test_unique_length_1": "built", "test_unique_sorted_with_axis_3d": "built",
     # TPAT's own converter (roialign.py): TVM's stops on exported detectors' RoiAlign
     "test_roialign_aligned_true": "built",
-    # ops TVM's frontend lacks, TPAT's converters (qlinear.py, cumsum.py, dft.py, col2im.py, tensor_scatter.py)
+    # ops TVM's frontend lacks, TPAT's converters (qlinear.py, cumsum.py, dft.py, stft.py, col2im.py, tensor_scatter.py)
     "test_qlinearmatmul_2D_uint8_float32": "built", "test_cumprod_2d_int32": "built", "test_dft_irfft": "built",
-    "test_col2im_dilations": "built", "test_tensorscatter_circular": "built",
+    "test_col2im_dilations": "built", "test_tensorscatter_circular": "built", "test_stft_with_window": "built",
     # function-expanded tests: several nodes, one fused plugin each (--fuse); LayerNormalization's
     # expanded form builds where the one node is refused (below)
     "test_gelu_default_1_expanded": "built", "test_layer_normalization_4d_axis1_expanded": "built",
