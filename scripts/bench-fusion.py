@@ -57,10 +57,26 @@ def tpat() -> str:
     return str(pathlib.Path(out.stdout.strip()) / "tpat")
 
 
+# Written into the folder ``prepare`` makes: only such a folder is ever replaced.
+MARKER = ".bench-fusion"
+
+
 def prepare(dest: pathlib.Path) -> int:
+    if dest.is_symlink():
+        print(f"{dest} is a link; give a folder path", file=sys.stderr)
+        return 2
     if dest.exists():
-        shutil.rmtree(dest)
+        # Replace only an earlier `prepare` folder, never a folder of the user's.
+        if not (dest / MARKER).is_file():
+            if dest.is_dir() and not any(dest.iterdir()):
+                dest.rmdir()
+            else:
+                print(f"{dest} exists and was not made by this script; give a new or empty folder", file=sys.stderr)
+                return 2
+        else:
+            shutil.rmtree(dest)
     dest.mkdir(parents=True)
+    (dest / MARKER).write_text("made by scripts/bench-fusion.py prepare; replaced by the next prepare\n")
     binary = tpat()
     for name, model, pattern, dims in CHAINS:
         if not (ROOT / model).is_file():
