@@ -16,6 +16,7 @@ sum of the single-node plugins' times (each self-test's median ``time_us``) as a
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import pathlib
 import re
@@ -23,10 +24,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# What `make tests` and a self-test read (scripts/real-models/selftest-bundle.py keeps the same).
-KEEP_SUFFIXES = ("_kernels.cu", "_kernels.h", "_test.cu", "_constants.cpp")
+
+
+def _selftest_bundle() -> Any:
+    """scripts/real-models/selftest-bundle.py, which owns what a self-test needs of a plugin folder."""
+    spec = importlib.util.spec_from_file_location("selftest_bundle", ROOT / "scripts/real-models/selftest-bundle.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 # name, model (from `make real-models-env` and scripts/real-models/export.py), the chain's
 # --nodes pattern, and the self-test sizes of the model's dims.
@@ -78,6 +86,7 @@ def prepare(dest: pathlib.Path) -> int:
     dest.mkdir(parents=True)
     (dest / MARKER).write_text("made by scripts/bench-fusion.py prepare; replaced by the next prepare\n")
     binary = tpat()
+    bundle = _selftest_bundle()
     for name, model, pattern, dims in CHAINS:
         if not (ROOT / model).is_file():
             print(f"{name}: {model} is missing (make real-models-env; scripts/real-models/export.py)", file=sys.stderr)
@@ -97,11 +106,10 @@ def prepare(dest: pathlib.Path) -> int:
                 shutil.copy2(out / "Makefile", target / "Makefile")
                 for plugin in report["plugins"]:
                     source = out / "plugins" / plugin["name"]
-                    for f in source.rglob("*"):
+                    for f in bundle.plugin_files(source):
                         rel = f.relative_to(source)
-                        if f.is_file() and (f.name.endswith(KEEP_SUFFIXES) or rel.parts[0] in ("constants", "test")):
-                            (target / "plugins" / plugin["name"] / rel).parent.mkdir(parents=True, exist_ok=True)
-                            shutil.copy2(f, target / "plugins" / plugin["name"] / rel)
+                        (target / "plugins" / plugin["name"] / rel).parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(f, target / "plugins" / plugin["name"] / rel)
                 (target / "plugins.json").write_text(json.dumps(
                     [{"name": p["name"], "opType": p["opType"], "nodes": p["nodes"], "kernels": p["kernels"]}
                      for p in report["plugins"]], indent=1))

@@ -32,3 +32,28 @@ def node_tests(prefix: str) -> list[Any]:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         return [t for t in load_model_tests(kind="node") if t.name.startswith(prefix)]
+
+
+def with_constant_inputs(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """A copy of ``model`` whose graph inputs named in ``values`` are initializers holding those
+    values, as models hold attribute-like operands (an axis, a shape, a window)."""
+    from onnx import numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    out.graph.initializer.extend(numpy_helper.from_array(np.asarray(v), name) for name, v in values.items())
+    kept = [i for i in out.graph.input if i.name not in values]
+    del out.graph.input[:]
+    out.graph.input.extend(kept)
+    return out
+
+
+def node_test_data(case: Any) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """A node test's inputs by graph input name, and its expected outputs."""
+    from onnx import numpy_helper
+
+    def array(a: Any) -> np.ndarray:
+        return numpy_helper.to_array(a) if isinstance(a, onnx.TensorProto) else np.asarray(a)
+
+    inputs, outputs = case.data_sets[0]
+    return dict(zip([i.name for i in case.model.graph.input], map(array, inputs))), [array(a) for a in outputs]

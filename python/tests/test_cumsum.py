@@ -65,21 +65,12 @@ def test_cumprod_is_the_running_product(declared, shape, axis, exclusive, revers
 def test_node_tests_reproduce_their_outputs():
     """Every CumSum node test, its axis a constant as models hold it: static shapes now take the
     masked sum where TVM's CUDA scan would keep host scratch (exclusive, another axis, integers)."""
-    import onnx
-    from onnx import numpy_helper
-
-    from on_cpu import node_tests, run_on_cpu
-
-    def array(a):
-        return numpy_helper.to_array(a) if isinstance(a, onnx.TensorProto) else np.asarray(a)
+    from on_cpu import node_tests, run_on_cpu, node_test_data, with_constant_inputs
 
     cases = node_tests("test_cumsum")
     assert len(cases) >= 9
     for case in cases:
-        (data, axis), (want,) = [array(a) for a in case.data_sets[0][0]], [array(a) for a in case.data_sets[0][1]]
-        model = onnx.ModelProto()
-        model.CopyFrom(case.model)
-        model.graph.initializer.append(numpy_helper.from_array(axis, model.graph.input[1].name))
-        del model.graph.input[1]
-        (got,) = run_on_cpu(model, data)
+        values, (want,) = node_test_data(case)
+        data_name, axis_name = [i.name for i in case.model.graph.input]
+        (got,) = run_on_cpu(with_constant_inputs(case.model, {axis_name: values[axis_name]}), values[data_name])
         np.testing.assert_allclose(got, want, err_msg=case.name)

@@ -5,21 +5,18 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import helper, numpy_helper
-
-
-def _arrays(values):
-    return [numpy_helper.to_array(v) if not isinstance(v, np.ndarray) else v for v in values]
+from onnx import helper
 
 
 def test_node_tests_reproduce_their_outputs():
-    from on_cpu import node_tests, run_on_cpu
+    from on_cpu import node_test_data, node_tests, run_on_cpu
 
     cases = node_tests("test_unique")
     assert len(cases) >= 7
     for case in cases:
         model = case.model
-        (x,), want = _arrays(case.data_sets[0][0]), _arrays(case.data_sets[0][1])
+        values, want = node_test_data(case)
+        (x,) = values.values()
         got = run_on_cpu(model, x)
         node = model.graph.node[0]
         axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), None)

@@ -12,16 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import BridgeError
-
-
-def _constant_ints(value: Any, params: Any, what: str) -> list[int]:
-    import tvm
-    from tvm.relax.frontend.onnx.onnx_frontend import get_constant
-
-    c = get_constant(value, params)
-    if not isinstance(c, tvm.ir.GenericConst):
-        raise BridgeError("unsupported", f"Col2Im: its {what} is computed at run time; make it a constant")
-    return [int(v) for v in c.value.numpy().reshape(-1)]
+from .operands import constant_ints
 
 
 def convert_col2im(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
@@ -29,8 +20,8 @@ def convert_col2im(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any
     from tvm import te, tirx
 
     data = inputs[0]
-    image = _constant_ints(inputs[1], params, "image_shape")
-    block = _constant_ints(inputs[2], params, "block_shape")
+    image = constant_ints(inputs[1], params, "Col2Im", "image_shape") or []
+    block = constant_ints(inputs[2], params, "Col2Im", "block_shape") or []
     rank = len(image)
     if len(block) != rank:
         raise BridgeError("unsupported", f"Col2Im: image_shape has {rank} dims but block_shape {len(block)}")

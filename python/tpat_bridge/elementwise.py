@@ -30,7 +30,6 @@ def convert_eye_like(bb: Any, inputs: list[Any], attr: dict[str, Any], params: A
     dtype = str(x.ty.dtype)
     if "dtype" in attr:
         dtype = str(onnx.helper.tensor_dtype_to_np_dtype(int(attr["dtype"])))
-        dtype = {"bool": "bool"}.get(dtype, dtype)
     k = int(attr.get("k", 0))
 
     def eye(t: Any) -> Any:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import BridgeError
+from .operands import product
 
 _THREADS = 256
 _PER_THREAD = 4
@@ -196,12 +197,6 @@ def compress_gather_te(x: Any, where: Any, k: Any, axis: int) -> Any:
     shape = list(x.shape)
     shape[axis] = where.shape[1]
     i64 = "int64"
-
-    def product(dims: list[Any]) -> Any:
-        result: Any = tirx.const(1, i64)
-        for d in dims:
-            result = result * tirx.Cast(i64, d)
-        return result
 
     def unravel(flat: Any, dims: list[Any]) -> list[Any]:
         index = []

@@ -1,4 +1,5 @@
-"""Reading the operands TPAT's converters take only as constants (an axis, a length)."""
+"""Reading the operands TPAT's converters take only as constants (an axis, a length, a shape), and
+the size arithmetic they share."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Any
 from .errors import BridgeError
 
 
-def constant_int(value: Any, params: Any, op: str, what: str) -> int | None:
-    """The integer an optional constant operand holds (its first element), None when the operand is
-    absent; refused, in the user's terms, when it is computed at run time."""
+def constant_ints(value: Any, params: Any, op: str, what: str) -> list[int] | None:
+    """The integers an optional constant operand holds, None when the operand is absent; refused,
+    in the user's terms, when it is computed at run time."""
     import tvm
     from tvm.relax.frontend.onnx.onnx_frontend import get_constant
 
@@ -18,4 +19,24 @@ def constant_int(value: Any, params: Any, op: str, what: str) -> int | None:
     c = get_constant(value, params)
     if not isinstance(c, tvm.ir.GenericConst):
         raise BridgeError("unsupported", f"{op}: its {what} is computed at run time; make it a constant")
-    return int(c.value.numpy().reshape(-1)[0])
+    return [int(v) for v in c.value.numpy().reshape(-1)]
+
+
+def constant_int(value: Any, params: Any, op: str, what: str) -> int | None:
+    """The integer an optional constant operand holds (its first element), None when the operand is
+    absent; refused, in the user's terms, when it is computed at run time."""
+    values = constant_ints(value, params, op, what)
+    return None if values is None else values[0]
+
+
+def product(dims: list[Any]) -> Any:
+    """The product of dims (static or symbolic) as an int64 expression; 1 for none."""
+    from tvm import tirx
+
+    result: Any = tirx.const(1, "int64")
+    for d in dims:
+        if isinstance(d, int):
+            d = tirx.const(d, "int64")
+        # no Cast where none is needed: a shape with a Cast no longer matches the sizes Relax knows
+        result = result * (d if str(d.ty) == "int64" else tirx.Cast("int64", d))
+    return result

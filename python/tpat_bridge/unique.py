@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import BridgeError
+from .operands import product
 
 
 def unique_te(x: Any, sort: bool) -> list[Any]:
@@ -106,12 +107,6 @@ def convert_unique(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any
     if not isinstance(x.ty, relax.TensorType) or x.ty.shape is None:
         raise BridgeError("unsupported", "Unique: its input's rank is unknown")
     dims = list(x.ty.shape.values)
-
-    def product(values: list[Any]) -> Any:
-        result: Any = tirx.const(1, "int64")
-        for v in values:
-            result = result * v
-        return result
 
     axis = attr.get("axis")
     if axis is None:

@@ -365,7 +365,6 @@ def render_doc(res: dict[str, Any], gen: dict[str, Any]) -> str:
             "Sources/TPATKit/Resources/ops/tensorrt-onnx-ops.json); tests of an op's function-expanded form count "
             "under the op.", "", "| op | TensorRT | tests | passed | wrong | TPAT failed | TVM import | TVM build | no kernel | "
             "not run | kernels |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    native = tensorrt_ops()
     by_op: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for r in rows:
         by_op[r["op"]].append(r)

@@ -158,16 +158,7 @@ public struct ModelGraphs: Sendable {
         var defined = Set(body.input.map(\.name) + body.initializer.map(\.name))
         for node in body.node { defined.formUnion(node.output) }
         var read = Set<String>()
-        func reads(_ graph: Onnx_GraphProto) {
-            for node in graph.node {
-                read.formUnion(node.input.filter { !$0.isEmpty })
-                for attribute in node.attribute {
-                    if attribute.hasG { reads(attribute.g) }
-                    attribute.graphs.forEach(reads)
-                }
-            }
-        }
-        reads(body)
+        for node in body.node { read.formUnion(node.input.filter { !$0.isEmpty } + node.valuesReadInBodies) }
         let declared = Set(body.valueInfo.map(\.name))
         for value in read.subtracting(defined).sorted() {
             if outer.isConstant(value) {
@@ -190,5 +181,27 @@ public struct ModelGraphs: Sendable {
             }
         }
         return scoped
+    }
+}
+
+extension Onnx_NodeProto {
+    /// The values this node's bodies (`If` branches, `Loop`/`Scan` bodies, and theirs) read, in
+    /// any scope: ONNX lists the ones from the enclosing graphs nowhere in the node's inputs.
+    var valuesReadInBodies: [String] {
+        var values: [String] = []
+        func collect(_ graph: Onnx_GraphProto) {
+            for node in graph.node {
+                values += node.input.filter { !$0.isEmpty }
+                for attribute in node.attribute {
+                    if attribute.hasG { collect(attribute.g) }
+                    attribute.graphs.forEach(collect)
+                }
+            }
+        }
+        for attribute in attribute {
+            if attribute.hasG { collect(attribute.g) }
+            attribute.graphs.forEach(collect)
+        }
+        return values
     }
 }

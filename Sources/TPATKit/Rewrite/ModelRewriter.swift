@@ -174,26 +174,11 @@ public struct ModelRewriter: Sendable {
         for (i, node) in nodes.enumerated() {
             for output in node.output where !output.isEmpty { producer[output] = i }
         }
-        func reads(_ node: Onnx_NodeProto) -> [String] {
-            var values = node.input.filter { !$0.isEmpty }
-            func body(_ graph: Onnx_GraphProto) {
-                for inner in graph.node {
-                    values += inner.input.filter { !$0.isEmpty }
-                    for attribute in inner.attribute {
-                        if attribute.hasG { body(attribute.g) }
-                        attribute.graphs.forEach(body)
-                    }
-                }
-            }
-            for attribute in node.attribute {
-                if attribute.hasG { body(attribute.g) }
-                attribute.graphs.forEach(body)
-            }
-            return values
-        }
         // Each node in the given order, after pulling forward the producers it reads that come
         // later (the plugin node of a part, and what it reads in turn).
-        let producers = nodes.enumerated().map { i, node in Set(reads(node).compactMap { producer[$0] }).subtracting([i]).sorted() }
+        let producers = nodes.enumerated().map { i, node in
+            Set((node.input + node.valuesReadInBodies).compactMap { producer[$0] }).subtracting([i]).sorted()
+        }
         var placed = [Bool](repeating: false, count: nodes.count)
         var visiting = [Bool](repeating: false, count: nodes.count)
         var order: [Int] = []

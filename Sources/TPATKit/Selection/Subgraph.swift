@@ -81,20 +81,8 @@ public struct Subgraph: Sendable, Equatable {
     /// node's inputs.
     static func bodyReads(of graph: Onnx_GraphProto) -> [String: Set<Int>] {
         var reads: [String: Set<Int>] = [:]
-        func collect(_ body: Onnx_GraphProto, owner: Int) {
-            for node in body.node {
-                for value in node.input where !value.isEmpty { reads[value, default: []].insert(owner) }
-                for attribute in node.attribute {
-                    if attribute.hasG { collect(attribute.g, owner: owner) }
-                    for g in attribute.graphs { collect(g, owner: owner) }
-                }
-            }
-        }
         for (k, node) in graph.node.enumerated() {
-            for attribute in node.attribute {
-                if attribute.hasG { collect(attribute.g, owner: k) }
-                for g in attribute.graphs { collect(g, owner: k) }
-            }
+            for value in node.valuesReadInBodies { reads[value, default: []].insert(k) }
         }
         return reads
     }
