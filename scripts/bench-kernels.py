@@ -56,36 +56,48 @@ def rw_bytes(ins: list[torch.Tensor], out: torch.Tensor) -> int:
     return sum(nbytes(t) for t in ins) + nbytes(out)
 
 
-def workloads(model_path: str) -> list[Workload]:
+def model_shapes(model_path: str) -> tuple[dict[str, tuple[int, ...]], set[str], dict]:
+    """The graph inputs' static shapes, the node names and the initializers of a benchmark model
+    (scripts/make-bench-models.py): each workload's sizes come from the model it runs for."""
     import onnx
     from onnx import numpy_helper
 
-    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(model_path).graph.initializer}
-    dev = "cuda"
-    ln_w = torch.tensor(inits["layernorm.scale"], device=dev)
-    ln_b = torch.tensor(inits["layernorm.bias"], device=dev)
+    model = onnx.load(model_path)
+    shapes = {i.name: tuple(d.dim_value for d in i.type.tensor_type.shape.dim) for i in model.graph.input}
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return shapes, {n.name for n in model.graph.node}, inits
 
-    def rand(g, *shape):
-        return torch.randn(*shape, generator=g, device=dev, dtype=torch.float32)
+
+def workloads(model_path: str) -> list[Workload]:
+    """The workloads whose node the model has, at the model's shapes."""
+    shape, present, inits = model_shapes(model_path)
+    dev = "cuda"
+
+    def rand(g, *dims):
+        return torch.randn(*dims, generator=g, device=dev, dtype=torch.float32)
 
     def gnd_a(g):
-        data = rand(g, 1, 128, 128, 224)
-        idx = torch.stack([torch.zeros(1, 600, dtype=torch.int64, device=dev),
-                           torch.randint(0, 128, (1, 600), generator=g, device=dev),
-                           torch.randint(0, 128, (1, 600), generator=g, device=dev)], -1)
+        n, h, w = shape["gathernd_a.data"][:3]
+        k = shape["gathernd_a.idx"][1]
+        data = rand(g, *shape["gathernd_a.data"])
+        idx = torch.stack([torch.randint(0, n, (n, k), generator=g, device=dev),
+                           torch.randint(0, h, (n, k), generator=g, device=dev),
+                           torch.randint(0, w, (n, k), generator=g, device=dev)], -1)
         return [data, idx]
 
     def gnd_b(g):
-        data = rand(g, 1, 158, 128, 128)
-        idx = torch.tensor([[0, int(torch.randint(0, 158, (1,), generator=g, device=dev))]], device=dev)
+        data = rand(g, *shape["gathernd_b.data"])
+        idx = torch.tensor([[0, int(torch.randint(0, shape["gathernd_b.data"][1], (1,), generator=g, device=dev))]], device=dev)
         return [data, idx]
 
     def scat(g):
-        data = rand(g, 32, 128, 128, 256)
-        rows = torch.stack([torch.randperm(128 * 128, generator=g, device=dev)[:600] for _ in range(32)])
-        b = torch.arange(32, device=dev).view(32, 1).expand(32, 600)
-        idx = torch.stack([b, rows // 128, rows % 128], -1).contiguous()
-        return [data, idx, rand(g, 32, 600, 256)]
+        n, h, w, c = shape["scatternd.data"]
+        k = shape["scatternd.idx"][1]
+        data = rand(g, n, h, w, c)
+        rows = torch.stack([torch.randperm(h * w, generator=g, device=dev)[:k] for _ in range(n)])
+        b = torch.arange(n, device=dev).view(n, 1).expand(n, k)
+        idx = torch.stack([b, rows // w, rows % w], -1).contiguous()
+        return [data, idx, rand(g, n, k, c)]
 
     def scat_fn(data, idx, upd):
         out = data.clone()
@@ -93,38 +105,66 @@ def workloads(model_path: str) -> list[Workload]:
         return out
 
     def onehot(g):
-        return [torch.randint(0, 16384, (16,), generator=g, device=dev)]
+        return [torch.randint(0, 16384, shape["onehot.idx"], generator=g, device=dev)]
 
-    ws: list[Workload] = [
-        Workload("gathernd_a", "GatherND (1,128,128,224) idx (1,600,3)", gnd_a,
-                 lambda d, i: d[i[..., 0], i[..., 1], i[..., 2]],
-                 lambda ins, out: nbytes(ins[1]) + 2 * nbytes(out)),
-        Workload("gathernd_b", "GatherND (1,158,128,128) idx (1,2)", gnd_b,
-                 lambda d, i: d[i[:, 0], i[:, 1]],
-                 lambda ins, out: nbytes(ins[1]) + 2 * nbytes(out)),
-        Workload("scatternd", "ScatterND (32,128,128,256) idx (32,600,3)", scat, scat_fn,
-                 lambda ins, out: 2 * nbytes(ins[0]) + nbytes(ins[1]) + nbytes(ins[2])),
-        Workload("onehot", "OneHot depth 16384 idx (16)", onehot,
-                 lambda i: F.one_hot(i, 16384).to(torch.float32), rw_bytes),
-    ]
+    def of(name: str):
+        return lambda g: [rand(g, *shape[name])]
+
+    def dims(name: str) -> str:
+        return "(" + ",".join(map(str, shape[name])) + ")"
+
+    ws: list[Workload] = []
+    if "gathernd_a" in present:
+        ws.append(Workload("gathernd_a", f"GatherND {dims('gathernd_a.data')} idx {dims('gathernd_a.idx')}", gnd_a,
+                           lambda d, i: d[i[..., 0], i[..., 1], i[..., 2]],
+                           lambda ins, out: nbytes(ins[1]) + 2 * nbytes(out)))
+    if "gathernd_b" in present:
+        ws.append(Workload("gathernd_b", f"GatherND {dims('gathernd_b.data')} idx {dims('gathernd_b.idx')}", gnd_b,
+                           lambda d, i: d[i[:, 0], i[:, 1]],
+                           lambda ins, out: nbytes(ins[1]) + 2 * nbytes(out)))
+    if "scatternd" in present:
+        ws.append(Workload("scatternd", f"ScatterND {dims('scatternd.data')} idx {dims('scatternd.idx')}", scat, scat_fn,
+                           lambda ins, out: 2 * nbytes(ins[0]) + nbytes(ins[1]) + nbytes(ins[2])))
+    if "onehot" in present:
+        ws.append(Workload("onehot", f"OneHot depth 16384 idx {dims('onehot.idx')}", onehot,
+                           lambda i: F.one_hot(i, 16384).to(torch.float32), rw_bytes))
     for mode in ("nearest", "linear"):
         tmode = "nearest" if mode == "nearest" else "bilinear"
         kw = {} if mode == "nearest" else {"align_corners": False}
-        for tag, shape in (("a", (32, 32, 44, 50)), ("b", (32, 64, 11, 12))):
-            ws.append(Workload(
-                f"resize_{mode}_{tag}", f"Resize {mode} {shape}->(.., 176,200)",
-                (lambda s: (lambda g: [rand(g, *s)]))(shape),
-                (lambda m, k: (lambda x: F.interpolate(x, size=(176, 200), mode=m, **k)))(tmode, kw),
-                rw_bytes, exact=(mode == "nearest")))
-    ws += [
-        Workload("reducemax", "ReduceMax (256,82,128) axis 1", lambda g: [rand(g, 256, 82, 128)],
-                 lambda x: x.amax(1), rw_bytes),
-        Workload("softmax", "Softmax (8192,1024)", lambda g: [rand(g, 8192, 1024)],
-                 lambda x: torch.softmax(x, -1), rw_bytes, exact=False, ref64=True),
-        Workload("layernorm", "LayerNormalization (8192,1024)", lambda g: [rand(g, 8192, 1024)],
-                 lambda x: F.layer_norm(x, (1024,), ln_w.to(x.dtype), ln_b.to(x.dtype), 1e-5),
-                 lambda ins, out: rw_bytes(ins, out) + 2 * nbytes(ln_w), exact=False, ref64=True),
-    ]
+        for tag in ("a", "b"):
+            name = f"resize_{mode}_{tag}"
+            if name in present:
+                ws.append(Workload(
+                    name, f"Resize {mode} {dims(name + '.x')}->(.., 176,200)", of(name + ".x"),
+                    (lambda m, k: (lambda x: F.interpolate(x, size=(176, 200), mode=m, **k)))(tmode, kw),
+                    rw_bytes, exact=(mode == "nearest")))
+    if "reducemax" in present:
+        ws.append(Workload("reducemax", f"ReduceMax {dims('reducemax.x')} axis 1", of("reducemax.x"),
+                           lambda x: x.amax(1), rw_bytes))
+    if "softmax" in present:
+        ws.append(Workload("softmax", f"Softmax {dims('softmax.x')}", of("softmax.x"),
+                           lambda x: torch.softmax(x, -1), rw_bytes, exact=False, ref64=True))
+    for name, label in (("layernorm", "LayerNormalization"), ("bert_layernorm", "BERT LayerNormalization")):
+        if name in present:
+            w_, b_ = (torch.tensor(inits[f"{name}.{k}"], device=dev) for k in ("scale", "bias"))
+            eps = 1e-5 if name == "layernorm" else 1e-12
+            ws.append(Workload(name, f"{label} {dims(name + '.x')}", of(name + ".x"),
+                               (lambda w_, b_, eps: lambda x: F.layer_norm(x, (x.shape[-1],), w_.to(x.dtype),
+                                                                          b_.to(x.dtype), eps))(w_, b_, eps),
+                               (lambda w_: lambda ins, out: rw_bytes(ins, out) + 2 * nbytes(w_))(w_),
+                               exact=False, ref64=True))
+    # BERT-base attention (models/generated/bench-transformer-*.onnx): batch x heads x seq x seq
+    if "attn_scores" in present:
+        ws.append(Workload("attn_scores", f"Attention scores MatMul {dims('attn_scores.q')} x {dims('attn_scores.kt')}",
+                           lambda g: [rand(g, *shape["attn_scores.q"]), rand(g, *shape["attn_scores.kt"])],
+                           torch.matmul, rw_bytes, exact=False, ref64=True))
+    if "attn_softmax" in present:
+        ws.append(Workload("attn_softmax", f"Attention Softmax {dims('attn_softmax.x')}", of("attn_softmax.x"),
+                           lambda x: torch.softmax(x, -1), rw_bytes, exact=False, ref64=True))
+    if "attn_context" in present:
+        ws.append(Workload("attn_context", f"Attention context MatMul {dims('attn_context.p')} x {dims('attn_context.v')}",
+                           lambda g: [torch.softmax(rand(g, *shape["attn_context.p"]), -1), rand(g, *shape["attn_context.v"])],
+                           torch.matmul, rw_bytes, exact=False, ref64=True))
     return ws
 
 
@@ -257,20 +297,25 @@ def check(w: Workload, got: torch.Tensor, ins: list[torch.Tensor]) -> tuple[bool
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--plugins", action="append", default=[], help="LABEL=DIR (a tpat generate output)")
-    ap.add_argument("--model", default="models/generated/bench.onnx")
+    ap.add_argument("--plugins", action="append", default=[],
+                    help="LABEL=DIR (a tpat generate output); {model} in DIR stands for each --model's file stem")
+    ap.add_argument("--model", action="append", default=[],
+                    help="a benchmark model (repeatable: one table per model, each at its own sizes)")
     ap.add_argument("--compile-dynamic", action="store_true",
-                    help="also time torch.compile(dynamic=True) (column compile-dyn), for the dynamic-shape plugins")
+                    help="also time torch.compile(dynamic=True) (column compile-dyn), for the dynamic-shape plugins;"
+                         " compiled once per workload for all --model sizes")
     ap.add_argument("--out", default="")
     ap.add_argument("--only", default="", help="comma-separated workload names")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test)")
-    ap.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
+    ap.add_argument("--no-compile", action="store_true", help="leave torch.compile (static) out")
     ap.add_argument("--time-plugins", default="",
                     help="plugin names (comma-separated) to time in every --plugins folder with random"
                          " inputs of their manifest's static shapes, instead of the workloads (tuned against"
                          " untuned for nodes outside bench.onnx)")
     args = ap.parse_args()
+    models = args.model or ["models/generated/bench.onnx"]
     torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     prop = torch.cuda.get_device_properties(0)
     l2 = getattr(prop, "L2_cache_size", 50 << 20)
     reps = 5 if args.quick else 25
@@ -281,9 +326,33 @@ def main() -> int:
     if args.time_plugins:
         return time_plugins(args, plugin_sets, prop, l2, bw, reps)
     only = set(filter(None, args.only.split(",")))
+    labels = [lbl for lbl, _ in plugin_sets] + ["eager"] + ([] if args.no_compile else ["compile"]) + (
+        ["compile-dyn"] if args.compile_dynamic else [])
+    compiled_dynamic: dict[str, Callable[..., torch.Tensor]] = {}
+    tables, all_rows = [], []
+    for model in models:
+        stem = os.path.splitext(os.path.basename(model))[0]
+        print(f"## {model}", flush=True)
+        rows = run_model(args, model, stem, plugin_sets, only, l2, bw, reps, compiled_dynamic)
+        all_rows += rows
+        tables.append(f"### {stem}\n\n" + table(rows, labels))
+        print(tables[-1], flush=True)
+    summary = overall(all_rows, labels)
+    print(summary)
+    result = {"gpu": prop.name, "date": datetime.date.today().isoformat(), "copyGBs": bw / 1e9,
+              "l2MiB": l2 >> 20, "torch": torch.__version__, "command": " ".join(sys.argv), "rows": all_rows}
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+def run_model(args: argparse.Namespace, model: str, stem: str, plugin_sets: list[list[str]], only: set[str], l2: int,
+              bw: float, reps: int, compiled_dynamic: dict[str, Callable[..., torch.Tensor]]) -> list[dict]:
+    """Times and checks every workload of one model, for every implementation."""
     rows = []
     g = torch.Generator(device="cuda")
-    for w in workloads(args.model):
+    for w in workloads(model):
         if only and w.name not in only:
             continue
         g.manual_seed(1234)
@@ -293,11 +362,12 @@ def main() -> int:
         k, cache, per_graph = rotation(set_bytes, l2)
         sets = [first] + [w.make(g) for _ in range(k - 1)]
         floor_s = w.min_bytes(first, out0) / bw
-        row = {"name": w.name, "label": w.label, "sets": k, "cache": cache, "floorUs": floor_s * 1e6,
+        row = {"model": stem, "name": w.name, "label": w.label, "sets": k, "cache": cache, "floorUs": floor_s * 1e6,
                "minBytes": w.min_bytes(first, out0), "impl": {}}
+        del out0
         impls: dict[str, Callable[[list[torch.Tensor]], tuple[Callable[[], None], list[torch.Tensor]]]] = {}
         for label, directory in plugin_sets:
-            pdir = os.path.join(directory, "plugins", f"tpat_{w.name}")
+            pdir = os.path.join(directory.replace("{model}", stem), "plugins", f"tpat_{w.name}")
             try:
                 plugin = Plugin(pdir, f"tpat_{w.name}")
                 impls[label] = plugin.bind
@@ -316,10 +386,11 @@ def main() -> int:
 
         impls["eager"] = torch_bind(w.torch_fn)
         if not args.no_compile:
-            compiled = torch.compile(w.torch_fn, dynamic=False)
-            impls["compile"] = torch_bind(compiled)
+            impls["compile"] = torch_bind(torch.compile(w.torch_fn, dynamic=False))
         if args.compile_dynamic:
-            impls["compile-dyn"] = torch_bind(torch.compile(w.torch_fn, dynamic=True))
+            if w.name not in compiled_dynamic:
+                compiled_dynamic[w.name] = torch.compile(w.torch_fn, dynamic=True)
+            impls["compile-dyn"] = torch_bind(compiled_dynamic[w.name])
         for label, bind in impls.items():
             try:
                 # Correctness on a fresh input set, outputs poisoned first.
@@ -332,24 +403,19 @@ def main() -> int:
                 call()
                 torch.cuda.synchronize()
                 ok, how = check(w, outs[0], fresh)
+                del call, outs, fresh
                 calls = [bind(s)[0] for s in sets]
                 t = time_graph(calls, reps=reps, per_graph=per_graph)
+                del calls
                 row["impl"][label] = {"us": t * 1e6, "ok": ok, "check": how, "ofFloor": floor_s / t}
             except Exception as exc:  # noqa: BLE001
                 row["impl"][label] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-            print(f"  {w.name:18s} {label:8s} {json.dumps(row['impl'][label])}", flush=True)
+            torch.cuda.empty_cache()
+            print(f"  {stem:26s} {w.name:18s} {label:11s} {json.dumps(row['impl'][label])}", flush=True)
         rows.append(row)
-        del sets, first, out0
+        del sets, first
         torch.cuda.empty_cache()
-    result = {"gpu": prop.name, "date": datetime.date.today().isoformat(), "copyGBs": bw / 1e9,
-              "l2MiB": l2 >> 20, "torch": torch.__version__, "command": " ".join(sys.argv), "rows": rows}
-    labels = [lbl for lbl, _ in plugin_sets] + ["eager"] + ([] if args.no_compile else ["compile"]) + (
-        ["compile-dyn"] if args.compile_dynamic else [])
-    print(table(result, labels))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
-    return 0
+    return rows
 
 
 def rotation(set_bytes: int, l2: int) -> tuple[int, str, int]:
@@ -427,7 +493,7 @@ def time_plugins(args: argparse.Namespace, plugin_sets: list[list[str]], prop, l
     return 0
 
 
-def table(result: dict, labels: list[str]) -> str:
+def table(rows: list[dict], labels: list[str]) -> str:
     """A markdown table: time per implementation (us), % of floor, speed-ups of the best plugin."""
     references = [x for x in ("eager", "compile", "compile-dyn") if x in labels]
     plugin_labels = [x for x in labels if x not in references]
@@ -438,8 +504,7 @@ def table(result: dict, labels: list[str]) -> str:
     if best:
         head += [f"{best} % floor"] + [f"vs {x}" for x in others]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    speed: dict[str, list[float]] = {x: [] for x in others}
-    for r in result["rows"]:
+    for r in rows:
         cells = [r["label"] + (f" [{r['cache']}]" if r["cache"] else ""), f"{r['floorUs']:.1f}"]
         for x in labels:
             i = r["impl"].get(x, {})
@@ -450,17 +515,34 @@ def table(result: dict, labels: list[str]) -> str:
                 cells.append(f"{100 * b['ofFloor']:.0f}%")
                 for x in others:
                     o = r["impl"].get(x, {})
-                    if "us" in o:
-                        speed[x].append(o["us"] / b["us"])
-                        cells.append(f"{o['us'] / b['us']:.2f}x")
-                    else:
-                        cells.append("-")
+                    cells.append(f"{o['us'] / b['us']:.2f}x" if "us" in o else "-")
             else:
                 cells += ["-"] * (1 + len(others))
         lines.append("| " + " | ".join(cells) + " |")
-    for x, v in speed.items():
-        if v:
-            lines.append(f"\ngeomean {best} vs {x}: {math.exp(sum(map(math.log, v)) / len(v)):.2f}x over {len(v)} workloads")
+    return "\n".join(lines) + "\n\n" + overall(rows, labels)
+
+
+def overall(rows: list[dict], labels: list[str]) -> str:
+    """Geometric mean and slowest ratio of the last plugin set against every other implementation,
+    and how many of its outputs were wrong."""
+    references = [x for x in ("eager", "compile", "compile-dyn") if x in labels]
+    plugin_labels = [x for x in labels if x not in references]
+    if not plugin_labels:
+        return ""
+    best = plugin_labels[-1]
+    others = references + (plugin_labels[:1] if len(plugin_labels) > 1 else [])
+    lines = []
+    wrong = [f"{r['model']}/{r['name']}" for r in rows for x in labels
+             if "us" in r["impl"].get(x, {}) and not r["impl"][x].get("ok")]
+    errors = [f"{r['model']}/{r['name']}:{x}" for r in rows for x in labels if "error" in r["impl"].get(x, {})]
+    for x in others:
+        ratios = [(r["impl"][x]["us"] / r["impl"][best]["us"], f"{r['model']}/{r['name']}") for r in rows
+                  if "us" in r["impl"].get(x, {}) and "us" in r["impl"].get(best, {})]
+        if ratios:
+            gm = math.exp(sum(math.log(v) for v, _ in ratios) / len(ratios))
+            low = min(ratios)
+            lines.append(f"geomean {best} vs {x}: {gm:.2f}x over {len(ratios)} workloads; slowest {low[0]:.2f}x ({low[1]})")
+    lines.append(f"wrong outputs: {', '.join(wrong) if wrong else 'none'}; errors: {', '.join(errors) if errors else 'none'}")
     return "\n".join(lines)
 
 

@@ -5,6 +5,9 @@
 #
 #   scripts/bench-kernels.sh LABEL=DIR [LABEL=DIR ...] -- [bench-kernels.py options]
 #
+# {model} in a DIR stands for the file stem of each --model given to bench-kernels.py (a static
+# plugin set per size: static=out/{model} with --model a/bench-n1.onnx --model a/bench.onnx).
+#
 # DIRs come from `tpat generate models/generated/bench.onnx -o DIR --op-types ... --no-reference`
 # (add --tune [--tuning-db DB] for tuned kernels); see docs/benchmarks.md for the full recipe.
 set -euo pipefail
@@ -12,8 +15,19 @@ NVCC=${NVCC:-nvcc}; ARCH=${CUDA_ARCH:-sm_90}
 sets=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do sets+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
+stems=()
+prev=""
+for a in "$@"; do
+  [ "$prev" = "--model" ] && stems+=("$(basename "${a%.onnx}")")
+  prev=$a
+done
+[ ${#stems[@]} -gt 0 ] || stems=(bench)
+dirs=()
 for s in "${sets[@]}"; do
-  dir=${s#*=}
+  d=${s#*=}
+  if [[ $d == *"{model}"* ]]; then for m in "${stems[@]}"; do dirs+=("${d//\{model\}/$m}"); done; else dirs+=("$d"); fi
+done
+for dir in "${dirs[@]}"; do
   # The kernels and their embedded constants (as the plugin library links them).
   constants=()
   for p in "$dir"/plugins/*/; do n=$(basename "$p"); constants+=("plugins/$n/build/${n}_constants.o"); done

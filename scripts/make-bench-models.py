@@ -1,23 +1,31 @@
 #!/usr/bin/env python3
-"""Writes models/generated/bench.onnx: one branch per workload of the kernel benchmark
-(scripts/bench-kernels.py; the tuning and performance issue's list). Every node reads graph inputs
-(data and indices alike), so the plugins take them at run time; Resize scales/sizes, OneHot's depth
-and values and LayerNormalization's scale and bias are initializers (plugin constants).
+"""Writes the kernel benchmark's models (scripts/bench-kernels.py reads every shape from them):
 
-With --dynamic, its twin models/generated/bench-dynamic.onnx: the same nodes (so the same plugin
-names) with the leading dim of every input symbolic (``N``), except where the node fixes it (the
-second GatherND's 2-D index, the second Resize's constant sizes). Its plugins run at the static
-model's shapes in the same benchmark run, beside the static model's plugins:
+* ``bench.onnx``: one branch per workload of the tuning and performance issue's list. Every node
+  reads graph inputs (data and indices alike), so the plugins take them at run time; Resize
+  scales/sizes, OneHot's depth and values and LayerNormalization's scale and bias are initializers.
+* ``--size 1`` / ``--size max``: ``bench-n1.onnx`` / ``bench-nmax.onnx``, the same workloads with
+  the leading dim of each input (its ``N``) at 1, or at the largest that fits one call's tensors
+  (inputs and output) in 4 GiB (at most 2**30 float32 elements, so static kernels keep 32-bit
+  element counts). The two workloads whose node fixes N (the second GatherND and the second
+  Resize pair) are left out there: they have one size.
+* ``--dynamic``: ``bench-dynamic.onnx``, the same nodes (so the same plugin names) with the leading
+  dim of every input symbolic (``N``), except where the node fixes it. Its plugins run at the
+  static models' shapes beside their plugins.
+* ``--transformer SIZE`` (``1x128``, ``8x128``, ``64x512``: batch x sequence) and ``--transformer
+  dynamic``: BERT-base's attention and norm workloads with a static or a symbolic batch ``B`` and
+  sequence ``S``: the score MatMul Q [B,12,S,64] x K^T [B,12,64,S], the Softmax over the scores
+  (a row of length S), the context MatMul P [B,12,S,S] x V [B,12,S,64], and LayerNormalization
+  over [B,S,768].
+* ``--dynamic-check``: ``bench-dynamic-check.onnx``, the ops at small sizes with symbolic dims,
+  whose plugins' self-tests (``--dim N=1,3``) check the dynamic kernels at two sizes.
 
-With --dynamic-check, models/generated/bench-dynamic-check.onnx: the same ops at small sizes with
-a symbolic leading dim, whose plugins' self-tests (``--dim N=1,3``) check the dynamic kernels at two
-sizes.
-
-    .venv/bin/python scripts/make-bench-models.py [--dynamic | --dynamic-check] [OUT.onnx]"""
+    .venv/bin/python scripts/make-bench-models.py [--size 1|bench|max | --dynamic | --dynamic-check
+                                                   | --transformer 8x128|dynamic] [OUT.onnx]"""
 from __future__ import annotations
 
+import argparse
 import pathlib
-import sys
 
 import numpy as np
 import onnx
@@ -27,20 +35,57 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 F, I64 = TensorProto.FLOAT, TensorProto.INT64
 
 
-# Inputs whose leading dim the node fixes: they stay static in the dynamic twin.
+# Inputs whose leading dim the node fixes: they stay static in the dynamic twin and have one size.
 STATIC_IN_TWIN = ("gathernd_b.", "resize_nearest_b.", "resize_linear_b.")
+CALL_BUDGET = 4 << 30    # bytes of one call's tensors at --size max
+ELEMENT_LIMIT = 1 << 30  # elements of any one tensor at --size max
 
 
-def build(dynamic: bool = False) -> onnx.ModelProto:
+def _finish(name: str, nodes, inputs, outputs, inits) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, name, inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tpat-make-bench-models")
+    model.ir_version = 8
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def build(dynamic: bool = False, size: str = "bench") -> onnx.ModelProto:
+    """The benchmark model: static at the benchmark's sizes (``size`` "bench"), at N = 1 ("1") or
+    at each workload's largest N ("max"); or its dynamic twin."""
     rng = np.random.default_rng(11)
     inputs, outputs, nodes, inits = [], [], [], []
+    # the leading dim of each workload's inputs at this size, by workload (node) name
+    scaled = size != "bench" and not dynamic
+
+    def n_for(workload: str, bench_n: int) -> int:
+        if size == "1":
+            return 1
+        return max_n.get(workload, bench_n) if size == "max" else bench_n
+
+    # Each workload's bytes and largest tensor per unit of N (inputs and output), for --size max.
+    per_n = {"gathernd_a": (4 * (128 * 128 * 224 + 600 * 224) + 8 * 600 * 3, 128 * 128 * 224),
+             "scatternd": (4 * (2 * 128 * 128 * 256 + 600 * 256) + 8 * 600 * 3, 128 * 128 * 256),
+             "onehot": (8 + 4 * 16384, 16384),
+             "resize_nearest_a": (4 * 32 * (44 * 50 + 176 * 200), 32 * 176 * 200),
+             "resize_linear_a": (4 * 32 * (44 * 50 + 176 * 200), 32 * 176 * 200),
+             "reducemax": (4 * (82 * 128 + 128), 82 * 128),
+             "softmax": (4 * 2 * 1024, 1024), "layernorm": (4 * 2 * 1024, 1024)}
+    max_n = {w: min(CALL_BUDGET // b, ELEMENT_LIMIT // e) for w, (b, e) in per_n.items()}
 
     def inp(name, dtype, shape):
+        workload = name.split(".")[0]
         if dynamic and not name.startswith(STATIC_IN_TWIN):
             shape = ["N"] + list(shape[1:])
+        elif scaled:
+            shape = [n_for(workload, shape[0])] + list(shape[1:])
         inputs.append(helper.make_tensor_value_info(name, dtype, shape))
 
     def node(op, ins, out, name, **attrs):
+        if scaled and name.startswith(tuple(p[:-1] for p in STATIC_IN_TWIN)):
+            for i in [x for x in inputs if x.name in ins]:
+                inputs.remove(i)
+            return
         nodes.append(helper.make_node(op, ins, [out], name=name, **attrs))
         outputs.append(helper.make_tensor_value_info(out, F, None))
 
@@ -58,7 +103,9 @@ def build(dynamic: bool = False) -> onnx.ModelProto:
     const("onehot.depth", np.array(16384, np.int64)); const("onehot.values", np.array([0, 1], np.float32))
     node("OneHot", ["onehot.idx", "onehot.depth", "onehot.values"], "onehot.y", "onehot")
     const("resize.scales4", np.array([1, 1, 4, 4], np.float32))
-    const("resize.sizes_b", np.array([32, 64, 176, 200], np.int64))
+    sizes_b = np.array([32, 64, 176, 200], np.int64)
+    if not scaled:
+        const("resize.sizes_b", sizes_b)
     for mode in ("nearest", "linear"):
         extra = dict(coordinate_transformation_mode="asymmetric", nearest_mode="floor") if mode == "nearest" else {}
         inp(f"resize_{mode}_a.x", F, [32, 32, 44, 50])
@@ -74,12 +121,40 @@ def build(dynamic: bool = False) -> onnx.ModelProto:
     const("layernorm.bias", (0.1 * rng.standard_normal(1024)).astype(np.float32))
     node("LayerNormalization", ["layernorm.x", "layernorm.scale", "layernorm.bias"], "layernorm.y", "layernorm",
          axis=-1, epsilon=1e-5)
-    graph = helper.make_graph(nodes, "tpat_bench", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tpat-make-bench-models")
-    model.ir_version = 8
-    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return _finish("tpat_bench", nodes, inputs, outputs, inits)
+
+
+TRANSFORMER_SIZES = {"1x128": (1, 128), "8x128": (8, 128), "64x512": (64, 512)}
+HIDDEN, HEADS = 768, 12
+
+
+def build_transformer(size: str) -> onnx.ModelProto:
+    """BERT-base's attention and norm workloads, at batch x sequence ``size`` or, for "dynamic",
+    with a symbolic batch B and sequence S."""
+    b, s = ("B", "S") if size == "dynamic" else TRANSFORMER_SIZES[size]
+    d = HIDDEN // HEADS
+    rng = np.random.default_rng(13)
+    inputs, outputs, nodes, inits = [], [], [], []
+
+    def inp(name, shape):
+        inputs.append(helper.make_tensor_value_info(name, F, shape))
+
+    def node(op, ins, name, **attrs):
+        nodes.append(helper.make_node(op, ins, [f"{name}.y"], name=name, **attrs))
+        outputs.append(helper.make_tensor_value_info(f"{name}.y", F, None))
+
+    inp("attn_scores.q", [b, HEADS, s, d]); inp("attn_scores.kt", [b, HEADS, d, s])
+    node("MatMul", ["attn_scores.q", "attn_scores.kt"], "attn_scores")
+    inp("attn_softmax.x", [b, HEADS, s, s])
+    node("Softmax", ["attn_softmax.x"], "attn_softmax", axis=-1)
+    inp("attn_context.p", [b, HEADS, s, s]); inp("attn_context.v", [b, HEADS, s, d])
+    node("MatMul", ["attn_context.p", "attn_context.v"], "attn_context")
+    inp("bert_layernorm.x", [b, s, HIDDEN])
+    inits.append(numpy_helper.from_array((1 + 0.1 * rng.standard_normal(HIDDEN)).astype(np.float32), "bert_layernorm.scale"))
+    inits.append(numpy_helper.from_array((0.1 * rng.standard_normal(HIDDEN)).astype(np.float32), "bert_layernorm.bias"))
+    node("LayerNormalization", ["bert_layernorm.x", "bert_layernorm.scale", "bert_layernorm.bias"], "bert_layernorm",
+         axis=-1, epsilon=1e-12)
+    return _finish("tpat_bench_transformer", nodes, inputs, outputs, inits)
 
 
 def build_dynamic_check() -> onnx.ModelProto:
@@ -108,29 +183,40 @@ def build_dynamic_check() -> onnx.ModelProto:
     node("ReduceMax", ["reducemax.x"], "reducemax.y", "reducemax", axes=[1], keepdims=0)
     inp("softmax.x", F, ["N", 1024])
     node("Softmax", ["softmax.x"], "softmax.y", "softmax", axis=-1)
+    # attention's scores over a dynamic sequence: the row itself is symbolic
+    inp("attn_softmax.x", F, ["N", 4, "S", "S"])
+    node("Softmax", ["attn_softmax.x"], "attn_softmax.y", "attn_softmax", axis=-1)
+    inp("attn_scores.q", F, ["N", 4, "S", 64]); inp("attn_scores.kt", F, ["N", 4, 64, "S"])
+    node("MatMul", ["attn_scores.q", "attn_scores.kt"], "attn_scores.y", "attn_scores")
     inp("layernorm.x", F, ["N", 1024])
     rng = np.random.default_rng(12)
     inits.append(numpy_helper.from_array((1 + 0.1 * rng.standard_normal(1024)).astype(np.float32), "layernorm.scale"))
     inits.append(numpy_helper.from_array((0.1 * rng.standard_normal(1024)).astype(np.float32), "layernorm.bias"))
     node("LayerNormalization", ["layernorm.x", "layernorm.scale", "layernorm.bias"], "layernorm.y", "layernorm",
          axis=-1, epsilon=1e-5)
-    graph = helper.make_graph(nodes, "tpat_bench_dynamic_check", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tpat-make-bench-models")
-    model.ir_version = 8
-    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return _finish("tpat_bench_dynamic_check", nodes, inputs, outputs, inits)
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    dynamic, check = "--dynamic" in args, "--dynamic-check" in args
-    args = [a for a in args if a not in ("--dynamic", "--dynamic-check")]
-    default = ("models/generated/bench-dynamic-check.onnx" if check else
-               "models/generated/bench-dynamic.onnx" if dynamic else "models/generated/bench.onnx")
-    out = pathlib.Path(args[0]) if args else ROOT / default
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    kind = ap.add_mutually_exclusive_group()
+    kind.add_argument("--size", choices=("1", "bench", "max"), default="bench")
+    kind.add_argument("--dynamic", action="store_true")
+    kind.add_argument("--dynamic-check", action="store_true")
+    kind.add_argument("--transformer", choices=(*TRANSFORMER_SIZES, "dynamic"))
+    ap.add_argument("out", nargs="?")
+    args = ap.parse_args()
+    if args.dynamic_check:
+        model, default = build_dynamic_check(), "bench-dynamic-check.onnx"
+    elif args.dynamic:
+        model, default = build(dynamic=True), "bench-dynamic.onnx"
+    elif args.transformer:
+        model, default = build_transformer(args.transformer), f"bench-transformer-{args.transformer}.onnx"
+    else:
+        model, default = build(size=args.size), {"1": "bench-n1.onnx", "bench": "bench.onnx", "max": "bench-nmax.onnx"}[args.size]
+    out = pathlib.Path(args.out) if args.out else ROOT / "models/generated" / default
     out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(build_dynamic_check() if check else build(dynamic), str(out))
+    onnx.save(model, str(out))
     print(out)
 
 

@@ -133,8 +133,8 @@ def _single(op, shape, out_shape, **attrs):
 
 @pytest.mark.parametrize("op,shape,out_shape,attrs,tpat_kernel", [
     ("Softmax", [5, 64], [5, 64], {"axis": -1}, "softmax_tpat_kernel"),
-    ("Softmax", [64, 100], [64, 100], {"axis": -1}, None),          # row not a multiple of 32
-    ("Softmax", [4, 4096], [4, 4096], {"axis": -1}, None),          # row longer than 2048
+    ("Softmax", [64, 100], [64, 100], {"axis": -1}, "softmax_rows_tpat_kernel"),   # row not a multiple of 32
+    ("Softmax", [4, 4096], [4, 4096], {"axis": -1}, "softmax_rows_tpat_kernel"),   # row longer than 2048
     ("Softmax", [8, 64, 4], [8, 64, 4], {"axis": 1}, None),         # not the last axis
     ("LayerNormalization", [9, 160], [9, 160], {"axis": -1}, "layer_norm_tpat_kernel"),
     ("ReduceMax", [2, 5, 48], [2, 48], {"axes": [1], "keepdims": 0}, "reduce_max_tpat_kernel"),
@@ -146,7 +146,9 @@ def _single(op, shape, out_shape, **attrs):
     ("Softmax", ["B", "S", 64], ["B", "S", 64], {"axis": -1}, "softmax_tpat_kernel"),
     ("LayerNormalization", ["N", 1024], ["N", 1024], {"axis": -1}, "layer_norm_tpat_kernel"),
     ("ReduceMax", ["N", 82, 128], ["N", 128], {"axes": [1], "keepdims": 0}, "reduce_max_tpat_kernel"),
-    ("Softmax", [4, "L"], [4, "L"], {"axis": -1}, None),            # the row itself symbolic
+    # The row itself symbolic (attention's scores over a dynamic sequence): the streaming kernel.
+    ("Softmax", [4, "L"], [4, "L"], {"axis": -1}, "softmax_rows_tpat_kernel"),
+    ("Softmax", ["B", 12, "S", "S"], ["B", 12, "S", "S"], {"axis": -1}, "softmax_rows_tpat_kernel"),
     ("ReduceMax", [2, "R", 48], [2, 48], {"axes": [1], "keepdims": 0}, None),  # the reduced axis symbolic
 ])
 def test_row_and_reduction_lowerings_apply_where_they_should(op, shape, out_shape, attrs, tpat_kernel):

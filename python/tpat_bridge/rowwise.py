@@ -6,6 +6,9 @@ under the memory-bandwidth limit.
   addresses), the row's max / sum / mean / variance are reduced with warp shuffles, and the row is
   written once: one read and one write of the tensor, the floor (dlight's reduction schedules
   reached 76-80% of it on an H200, TPAT's 86%: docs/benchmarks.md).
+* ``relax.nn.softmax`` over a last axis the register kernel does not cover (a row of run-time
+  length, as attention's scores over a dynamic sequence have, or a row longer than 2048 or not a
+  multiple of 32): one warp per row streaming it twice, an online max and sum, then the write.
 * ``relax.max`` / ``relax.min`` / ``relax.sum`` over one axis (or consecutive axes) with at least
   32 contiguous elements after it, e.g. ReduceMax (256, 82, 128) over axis 1: a block of 32 x 8
   threads covers 32 consecutive columns of one outer index; its 8 rows of threads split the
@@ -14,10 +17,10 @@ under the memory-bandwidth limit.
 
 Leading dims (before the row, or before the reduced axes) may be symbolic, a dynamic batch or
 sequence: the number of rows or blocks is then a run-time size and the index math 64-bit.
-Everything else (symbolic dims in the row or after the reduced axes, rows longer than 2048 or not
-a multiple of 32, dtypes other than float32, which no GPU run has checked yet, reductions over the
-innermost axis) keeps TVM's lowering and dlight's schedules. These kernels are
-written with TVM's IR builder (like TOPI's GPU scatter), so MetaSchedule leaves them alone.
+Everything else (symbolic dims in a LayerNormalization row or after the reduced axes, its rows
+longer than 2048 or not a multiple of 32, dtypes other than float32, which no GPU run has checked
+yet, reductions over the innermost axis) keeps TVM's lowering and dlight's schedules. These kernels
+are written with TVM's IR builder (like TOPI's GPU scatter), so MetaSchedule leaves them alone.
 """
 
 from __future__ import annotations
@@ -171,6 +174,79 @@ def _fast_softmax(x: Any, rows: Any, length: int) -> Any:
     return _row_extern("softmax.tpat", [x], list(x.shape), dtype, rows, length, body)
 
 
+def _streaming_softmax(x: Any, rows: Any, length: Any) -> Any:
+    """Softmax over rows whose length is a run-time size (an attention score's dynamic key length)
+    or too long for registers: one warp per row, two passes over it. The first keeps each lane's
+    running max and sum of exponentials, rescaled when the max grows (one rescale per 4 elements a
+    lane loads at once), then combines the lanes' pairs with shuffles; the second reads the row again
+    (from L1/L2 for the rows attention has) and writes exp(x - max) / sum. A row of only -inf gives
+    NaN, as ONNX's reference does."""
+    from tvm import te, tirx
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    dtype = x.dtype
+    static = isinstance(rows, int) and isinstance(length, int)
+    idx = "int32" if static and rows * length < 2**31 else "int64"
+    threads = 32 * WARPS_PER_BLOCK
+    chunk = 4   # elements a lane loads before one rescale of its running sum
+    lowest = tirx.const(-3.4028234663852886e38, "float32")   # not -inf: -inf - -inf would be NaN
+
+    def i(v: Any) -> Any:
+        return _const(v, idx)
+
+    def gen_ir(x_ptr: Any, out_ptr: Any) -> Any:
+        with IRBuilder() as ib:
+            tx = te.thread_axis("threadIdx.x")
+            bx = te.thread_axis("blockIdx.x")
+            nblk = -(-rows // WARPS_PER_BLOCK) if isinstance(rows, int) else \
+                tirx.Cast("int32", tirx.floordiv(i(rows) + i(WARPS_PER_BLOCK - 1), i(WARPS_PER_BLOCK)))
+            with T.frame_scope([T.attr(bx, "thread_extent", nblk), T.attr(tx, "thread_extent", threads)]):
+                n = T.bind(i(length))
+                lane = T.bind(tirx.Cast(idx, tx.var) % i(32))
+                row = T.bind(tirx.Cast(idx, bx.var) * i(WARPS_PER_BLOCK) + tirx.Cast(idx, tx.var) // i(32))
+                src = T.buffer_proxy(T.decl_buffer((i(rows) * n,), dtype, data=x_ptr.data))
+                dst = T.buffer_proxy(T.decl_buffer((i(rows) * n,), dtype, data=out_ptr.data))
+                acc = T.buffer_proxy(T.alloc_local((2,), "float32"))   # running max, running sum
+                with T.If(row < i(rows)):
+                    with T.Then():
+                        base = T.bind(row * n)
+                        acc[0] = lowest
+                        acc[1] = tirx.const(0.0, "float32")
+                        with T.serial(0, tirx.floordiv(n + i(32 * chunk - 1), i(32 * chunk))) as it:
+                            first = T.bind(tirx.Cast(idx, it) * i(32 * chunk) + lane)
+                            vals = []
+                            for k in range(chunk):
+                                c = first + i(32 * k)
+                                vals.append(T.bind(tirx.if_then_else(
+                                    c < n, tirx.Cast("float32", src[base + c]), lowest)))
+                            m_new = T.bind(tirx.max(acc[0], _tree(list(vals), tirx.max)))
+                            acc[1] = acc[1] * tirx.exp(acc[0] - m_new) + _tree(
+                                [tirx.exp(v - m_new) for v in vals], lambda a, b: a + b)
+                            acc[0] = m_new
+                        mask = tirx.const(0xFFFFFFFF, "uint32")
+                        for offset in (16, 8, 4, 2, 1):
+                            om = T.bind(tirx.call_extern("float32", "__shfl_xor_sync", mask, acc[0],
+                                                         tirx.const(offset, "int32"), tirx.const(32, "int32")))
+                            os_ = T.bind(tirx.call_extern("float32", "__shfl_xor_sync", mask, acc[1],
+                                                          tirx.const(offset, "int32"), tirx.const(32, "int32")))
+                            m_new = T.bind(tirx.max(acc[0], om))
+                            acc[1] = acc[1] * tirx.exp(acc[0] - m_new) + os_ * tirx.exp(om - m_new)
+                            acc[0] = m_new
+                        inv = T.bind(tirx.const(1.0, "float32") / acc[1])
+                        with T.serial(0, tirx.floordiv(n + i(31), i(32))) as it:
+                            c = T.bind(tirx.Cast(idx, it) * i(32) + lane)
+                            with T.If(c < n):
+                                with T.Then():
+                                    dst[base + c] = tirx.Cast(dtype, tirx.exp(
+                                        tirx.Cast("float32", src[base + c]) - acc[0]) * inv)
+            return ib.get()
+
+    out_buf = tirx.decl_buffer(list(x.shape), dtype, "out_buf", layout=None)
+    return te.extern([list(x.shape)], [x], lambda ins, outs: gen_ir(ins[0], outs[0]), dtype=dtype,
+                     out_buffers=[out_buf], name="softmax_rows.tpat", tag="softmax_rows.tpat")
+
+
 def _fast_layer_norm(x: Any, gamma: Any, beta: Any, rows: Any, length: int, eps: float, center: bool,
                      scale: bool) -> Any:
     from tvm import tirx
@@ -233,12 +309,35 @@ def _row_covered(ty: Any, dtype: str) -> tuple[Any, int] | None:
     return rows, length
 
 
+def _rows_and_length(dims: list[Any]) -> tuple[Any, Any]:
+    """(the number of rows, the row's length) of a last-axis row-wise op: ints where the dims are
+    static, int64 expressions where one is symbolic."""
+    from tvm import tirx
+
+    def as64(d: Any) -> Any:
+        return tirx.const(int(d), "int64") if isinstance(d, (int, tirx.IntImm)) else tirx.Cast("int64", d)
+
+    static = [int(d) if isinstance(d, (int, tirx.IntImm)) else None for d in dims]
+    if all(d is not None for d in static):
+        return prod(static[:-1]), static[-1]
+    rows: Any = tirx.const(1, "int64")
+    for d in dims[:-1]:
+        rows = rows * as64(d)
+    return rows, as64(dims[-1])
+
+
 def _legalize_softmax(bb: Any, call: Any) -> Any:
     x = call.args[0]
-    covered = _row_covered(x.ty, str(x.ty.dtype))
-    rank = len(x.ty.shape.values) if covered is not None else 0
-    if covered is None or (int(call.attrs.axis) % rank) != rank - 1:
+    values = getattr(getattr(x.ty, "shape", None), "values", None)
+    rank = len(values) if values is not None else 0
+    if not rank or (int(call.attrs.axis) % rank) != rank - 1 or str(x.ty.dtype) not in FLOAT_DTYPES:
         return default_legalizer("relax.nn.softmax")(bb, call)
+    covered = _row_covered(x.ty, str(x.ty.dtype))
+    if covered is None:
+        # A row of run-time length (attention's scores over a dynamic sequence) or one too long
+        # or ragged for registers: the streaming kernel, any row length.
+        return call_kernel(bb, "softmax_rows_tpat", [x], ["x"],
+                           lambda xp: _streaming_softmax(xp, *_rows_and_length(list(xp.shape))))
     length = covered[1]
     # rows from the placeholder: call_te gives the PrimFunc its own symbols
     return call_kernel(bb, "softmax_tpat", [x], ["x"], lambda xp: _fast_softmax(xp, _leading(list(xp.shape), len(xp.shape) - 1)[0], length))
