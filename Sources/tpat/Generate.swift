@@ -50,6 +50,13 @@ struct Generate: AsyncParsableCommand {
     @Option(name: .customLong("inputs"), help: "A .npz file of the model's inputs (by input name) for the self-test data: one case from exactly these.")
     var sampleInputs: String?
 
+    @Option(
+        name: .customLong("profile"),
+        help: ArgumentHelp(
+            "A symbolic dim's range in deployment, as TensorRT's optimization profile gives it: NAME=MIN:OPT:MAX (repeatable).",
+            discussion: "Each plugin gets a launch plan compiled (and, with --tune, tuned) for OPT beside its generic one, chosen at enqueue from the actual sizes; the self-tests run at OPT and MIN unless --dim says otherwise; the trtexec line gets --minShapes/--optShapes/--maxShapes."))
+    var profiles: [String] = []
+
     @Flag(help: "Replace the output folder if it exists.")
     var force = false
 
@@ -79,6 +86,7 @@ struct Generate: AsyncParsableCommand {
 
     func validate() throws {
         _ = try parsedSampleDims()
+        _ = try parsedProfile()
         if let sampleInputs, !FileManager.default.isReadableFile(atPath: sampleInputs) {
             throw ValidationError("--inputs \(sampleInputs): no such file (give a .npz of the model's inputs, by input name)")
         }
@@ -96,6 +104,23 @@ struct Generate: AsyncParsableCommand {
             dims[parts[0]] = values.compactMap { $0 }
         }
         return dims
+    }
+
+    /// `--profile batch=1:8:32 --profile seq=16:128:512`; one range per name.
+    private func parsedProfile() throws(ValidationError) -> ShapeProfile {
+        var ranges: [DimRange] = []
+        for item in profiles {
+            switch DimRange.parse(item) {
+            case .success(let range):
+                guard !ranges.contains(where: { $0.name == range.name }) else {
+                    throw ValidationError("--profile \(item): \(range.name) has a range already; give each dim once")
+                }
+                ranges.append(range)
+            case .failure(let error):
+                throw ValidationError(error.description)
+            }
+        }
+        return ShapeProfile(ranges)
     }
 
     private func request() async throws(TPATError) -> PipelineRequest {
@@ -135,6 +160,7 @@ struct Generate: AsyncParsableCommand {
             kernels: KernelOptions(arch: chosenArch, tuning: tuning, cacheDirectory: kernelCacheDirectory()), target: PluginTargets.target(vendor: target.vendor, tensorRTAPI: target.tensorRTAPI), tensorRTDirectory: trt,
             build: !noBuild, force: force, referenceData: !noReference)
         request.sampleDims = (try? parsedSampleDims()) ?? [:]
+        request.profile = (try? parsedProfile()) ?? ShapeProfile()
         request.sampleInputs = sampleInputs.map { URL(fileURLWithPath: $0) }
         request.buildArch = buildArch
         request.grouping = choice.fuse ? SubgraphGrouping.connected : .singleNodes

@@ -105,6 +105,7 @@ let pluginGoldenCases: [(fixture: String, plugin: String, api: TensorRTAPI)] = [
     ("abs", "tpat_Abs_0", .v2),
     ("scatter_nd", "tpat_ScatterND_7", .v3),
     ("nonzero", "tpat_NonZero_3", .v3),
+    ("softmax_specialized", "tpat_softmax", .v3),
 ]
 
 @Suite("Plugin renderer")
@@ -117,6 +118,30 @@ struct PluginRendererTests {
         for name in sources.fileNames {
             try PluginFixtures.checkGolden(sources.files[name]!, "plugins/\(c.fixture)-\(c.api.rawValue)/\(name)")
         }
+    }
+
+    @Test("a specialization is a launch plan guarded by its sizes, before the generic one, and compiles")
+    func specialization() throws {
+        let manifest = try PluginFixtures.manifest("softmax_specialized")
+        let special = try #require(manifest.specializations?.first)
+        #expect(special.sizes == "N=64")
+        #expect(special.when.evaluate(["N": 64]) == 1 && special.when.evaluate(["N": 65]) == 0)
+        let sources = try PluginRenderer().render(manifest: manifest, pluginName: "tpat_softmax", options: PluginOptions())
+        let cu = try #require(sources.files["tpat_softmax_kernels.cu"])
+        let guardLine = try #require(cu.range(of: "if ((int64_t)((N == 64)) != 0) { // the launch plan for N=64"))
+        let specialLaunch = try #require(cu.range(of: "tpat_softmax_at_softmax_tpat_kernel<<<"))
+        let genericLaunch = try #require(cu.range(of: "tpat_softmax_softmax_tpat_kernel<<<"))
+        #expect(guardLine.lowerBound < specialLaunch.lowerBound && specialLaunch.lowerBound < genericLaunch.lowerBound)
+        // A manifest whose specialization uses a symbol it does not define is refused.
+        var broken = manifest
+        broken.specializations![0].when = SizeExpr(cxx: "(M == 3)", tree: .op("eq", [.symbol("M"), .int(3)]))
+        #expect(throws: TPATError.self) { try PluginRenderer().render(manifest: broken, pluginName: "tpat_softmax", options: PluginOptions()) }
+        guard let nvcc = PluginFixtures.nvcc() else { return }
+        let dir = try PluginFixtures.temporaryDirectory("specialization")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try sources.write(to: dir)
+        let (status, log) = try PluginFixtures.run(nvcc, ["-arch=sm_90", "-std=c++17", "-c", "tpat_softmax_kernels.cu", "-o", "k.o", "-w"], in: dir)
+        #expect(status == 0, "nvcc failed:\n\(log)")
     }
 
     @Test("the top-level Makefile matches its golden file")

@@ -39,14 +39,17 @@ def custom_op_model() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("tpat.test", 1)])
 
 
-def run_bridge(tmp: Path, named_models: dict[str, onnx.ModelProto], arch: str = "sm_90") -> dict[str, Any]:
+def run_bridge(tmp: Path, named_models: dict[str, onnx.ModelProto], arch: str = "sm_90",
+               specialize: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
     """Write the sub-models and a REQUEST, run ``python -m tpat_bridge manifests``, return RESULT
-    plus ``wall`` (seconds for the whole process)."""
+    plus ``wall`` (seconds for the whole process). ``specialize``: sizes to specialize, by name."""
     nodes = []
     for name, model in named_models.items():
         path = tmp / f"{name}.onnx"
         onnx.save(model, str(path))
         nodes.append({"id": name, "model": str(path), "outDir": str(tmp / name), "kernelPrefix": f"tpat_{name}_"})
+        if specialize and name in specialize:
+            nodes[-1]["specialize"] = specialize[name]
     request = tmp / "request.json"
     result = tmp / "result.json"
     request.write_text(json.dumps({"arch": arch, "nodes": nodes, "tuning": None}))

@@ -25,6 +25,9 @@ class NodeRequest:
     # The original node's identity (name, opType, domain); the sub-model's own node names are
     # TPAT's, and it may hold Casts around the node.
     node: dict[str, str] | None = None
+    # Sizes of the sub-model's symbolic dims to compile (and tune) a static launch plan for, beside
+    # the generic one (``--profile``'s optimum); None for none.
+    specialize: dict[str, int] | None = None
 
 
 def tvm_version() -> str:
@@ -39,44 +42,54 @@ def tvm_version() -> str:
         return str(tvm.__version__)
 
 
+def _compile(model: onnx.ModelProto, arch: str, version: str, log: list[str], tuning: Any, label: str,
+             progress: Any, stats: dict[str, Any] | None, warnings: list[str] | None) -> tuple[Any, bool]:
+    """``model`` compiled, tuned first with ``tuning`` (tuning.TuningOptions) when given: (the
+    compilation, whether MetaSchedule's schedules were used)."""
+    from .compiler import compile_model, import_model
+
+    if tuning is None:
+        return compile_model(model, arch, log), False
+    from .tuning import tune_node
+
+    imported = import_model(model, log)
+    try:
+        outcome = tune_node(imported[0], arch, tuning, version, label, progress, log, warnings=warnings)
+    except Exception as exc:  # noqa: BLE001 - MetaSchedule raises anything: build untuned
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        log.append("tuning failed, building with the default schedules:\n" + traceback.format_exc())
+        if progress is not None:
+            progress.write(f"tpat-tune: {label}: tuning failed ({reason}); default schedules\n")
+        if stats is not None:
+            stats.update(error=reason)
+        return compile_model(model, arch, log, imported=imported), False
+    if stats is not None:
+        stats.update(outcome.stats)
+    return (compile_model(model, arch, log, imported=imported, target=outcome.target, database=outcome.database),
+            outcome.database is not None)
+
+
 def generate(req: NodeRequest, arch: str, version: str, log: list[str], tuning: Any = None,
              progress: Any = None, stats: dict[str, Any] | None = None, warnings: list[str] | None = None) -> str:
     """Compile one node and write its manifest; returns the manifest path. With ``tuning``
     (tuning.TuningOptions), MetaSchedule tunes the node's tasks first (or reuses its database)
     and ``stats`` receives the tuned and untuned times; ``warnings`` receives what the user should
-    hear about (a damaged tuning database)."""
-    from .compiler import compile_model, import_model
+    hear about (a damaged tuning database). With ``req.specialize``, a second, static launch plan
+    is compiled for those sizes (the one tuned, when tuning: MetaSchedule tunes static shapes) and
+    goes into the manifest as a specialization (specialize.py)."""
     from .manifest import ManifestBuilder, node_info
     from .plan import build_plan
+    from .specialize import specialized_model
 
     try:
         model = onnx.load(req.model)
     except Exception as exc:  # noqa: BLE001
         raise BridgeError("import", f"cannot read {req.model}: {exc}") from exc
-    tuned = False
-    if tuning is None:
-        compiled = compile_model(model, arch, log)
-    else:
-        from .tuning import tune_node
-
-        imported = import_model(model, log)
-        label = (req.node or {}).get("name") or req.id
-        try:
-            outcome = tune_node(imported[0], arch, tuning, version, label, progress, log, warnings=warnings)
-        except Exception as exc:  # noqa: BLE001 - MetaSchedule raises anything: build untuned
-            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-            log.append("tuning failed, building with the default schedules:\n" + traceback.format_exc())
-            if progress is not None:
-                progress.write(f"tpat-tune: {label}: tuning failed ({reason}); default schedules\n")
-            if stats is not None:
-                stats.update(error=reason)
-            compiled = compile_model(model, arch, log, imported=imported)
-        else:
-            if stats is not None:
-                stats.update(outcome.stats)
-            tuned = outcome.database is not None
-            compiled = compile_model(model, arch, log, imported=imported, target=outcome.target,
-                                     database=outcome.database)
+    label = (req.node or {}).get("name") or req.id
+    special_model = specialized_model(model, req.specialize, log) if req.specialize else None
+    # With a specialization, MetaSchedule tunes it, not the generic plan of symbolic shapes.
+    compiled, tuned = _compile(model, arch, version, log, None if special_model is not None else tuning, label,
+                               progress, stats, warnings)
     for cast in compiled.casts_added:
         log.append(f"dtype: added a Cast to the graph's dtype for {cast}")
     plan = build_plan(compiled)
@@ -85,8 +98,15 @@ def generate(req: NodeRequest, arch: str, version: str, log: list[str], tuning: 
         name = req.node.get("name", name)
         op_type = req.node.get("opType", op_type)
         domain = req.node.get("domain", domain)
+    special = None
+    if special_model is not None:
+        s_compiled, s_tuned = _compile(special_model, arch, version, log, tuning, label + " (specialized)", progress,
+                                       stats, warnings)
+        tuned = tuned or s_tuned
+        special = (ManifestBuilder(s_compiled, build_plan(s_compiled), name, op_type, domain, arch,
+                                   req.kernel_prefix + "at_", version, s_tuned), req.specialize)
     builder = ManifestBuilder(compiled, plan, name, op_type, domain, arch, req.kernel_prefix, version, tuned)
-    return builder.write(req.out_dir)
+    return builder.write(req.out_dir, special=special, log=log)
 
 
 def op_of(path: str) -> str:
@@ -147,6 +167,8 @@ def cache_key(req: NodeRequest, arch: str, version: str, tuning: Any) -> str:
     from .tuning import database_state
 
     state = database_state(tuning, version, arch) if tuning is not None else ""
+    if req.specialize:
+        state += "|specialize " + json.dumps(req.specialize, sort_keys=True)
     return cache.key(req.model, req.node, req.kernel_prefix, arch, version, state)
 
 
@@ -195,7 +217,8 @@ def run_request(request_path: str, result_path: str) -> int:
         version = tvm_version()
         result["tvmVersion"] = version
         for n in request["nodes"]:
-            req = NodeRequest(n["id"], n["model"], n["outDir"], n["kernelPrefix"], n.get("node"))
+            req = NodeRequest(n["id"], n["model"], n["outDir"], n["kernelPrefix"], n.get("node"),
+                              {str(k): int(v) for k, v in n["specialize"].items()} if n.get("specialize") else None)
             start = time.perf_counter()
             k = cache_key(req, arch, version, tuning) if cache_dir else None
             warnings: list[str] = []

@@ -232,7 +232,6 @@ class ManifestBuilder:
 
     def document(self, kernels: list[Kernel], source: str) -> dict:
         by_name = {k.tvm_name: k for k in kernels}
-        offsets, total = workspace_layout(self.plan.regions)
         steps: list[dict] = []
         for st in self.plan.steps:
             if isinstance(st, CopyStep):
@@ -263,21 +262,27 @@ class ManifestBuilder:
                                     for p in k.params],
                          "maxThreadsPerBlock": k.max_threads} for k in kernels],
             "launches": steps,
-            "workspace": {"alignment": WORKSPACE_ALIGNMENT,
-                          "regions": [{"offset": to_json(o), "bytes": to_json(s)}
-                                      for o, s in zip(offsets, self.plan.regions)],
-                          "totalBytes": to_json(total)},
+            "workspace": workspace_doc(self.plan.regions),
             "cudaSource": source,
         }
 
-    def write(self, out_dir: str) -> str:
-        """Validate and write manifest.json and constants/; returns the manifest path."""
+    def write(self, out_dir: str, special: tuple["ManifestBuilder", dict[str, int]] | None = None,
+              log: list[str] | None = None) -> str:
+        """Validate and write manifest.json and constants/; returns the manifest path. ``special``:
+        the builder of the same node compiled for static sizes, and those sizes, added as the
+        manifest's specialization where the two can share a plugin (specialize.py)."""
+        from .specialize import merge
+
         kernels = self.kernels()
         source = self.source()
         self.validate(kernels, source)
         doc = self.document(kernels, source)
+        constants = list(self.plan.constants)
+        if special is not None:
+            constants += merge(doc, self.plan.constants, self.plan.regions, special[0], special[1],
+                               log if log is not None else [])
         os.makedirs(os.path.join(out_dir, "constants"), exist_ok=True)
-        for c in self.plan.constants:
+        for c in constants:
             data = c.data
             if data.dtype.byteorder == ">":
                 data = data.astype(data.dtype.newbyteorder("<"))
@@ -290,6 +295,14 @@ class ManifestBuilder:
             f.write("\n")
         os.replace(tmp, path)
         return path
+
+
+def workspace_doc(regions: list[Node]) -> dict:
+    """The manifest's workspace: the regions laid out one after another, each aligned."""
+    offsets, total = workspace_layout(regions)
+    return {"alignment": WORKSPACE_ALIGNMENT,
+            "regions": [{"offset": to_json(o), "bytes": to_json(s)} for o, s in zip(offsets, regions)],
+            "totalBytes": to_json(total)}
 
 
 def node_info(model: Any) -> tuple[str, str, str]:

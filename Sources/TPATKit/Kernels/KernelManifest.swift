@@ -27,8 +27,12 @@ public struct KernelManifest: Codable, Sendable, Equatable {
     public var kernels: [Kernel]
     /// The steps to run, in order.
     public var launches: [Step]
-    /// Scratch memory the steps need.
+    /// Scratch memory the steps need (the specializations' regions included).
     public var workspace: Workspace
+    /// Launch plans for particular sizes (`--profile`'s optimum: kernels compiled, and tuned, for
+    /// static shapes): at enqueue, the first whose ``Specialization/when`` holds for the actual
+    /// sizes runs instead of ``launches``, which serve every other size. nil or empty: none.
+    public var specializations: [Specialization]?
     /// The whole CUDA translation unit, kernels renamed with ``kernelPrefix``. The bridge always
     /// writes it; an output folder's copy of the manifest leaves it out (see ``cudaSourceFile``),
     /// since the plugin's kernel source already holds it and a large model's kernels would be
@@ -222,6 +226,17 @@ public struct KernelManifest: Codable, Sendable, Equatable {
                 try c.encode(bytes, forKey: .bytes)
             }
         }
+    }
+
+    /// A launch plan for particular sizes: its steps use the same inputs, outputs, constants and
+    /// workspace regions as the generic plan, and kernels of their own.
+    public struct Specialization: Codable, Sendable, Equatable {
+        /// Nonzero for the sizes this plan serves (e.g. `(B == 8) * (S == 128)`).
+        public var when: SizeExpr
+        /// The sizes in words (`B=8, S=128`), for comments and logs.
+        public var sizes: String
+        /// The steps to run, in order.
+        public var launches: [Step]
     }
 
     /// A kernel launch: grid, block, dynamic shared memory and arguments.

@@ -32,6 +32,14 @@ public struct PipelineRequest: Sendable {
     public var sampleDims: [String: [Int64]] = [:]
     /// A `.npz` file of the model's inputs (`--inputs`): one self-test case from exactly these.
     public var sampleInputs: URL? = nil
+    /// The ranges of the model's symbolic dims in deployment (`--profile`): each plugin gets a
+    /// launch plan compiled (and, with tuning, tuned) for the optimum beside its generic one, its
+    /// self-test runs at the optimum and the minimum (where `--dim` does not say), and the
+    /// trtexec line gets the profile's shapes.
+    public var profile = ShapeProfile()
+
+    /// The self-test sizes of the model's symbolic dims: `--dim`'s, else the profile's.
+    var testDims: [String: [Int64]] { profile.testSizes.merging(sampleDims) { _, given in given } }
     /// What the build compiles for when not the kernels' arch (`all-major`: one fatbin for
     /// every major arch, when there is no GPU to read the arch from and no `--arch`).
     public var buildArch: String? = nil
@@ -155,6 +163,13 @@ public struct Pipeline: Sendable {
         try OutputFolder.checkRequested(request.outputDirectory.standardizedFileURL, force: request.force)
         var model: ONNXModel
         do { model = try ONNXModel.load(contentsOf: request.model) } catch { throw .usage(error.description) }
+        let unknownDims = request.profile.unknownNames(in: model)
+        if !unknownDims.isEmpty {
+            let known = Set(ShapeProfile.symbolicInputs(of: model).flatMap { $0.dims.compactMap(\.symbol) }).sorted()
+            throw .usage(
+                "--profile names \(unknownDims.map { "'\(TerminalText.escaped($0))'" }.joined(separator: ", ")), which no input of the model has as a dim; "
+                    + (known.isEmpty ? "the model's inputs have no named symbolic dims" : "its inputs' symbolic dims are \(known.map(TerminalText.escaped).joined(separator: ", "))"))
+        }
         let output = try OutputFolder(request.outputDirectory, protecting: OutputFolder.protectedFiles(of: model, at: request.model))
         let tables = try OpSupportTables.bundled()
         var graphs = ModelGraphs(model: model)
@@ -256,7 +271,8 @@ public struct Pipeline: Sendable {
             let first = group.nodes[0]
             jobs.append(KernelJob(
                 id: group.name, subModel: subModel, outDir: dir, kernelPrefix: group.name + "_",
-                node: KernelManifest.NodeInfo(name: first.name, opType: first.opType, domain: first.domain)))
+                node: KernelManifest.NodeInfo(name: first.name, opType: first.opType, domain: first.domain),
+                specialize: Self.specialization(of: first.subModel, at: request.profile)))
         }
         logger.info("generating kernels with TVM for \(jobs.count) plugin(s), arch \(request.kernels.arch)")
         var phases: [String: Double] = [:]
@@ -309,7 +325,7 @@ public struct Pipeline: Sendable {
                     ($0.name, $0.directory, $0.nodes[0].symbols, $0.nodes[0].subModel.graph.input.compactMap { TensorType($0.type) },
                      $0.manifest.sizeOutputs.map { ReferenceBatch.Job.SizeOutput(output: $0.output, dim: $0.dim) })
                 },
-                values: request.symbolicTestValues, sampleDims: request.sampleDims, captured: captured)
+                values: request.symbolicTestValues, sampleDims: request.testDims, captured: captured)
             keepModelInputs(captured, in: work)
             try? fm.removeItem(at: work.appendingPathComponent(Self.captureFolder))
             for plugin in made {
@@ -417,8 +433,13 @@ public struct Pipeline: Sendable {
         }
         endPhase("rewrite")
         let libraries = plugins.compactMap(\.library)
+        let shapes = request.profile.isEmpty ? (options: [], inputsWithoutRange: []) : request.profile.trtexecShapes(for: model)
+        if !shapes.inputsWithoutRange.isEmpty {
+            logger.warning("the trtexec line gives no shapes for \(shapes.inputsWithoutRange.map(TerminalText.escaped).joined(separator: ", ")): a symbolic dim of theirs has no --profile range")
+        }
         let trtexec = outputModel.map { model in
-            Self.trtexecCommand(model: model.path, libraries: libraries, pluginNames: plugins.map(\.name))
+            Self.trtexecCommand(model: model.path, libraries: libraries, pluginNames: plugins.map(\.name)) +
+                shapes.options.map { " " + $0 }.joined()
         }
         var report = PipelineReport(
             inputModel: request.model.path, outputModel: outputModel?.path, arch: request.kernels.arch,
@@ -492,6 +513,27 @@ public struct Pipeline: Sendable {
     static func buildFailureMessage(_ build: PluginBuildResult, plugin: String) -> String {
         guard build.message.hasSuffix("see the log") else { return build.message }
         return "nvcc failed for plugin \(plugin): " + (LogExcerpt.lastMeaningfulLine(ofFile: build.log) ?? "make stopped and its log says nothing more")
+    }
+
+    /// The sizes to compile a plugin's specialized launch plan for: the profile's optimum of every
+    /// symbolic dim of its sub-model's inputs; nil when the profile leaves one of them out (the
+    /// plan would not be static) or the inputs have none.
+    static func specialization(of subModel: Onnx_ModelProto, at profile: ShapeProfile) -> [String: Int64]? {
+        guard !profile.isEmpty else { return nil }
+        let initializers = Set(subModel.graph.initializer.map(\.name))
+        var sizes: [String: Int64] = [:]
+        for input in subModel.graph.input where !initializers.contains(input.name) {
+            for dim in input.type.tensorType.shape.dim {
+                switch dim.value {
+                case .dimValue?: continue
+                case .dimParam(let name)?:
+                    guard let range = profile.range(of: name) else { return nil }
+                    sizes[name] = range.opt
+                case nil: return nil
+                }
+            }
+        }
+        return sizes.isEmpty ? nil : sizes
     }
 
     /// The trtexec command line for the rewritten model and its plugin libraries.
@@ -572,7 +614,7 @@ public struct Pipeline: Sendable {
     ) async -> CaptureResult? {
         let caseCount = max(1, request.symbolicTestValues.count)
         let cases = (0..<caseCount).map { k in
-            CaptureRequest.Case(name: "case\(k)", dims: request.sampleDims.compactMapValues { $0.isEmpty ? nil : $0[min(k, $0.count - 1)] })
+            CaptureRequest.Case(name: "case\(k)", dims: request.testDims.compactMapValues { $0.isEmpty ? nil : $0[min(k, $0.count - 1)] })
         }
         let capture = CaptureRequest(
             model: request.model.standardizedFileURL.path, seed: 1000, cases: cases, inputs: request.sampleInputs?.standardizedFileURL.path,

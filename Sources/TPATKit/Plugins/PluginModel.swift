@@ -41,7 +41,10 @@ struct PluginModel: Sendable {
     /// a shape with another size there, where TensorRT would otherwise fail at every enqueue.
     var fixedInputDims: [FixedDimModel]
     var constants: [ConstantModel]
+    /// The generic launch plan.
     var steps: [StepModel]
+    /// Launch plans for particular sizes, tried in order before ``steps``.
+    var specializations: [SpecializationModel]
     var workspace: WorkspaceModel
     /// TensorRT data types of inputs then outputs, comma separated (supportsFormatCombination).
     var ioTrtTypes: String
@@ -112,6 +115,14 @@ struct ConstantModel: Sendable {
     var fileInConstantsDir: String
     /// Assembler symbol of the embedded data.
     var symbol: String
+}
+
+/// A launch plan for particular sizes: its condition in C++ and its steps.
+struct SpecializationModel: Sendable {
+    var when: String
+    /// The sizes in words, for a comment.
+    var sizes: String
+    var steps: [StepModel]
 }
 
 struct StepModel: Sendable {
@@ -380,31 +391,33 @@ extension PluginModel {
             try checkExpr(offset, "\(what) byteOffset")
             return "(\(base) + (int64_t)(\(offset.cxx)))"
         }
+        /// The render model of one launch plan; `plan` names it in messages ("" for the generic one).
+        func stepModels(_ launches: [KernelManifest.Step], plan: String) throws(TPATError) -> [StepModel] {
         var steps: [StepModel] = []
-        for (s, step) in m.launches.enumerated() {
+        for (s, step) in launches.enumerated() {
             switch step {
             case .kernel(let launch):
-                guard let kernel = kernels[launch.kernel] else { throw fail("step \(s) launches '\(launch.kernel)', which the manifest does not list") }
-                guard launch.grid.count == 3, launch.block.count == 3 else { throw fail("step \(s) needs 3 grid and 3 block dims") }
+                guard let kernel = kernels[launch.kernel] else { throw fail("\(plan)step \(s) launches '\(launch.kernel)', which the manifest does not list") }
+                guard launch.grid.count == 3, launch.block.count == 3 else { throw fail("\(plan)step \(s) needs 3 grid and 3 block dims") }
                 guard launch.args.count == kernel.params.count else {
-                    throw fail("step \(s) passes \(launch.args.count) arguments to '\(kernel.name)', which takes \(kernel.params.count)")
+                    throw fail("\(plan)step \(s) passes \(launch.args.count) arguments to '\(kernel.name)', which takes \(kernel.params.count)")
                 }
-                for (k, e) in (launch.grid + launch.block).enumerated() { try checkExpr(e, "step \(s) launch dim \(k)") }
-                try checkExpr(launch.sharedMemBytes, "step \(s) shared memory")
+                for (k, e) in (launch.grid + launch.block).enumerated() { try checkExpr(e, "\(plan)step \(s) launch dim \(k)") }
+                try checkExpr(launch.sharedMemBytes, "\(plan)step \(s) shared memory")
                 var scalars: [ScalarArgModel] = []
                 var args: [ArgModel] = []
                 for (a, (arg, param)) in zip(launch.args, kernel.params).enumerated() {
                     let code: String
                     switch (arg, param.kind) {
                     case (.buffer(let b), .pointer):
-                        code = "tpat_ptr{(void*)\(try pointer(b, "step \(s) argument \(a)"))}"
+                        code = "tpat_ptr{(void*)\(try pointer(b, "\(plan)step \(s) argument \(a)"))}"
                     case (.scalar(let ctype, let value), .scalar):
-                        try checkExpr(value, "step \(s) argument \(a)")
+                        try checkExpr(value, "\(plan)step \(s) argument \(a)")
                         let variable = "tpat_s\(s)_\(a)"
                         scalars.append(ScalarArgModel(variable: variable, ctype: ctype, cxx: value.cxx, checkRange: Self.isIntegerCType(ctype)))
                         code = "(\(ctype))\(variable)"
                     default:
-                        throw fail("step \(s) argument \(a) does not match parameter '\(param.name)' of '\(kernel.name)' (\(param.kind.rawValue))")
+                        throw fail("\(plan)step \(s) argument \(a) does not match parameter '\(param.name)' of '\(kernel.name)' (\(param.kind.rawValue))")
                     }
                     args.append(ArgModel(code: code, separator: a + 1 == launch.args.count ? "" : ","))
                 }
@@ -418,18 +431,28 @@ extension PluginModel {
                         scalars: scalars, args: args),
                     copy: nil, memset: nil))
             case .copy(let src, let dst, let bytes):
-                try checkExpr(bytes, "step \(s) bytes")
+                try checkExpr(bytes, "\(plan)step \(s) bytes")
                 steps.append(StepModel(
                     index: s, comment: "copy \(src.kind.rawValue) \(src.index) -> \(dst.kind.rawValue) \(dst.index)", kernel: nil,
-                    copy: CopyStepModel(src: try pointer(src, "step \(s) src"), dst: try pointer(dst, "step \(s) dst"), bytes: bytes.cxx),
+                    copy: CopyStepModel(src: try pointer(src, "\(plan)step \(s) src"), dst: try pointer(dst, "\(plan)step \(s) dst"), bytes: bytes.cxx),
                     memset: nil))
             case .memset(let dst, let value, let bytes):
-                try checkExpr(bytes, "step \(s) bytes")
-                guard (0...255).contains(value) else { throw fail("step \(s) memsets value \(value), not a byte") }
+                try checkExpr(bytes, "\(plan)step \(s) bytes")
+                guard (0...255).contains(value) else { throw fail("\(plan)step \(s) memsets value \(value), not a byte") }
                 steps.append(StepModel(
                     index: s, comment: "memset \(dst.kind.rawValue) \(dst.index)", kernel: nil, copy: nil,
-                    memset: MemsetStepModel(dst: try pointer(dst, "step \(s) dst"), value: value, bytes: bytes.cxx)))
+                    memset: MemsetStepModel(dst: try pointer(dst, "\(plan)step \(s) dst"), value: value, bytes: bytes.cxx)))
             }
+        }
+        return steps
+        }
+        let steps = try stepModels(m.launches, plan: "")
+        var specializations: [SpecializationModel] = []
+        for (k, special) in (m.specializations ?? []).enumerated() {
+            try checkExpr(special.when, "specialization \(k) condition")
+            specializations.append(SpecializationModel(
+                when: special.when.cxx, sizes: Self.commentSafe(special.sizes),
+                steps: try stepModels(special.launches, plan: "specialization \(k) ")))
         }
 
         self.name = pluginName
@@ -461,6 +484,7 @@ extension PluginModel {
         self.fixedInputDims = fixed
         self.constants = constants
         self.steps = steps
+        self.specializations = specializations
         self.workspace = WorkspaceModel(
             alignment: m.workspace.alignment, totalCxx: m.workspace.totalBytes.cxx, regions: regions, hasRegions: !regions.isEmpty)
         self.ioTrtTypes = (inputs + outputs).map(\.trtType).joined(separator: ", ")

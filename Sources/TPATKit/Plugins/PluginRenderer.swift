@@ -102,7 +102,7 @@ public struct PluginRenderer: Sendable {
     private let library: MustacheLibrary
 
     /// The templates this renderer needs, by name (file `templates/<name>.mustache`).
-    static let templateNames = ["status_codes", "check_support", "kernels_h", "kernels_cu", "plugin_v3", "plugin_v2", "test_cu", "constants_cpp", "cmake", "makefile", "plugin_host", "ort_ops", "verify_model"]
+    static let templateNames = ["status_codes", "check_support", "kernels_h", "kernels_cu", "launch_steps", "plugin_v3", "plugin_v2", "test_cu", "constants_cpp", "cmake", "makefile", "plugin_host", "ort_ops", "verify_model"]
 
     /// Loads the bundled templates.
     public init() throws(TPATError) {

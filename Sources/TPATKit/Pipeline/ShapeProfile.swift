@@ -1,0 +1,153 @@
+import Foundation
+
+/// The range one symbolic dim of the model's inputs takes in deployment, as a TensorRT
+/// optimization profile gives it: `--profile batch=1:8:32`.
+public struct DimRange: Sendable, Equatable, Codable {
+    /// The dim's name in the model's inputs (`dim_param`).
+    public var name: String
+    /// The smallest size.
+    public var min: Int64
+    /// The size the engine is optimized for, and TPAT's plugins too: a launch plan compiled (and
+    /// tuned) for it, beside the generic one.
+    public var opt: Int64
+    /// The largest size.
+    public var max: Int64
+
+    /// Creates a range; sizes must be positive and ordered (``parse(_:)`` checks user text).
+    public init(name: String, min: Int64, opt: Int64, max: Int64) {
+        self.name = name
+        self.min = min
+        self.opt = opt
+        self.max = max
+    }
+
+    /// `NAME=MIN:OPT:MAX` (or `NAME=SIZE` for one size), or nil with what is wrong.
+    public static func parse(_ text: String) -> Result<DimRange, ParseError> {
+        let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].trimmingCharacters(in: .whitespaces).isEmpty else {
+            return .failure(ParseError(text: text, reason: "write NAME=MIN:OPT:MAX, e.g. batch=1:8:32"))
+        }
+        let sizes = parts[1].split(separator: ":", omittingEmptySubsequences: false).map {
+            Int64($0.trimmingCharacters(in: .whitespaces))
+        }
+        guard sizes.count == 3 || sizes.count == 1, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            return .failure(ParseError(text: text, reason: "the sizes must be three positive integers MIN:OPT:MAX (or one size)"))
+        }
+        let s = sizes.map { $0! }
+        let range = s.count == 1
+            ? DimRange(name: parts[0].trimmingCharacters(in: .whitespaces), min: s[0], opt: s[0], max: s[0])
+            : DimRange(name: parts[0].trimmingCharacters(in: .whitespaces), min: s[0], opt: s[1], max: s[2])
+        guard range.min <= range.opt, range.opt <= range.max else {
+            return .failure(ParseError(text: text, reason: "MIN <= OPT <= MAX must hold"))
+        }
+        return .success(range)
+    }
+
+    /// Why a `--profile` value was refused.
+    public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
+        /// The value as given.
+        public var text: String
+        /// What is wrong with it.
+        public var reason: String
+        public var description: String { "--profile \(text): \(reason)" }
+    }
+}
+
+/// The sizes the model's symbolic dims take in deployment (`--profile`, repeatable): the optimum
+/// each plugin gets a specialized launch plan for, the sizes its self-test runs at, and the
+/// trtexec line's `--minShapes/--optShapes/--maxShapes`.
+public struct ShapeProfile: Sendable, Equatable {
+    /// One range per dim name.
+    public var ranges: [DimRange]
+
+    /// Creates a profile.
+    public init(_ ranges: [DimRange] = []) { self.ranges = ranges }
+
+    /// True when no dim has a range.
+    public var isEmpty: Bool { ranges.isEmpty }
+
+    /// The range of dim `name`, if given.
+    public func range(of name: String) -> DimRange? { ranges.first { $0.name == name } }
+
+    /// The optimum of each given dim, by name: what the specialized launch plans are compiled for.
+    public var optimum: [String: Int64] { Dictionary(ranges.map { ($0.name, $0.opt) }, uniquingKeysWith: { a, _ in a }) }
+
+    /// The self-test sizes of each given dim: the optimum (the specialized plan), then the
+    /// minimum (the generic plan; the maximum could make the reference data huge).
+    public var testSizes: [String: [Int64]] {
+        Dictionary(ranges.map { ($0.name, $0.min == $0.opt ? [$0.opt] : [$0.opt, $0.min]) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The names given that no input of `model` has among its symbolic dims.
+    public func unknownNames(in model: ONNXModel) -> [String] {
+        let known = Set(Self.symbolicInputs(of: model).flatMap { $0.dims.compactMap(\.symbol) })
+        return ranges.map(\.name).filter { !known.contains($0) }
+    }
+
+    /// trtexec's shape options for `model`'s inputs with symbolic dims: `--minShapes=a:1x128,...`,
+    /// `--optShapes`, `--maxShapes` (each input's dims at the profile's min, opt and max), and the
+    /// inputs left out because a symbolic dim of theirs has no range (TensorRT then uses its own
+    /// default, with a warning). Empty options when no input has symbolic dims.
+    public func trtexecShapes(for model: ONNXModel) -> (options: [String], inputsWithoutRange: [String]) {
+        var minShapes: [String] = [], optShapes: [String] = [], maxShapes: [String] = []
+        var left: [String] = []
+        for input in Self.symbolicInputs(of: model) {
+            var dims: [(min: Int64, opt: Int64, max: Int64)] = []
+            for dim in input.dims {
+                if let value = dim.value {
+                    dims.append((value, value, value))
+                } else if let name = dim.symbol, let r = range(of: name) {
+                    dims.append((r.min, r.opt, r.max))
+                } else {
+                    break
+                }
+            }
+            guard dims.count == input.dims.count else {
+                left.append(input.name)
+                continue
+            }
+            func shape(_ pick: ((min: Int64, opt: Int64, max: Int64)) -> Int64) -> String {
+                "\(input.name):" + dims.map { String(pick($0)) }.joined(separator: "x")
+            }
+            minShapes.append(shape(\.min))
+            optShapes.append(shape(\.opt))
+            maxShapes.append(shape(\.max))
+        }
+        guard !minShapes.isEmpty else { return ([], left) }
+        return ([("--minShapes", minShapes), ("--optShapes", optShapes), ("--maxShapes", maxShapes)].map {
+            ShellWord.quoted("\($0.0)=\($0.1.joined(separator: ","))")
+        }, left)
+    }
+
+    /// A graph input's name and dims (a fixed size, a named symbol, or neither).
+    struct InputDims {
+        var name: String
+        var dims: [(value: Int64?, symbol: String?)]
+    }
+
+    /// The model's graph inputs (initializers aside) that have a dim without a fixed size.
+    static func symbolicInputs(of model: ONNXModel) -> [InputDims] {
+        let graph = model.proto.graph
+        let initializers = Set(graph.initializer.map(\.name))
+        return graph.input.filter { !initializers.contains($0.name) }.compactMap { input in
+            guard input.type.tensorType.hasShape else { return nil }
+            let dims: [(value: Int64?, symbol: String?)] = input.type.tensorType.shape.dim.map { d in
+                switch d.value {
+                case .dimValue(let v)?: (v, nil)
+                case .dimParam(let p)? where !p.isEmpty: (nil, p)
+                default: (nil, nil)
+                }
+            }
+            return dims.contains(where: { $0.value == nil }) ? InputDims(name: input.name, dims: dims) : nil
+        }
+    }
+}
+
+/// A word of a printed command line, quoted for a POSIX shell when it needs to be.
+enum ShellWord {
+    /// `word` as is when it holds only characters no shell treats specially, else in single quotes.
+    static func quoted(_ word: String) -> String {
+        let plain = word.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_=:,./x+@%".contains($0)) }
+        return plain ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}

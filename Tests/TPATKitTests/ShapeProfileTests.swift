@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+@testable import TPATKit
+
+@Suite("Shape profiles (--profile)")
+struct ShapeProfileTests {
+    @Test("NAME=MIN:OPT:MAX is parsed, one size stands for all three, and bad ranges say what is wrong")
+    func parsing() throws {
+        #expect(try DimRange.parse("batch=1:8:32").get() == DimRange(name: "batch", min: 1, opt: 8, max: 32))
+        #expect(try DimRange.parse(" seq = 128 ").get() == DimRange(name: "seq", min: 128, opt: 128, max: 128))
+        for (text, reason) in [
+            ("batch=8:1:32", "MIN <= OPT <= MAX"), ("batch=0:1:2", "positive"), ("batch=1:2", "three positive"),
+            ("=1:2:3", "NAME=MIN:OPT:MAX"), ("batch", "NAME=MIN:OPT:MAX"), ("batch=1:x:3", "positive"),
+        ] {
+            guard case .failure(let error) = DimRange.parse(text) else {
+                Issue.record("\(text) was accepted")
+                continue
+            }
+            #expect(error.description.contains(reason), "\(text): \(error)")
+            #expect(error.description.hasPrefix("--profile \(text)"))
+        }
+    }
+
+    /// A model with inputs [batch, seq] (int64), [batch, seq, 768] and a static one, plus a weight.
+    private func model(extraSymbol: Bool = false) -> ONNXModel {
+        var b = ModelBuilder()
+        b.input("ids", .int64, [.symbolic("batch"), .symbolic("seq")])
+        b.input("hidden states", .float32, [.symbolic("batch"), extraSymbol ? .symbolic("other") : .symbolic("seq"), .fixed(768)])
+        b.input("scale", .float32, [.fixed(4)])
+        b.initializer("w", int64: [1, 2], shape: [2])
+        b.output("y", .float32, [.symbolic("batch"), .symbolic("seq"), .fixed(768)])
+        b.node("Identity", ["hidden states"], ["y"], name: "id")
+        return ONNXModel(proto: b.model(), baseDirectory: URL(fileURLWithPath: "/tmp"))
+    }
+
+    @Test("trtexec gets min, opt and max shapes of every input with symbolic dims, quoted for the shell where needed")
+    func trtexecShapes() {
+        let profile = ShapeProfile([DimRange(name: "batch", min: 1, opt: 8, max: 32), DimRange(name: "seq", min: 16, opt: 128, max: 512)])
+        let shapes = profile.trtexecShapes(for: model())
+        #expect(shapes.inputsWithoutRange.isEmpty)
+        #expect(shapes.options == [
+            "'--minShapes=ids:1x16,hidden states:1x16x768'",
+            "'--optShapes=ids:8x128,hidden states:8x128x768'",
+            "'--maxShapes=ids:32x512,hidden states:32x512x768'",
+        ])
+        // An input whose symbolic dim has no range is left out, and named.
+        let partial = profile.trtexecShapes(for: model(extraSymbol: true))
+        #expect(partial.inputsWithoutRange == ["hidden states"])
+        #expect(partial.options.first == "--minShapes=ids:1x16")
+        #expect(profile.unknownNames(in: model()).isEmpty)
+        #expect(ShapeProfile([DimRange(name: "batchsize", min: 1, opt: 1, max: 1)]).unknownNames(in: model()) == ["batchsize"])
+    }
+
+    @Test("a plugin is specialized at the optimum of its inputs' symbolic dims, only when the profile gives all of them")
+    func specialization() {
+        var b = ModelBuilder()
+        b.input("x", .float32, [.symbolic("batch"), .symbolic("seq"), .fixed(64)])
+        b.output("y", .float32, [.symbolic("batch"), .symbolic("seq"), .fixed(64)])
+        b.node("Relu", ["x"], ["y"], name: "r")
+        let sub = b.model()
+        let both = ShapeProfile([DimRange(name: "batch", min: 1, opt: 8, max: 32), DimRange(name: "seq", min: 16, opt: 128, max: 512)])
+        #expect(Pipeline.specialization(of: sub, at: both) == ["batch": 8, "seq": 128])
+        #expect(Pipeline.specialization(of: sub, at: ShapeProfile([DimRange(name: "batch", min: 1, opt: 8, max: 32)])) == nil)
+        #expect(Pipeline.specialization(of: sub, at: ShapeProfile()) == nil)
+        // the self-test runs the specialized plan (the optimum) and the generic one (the minimum)
+        #expect(both.testSizes == ["batch": [8, 1], "seq": [128, 16]])
+    }
+}
