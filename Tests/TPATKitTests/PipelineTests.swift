@@ -170,6 +170,44 @@ struct PipelineTests {
         #expect(rewritten.graph.node[2].input == ["z1"] && rewritten.graph.node[2].output == ["y2"])
     }
 
+    @Test("--profile: a launch plan for the optimum beside the generic one, self-tests at OPT and MIN, shapes in the trtexec line")
+    func profile() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let input = dir.appendingPathComponent("model.onnx")
+        var b = ModelBuilder()
+        b.input("scores", .float32, [.symbolic("batch"), .fixed(4), .symbolic("seq"), .symbolic("seq")])
+        b.output("probs", .float32, [.symbolic("batch"), .fixed(4), .symbolic("seq"), .symbolic("seq")])
+        b.node("Softmax", ["scores"], ["probs"], name: "softmax", ints: ["axis": -1])
+        try b.write(to: input)
+        let out = dir.appendingPathComponent("out")
+        let result = try TestSupport.runTPAT([
+            "generate", input.path, "-o", out.path, "--arch", "sm_90", "-q", "--nodes", "softmax",
+            "--profile", "batch=1:2:8", "--profile", "seq=16:64:128",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONDecoder().decode(PipelineReport.self, from: Data(contentsOf: out.appendingPathComponent("report.json")))
+        let plugin = try #require(report.plugins.first)
+        #expect(plugin.kernelBuild == "built")
+        #expect(plugin.kernels == 2)
+        let trtexec = try #require(report.trtexecCommand)
+        #expect(trtexec.hasSuffix(" --minShapes=scores:1x4x16x16 --optShapes=scores:2x4x64x64 --maxShapes=scores:8x4x128x128"), "\(trtexec)")
+        let folder = URL(fileURLWithPath: plugin.directory)
+        let manifest = try KernelManifest.load(contentsOf: folder.appendingPathComponent("manifest.json"))
+        #expect(manifest.specializations?.map(\.sizes) == ["batch=2, seq=64"])
+        let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("test/reference.json"))) as? [String: Any]
+        let cases = (reference?["cases"] as? [[String: Any]])?.compactMap { $0["name"] as? String }
+        #expect(cases == ["case0 (batch=2,seq=64)", "case1 (batch=1,seq=16)"])
+
+        // A range for a dim the model does not have, and a malformed one: refused, nothing written.
+        let unknown = try TestSupport.runTPAT(["generate", input.path, "-o", out.path + "2", "--arch", "sm_90", "--nodes", "softmax", "--profile", "batchsize=1:2:8"])
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("--profile names 'batchsize', which no input of the model has as a dim; its inputs' symbolic dims are batch, seq"), "\(unknown.stderr)")
+        let malformed = try TestSupport.runTPAT(["generate", input.path, "-o", out.path + "2", "--arch", "sm_90", "--nodes", "softmax", "--profile", "batch=8:1:2"])
+        #expect(malformed.status == 64)
+        #expect(malformed.stderr.contains("--profile batch=8:1:2: MIN <= OPT <= MAX must hold"), "\(malformed.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out.path + "2"))
+    }
+
     @Test("a second run takes untuned kernels from the kernel cache, the same sources; failures are not cached")
     func kernelCache() throws {
         let dir = try TestSupport.temporaryDirectory()
