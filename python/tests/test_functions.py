@@ -116,3 +116,18 @@ def test_attention_is_its_opset_23_body_and_computes_the_node_tests_outputs():
             checked += 1
     assert set(wrong) <= ATTENTION_NOT_REPRODUCED, sorted(set(wrong) - ATTENTION_NOT_REPRODUCED)
     assert checked >= 30
+
+
+def test_a_body_that_calls_another_function_op_is_inlined_with_its_values_typed():
+    """SwiGLU's body calls Swish on a value of its own (SwishGate): the second round of inlining
+    needs that value's type, which shape inference gives it. The three node tests reproduce."""
+    import numpy as np
+
+    from on_cpu import node_test_data, node_tests, run_on_cpu
+
+    cases = [tc for tc in node_tests("test_swiglu") if "expanded" not in tc.name]
+    assert len(cases) == 3
+    for tc in cases:
+        inputs, expected = node_test_data(tc)
+        (got,) = run_on_cpu(tc.model, *inputs.values())
+        assert np.allclose(got.astype(np.float64), expected[0], rtol=1e-3, atol=1e-3), tc.name

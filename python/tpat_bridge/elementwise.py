@@ -38,3 +38,29 @@ def convert_eye_like(bb: Any, inputs: list[Any], attr: dict[str, Any], params: A
                           name="eye_like")
 
     return bb.emit_te(eye, x, primfunc_name_hint="eye_like")
+
+
+def convert_rms_normalization(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
+    """ONNX RMSNormalization, ``x / sqrt(mean(x^2 over axis..last) + epsilon) * scale``, computed in
+    float32 when ``stash_type`` is 1. Over trailing axes with a leading dim before them it is TVM's
+    ``rms_norm``; over every axis (``axis`` 0) TVM's ``rms_norm`` reads its input with no index and
+    fails to build (6 node tests), so that case is the mean, the square root and the products."""
+    from tvm import relax
+
+    x, scale = inputs[0], inputs[1]
+    rank = len(x.ty.shape.values)
+    axis = int(attr.get("axis", -1))
+    axis = axis + rank if axis < 0 else axis
+    eps = float(attr.get("epsilon", 1e-5))
+    dtype = str(x.ty.dtype)
+    compute = "float32" if int(attr.get("stash_type", 1)) == 1 and dtype != "float32" else dtype
+    xc = relax.op.astype(x, compute) if compute != dtype else x
+    sc = relax.op.astype(scale, compute) if str(scale.ty.dtype) != compute else scale
+    axes = list(range(axis, rank))
+    if axis > 0:
+        y = relax.op.nn.rms_norm(xc, sc, axes, eps)
+    else:
+        mean = relax.op.mean(relax.op.multiply(xc, xc), axis=axes, keepdims=True)
+        inv = relax.op.divide(relax.const(1.0, compute), relax.op.sqrt(relax.op.add(mean, relax.const(eps, compute))))
+        y = relax.op.multiply(relax.op.multiply(xc, inv), sc)
+    return bb.emit(relax.op.astype(y, dtype) if compute != dtype else y)

@@ -83,6 +83,10 @@ def with_function_bodies(model: onnx.ModelProto, known: set[str]) -> onnx.ModelP
         except Exception:  # noqa: BLE001 - the types are a help, not a requirement
             typed = expanded
         types = {v.name: v.type for v in [*typed.graph.input, *typed.graph.value_info, *typed.graph.output]}
+        # The inliner's version converter needs the type of every value a body reads: those an
+        # earlier round inlined (SwiGLU's body calls Swish on its own SwishGate) have none yet.
+        declared = {v.name for v in [*expanded.graph.input, *expanded.graph.value_info, *expanded.graph.output]}
+        expanded.graph.value_info.extend(v for v in typed.graph.value_info if v.name not in declared)
         types.update({t.name: helper.make_tensor_type_proto(t.data_type, list(t.dims)) for t in expanded.graph.initializer})
         del expanded.functions[:]
         functions: dict[str, onnx.FunctionProto] = {}
