@@ -56,3 +56,21 @@ def test_rms_normalization_over_every_axis_builds_and_reproduces_the_node_tests(
         assert np.allclose(got, expected[0], rtol=1e-5, atol=1e-6), tc.name
         if "axis0" in tc.name or "negative_3" in tc.name or "2d_axis_negative_2" in tc.name:
             assert compile_model(tc.model, "sm_90", []).device_funcs, tc.name
+
+
+def test_bit_cast_keeps_every_bit():
+    """BitCast (TVM's frontend lacks it): each node test's output, bit for bit, on the CPU; each
+    builds for CUDA as one kernel."""
+    import numpy as np
+
+    from on_cpu import node_test_data, node_tests, run_on_cpu
+    from tpat_bridge.compiler import compile_model
+
+    cases = node_tests("test_bitcast")
+    assert len(cases) == 10
+    for tc in cases:
+        inputs, expected = node_test_data(tc)
+        (got,) = run_on_cpu(tc.model, *inputs.values())
+        assert got.dtype == expected[0].dtype, tc.name
+        assert got.tobytes() == expected[0].tobytes(), tc.name
+        assert list(compile_model(tc.model, "sm_90", []).device_funcs) == ["bit_cast_kernel"], tc.name

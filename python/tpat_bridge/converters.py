@@ -22,7 +22,7 @@ from .col2im import convert_col2im
 from .cumsum import convert_cumprod, convert_cumsum
 from .declared import convert_expand, convert_range, convert_tile
 from .dft import convert_dft
-from .elementwise import convert_elu, convert_eye_like, convert_rms_normalization
+from .elementwise import convert_bit_cast, convert_elu, convert_eye_like, convert_rms_normalization
 from .nonzero import convert_compress, convert_nonzero
 from .qlinear import convert_qlinear_matmul
 from .roialign import convert_roialign
@@ -99,6 +99,8 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     Converter("TensorScatter", 24, convert_tensor_scatter),
     # TVM's rms_norm fails to build over every axis (axis 0) (elementwise.py)
     Converter("RMSNormalization", 23, convert_rms_normalization),
+    # TVM's frontend lacks it (elementwise.py)
+    Converter("BitCast", 26, convert_bit_cast),
 ]}
 
 

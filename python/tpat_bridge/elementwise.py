@@ -64,3 +64,24 @@ def convert_rms_normalization(bb: Any, inputs: list[Any], attr: dict[str, Any], 
         inv = relax.op.divide(relax.const(1.0, compute), relax.op.sqrt(relax.op.add(mean, relax.const(eps, compute))))
         y = relax.op.multiply(relax.op.multiply(xc, inv), sc)
     return bb.emit(relax.op.astype(y, dtype) if compute != dtype else y)
+
+
+def convert_bit_cast(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
+    """ONNX BitCast (opset 26): the input's bits read as the ``to`` type, of the same width and
+    shape (TVM's frontend lacks it): TOPI's reinterpret, one kernel; bool, whose storage TVM and
+    ONNX both keep in a byte, reads as uint8/int8 through a select."""
+    import onnx
+    from tvm import te, tirx, topi
+
+    x = inputs[0]
+    src = str(x.ty.dtype)
+    dst = str(onnx.helper.tensor_dtype_to_np_dtype(int(attr["to"])))
+    dst = {"bool": "bool"}.get(dst, dst)
+
+    def cast(t: Any) -> Any:
+        if src == "bool" or dst == "bool":
+            # a byte either way: bool 1/0 <-> the integer 1/0
+            return te.compute(t.shape, lambda *i: tirx.Cast(dst, t(*i)), name="bit_cast")
+        return topi.reinterpret(t, dst)
+
+    return bb.emit_te(cast, x, primfunc_name_hint="bit_cast")
