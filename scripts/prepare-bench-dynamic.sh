@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Generates the plugin folders of the dynamic-shape benchmark (issue 15; docs/benchmarks.md) into
+# DIR (default .device/b15): the benchmark model static at N = 1, the benchmark's N and the
+# largest N (bench-n1, bench, bench-nmax), its dynamic twin (bench-dynamic); BERT-base's attention
+# and norm workloads static at 1x128, 8x128 and 64x512 (bench-transformer-*), dynamic without a
+# profile (bench-transformer-dynamic) and with one (bench-transformer-profiled: the specialized
+# launch plan at 8x128); and the dynamic check model with self-test data (dyncheck).
+# Then, on a GPU machine, from the repository root:
+#   make -C DIR/dyncheck check
+#   scripts/bench-kernels.sh static=DIR/{model} generic=DIR/bench-transformer-dynamic dynamic=DIR/bench-transformer-profiled -- \
+#       --model models/generated/bench-transformer-1x128.onnx --model models/generated/bench-transformer-8x128.onnx \
+#       --model models/generated/bench-transformer-64x512.onnx --compile-dynamic --no-compile
+#   scripts/bench-kernels.sh static=DIR/{model} dynamic=DIR/bench-dynamic -- --model models/generated/bench-n1.onnx \
+#       --model models/generated/bench.onnx --model models/generated/bench-nmax.onnx --compile-dynamic --no-compile
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=${1:-.device/b15}
+T=${TPAT:-.build/debug/tpat}
+PY=.venv/bin/python
+for a in "--size 1" "--size bench" "--size max" "--dynamic" "--dynamic-check" \
+         "--transformer 1x128" "--transformer 8x128" "--transformer 64x512" "--transformer dynamic"; do
+  $PY scripts/make-bench-models.py $a >/dev/null
+done
+mkdir -p "$DIR"
+gen() { local out=$1; shift; rm -rf "$DIR/$out"; "$T" generate "$@" -o "$DIR/$out" --arch sm_90 --no-build --no-kernel-cache -q; }
+OPS=GatherND,ScatterND,OneHot,Resize,ReduceMax,Softmax,LayerNormalization
+for m in bench bench-n1 bench-nmax bench-dynamic; do gen $m models/generated/$m.onnx --op-types $OPS --no-reference; done
+for m in 1x128 8x128 64x512 dynamic; do
+  gen bench-transformer-$m models/generated/bench-transformer-$m.onnx --op-types MatMul,Softmax,LayerNormalization --no-reference
+done
+gen bench-transformer-profiled models/generated/bench-transformer-dynamic.onnx --op-types MatMul,Softmax,LayerNormalization \
+  --no-reference --profile B=1:8:64 --profile S=16:128:512
+gen dyncheck models/generated/bench-dynamic-check.onnx --op-types GatherND,ScatterND,Resize,ReduceMax,Softmax,LayerNormalization,MatMul \
+  --profile N=1:2:4 --profile S=8:40:64
+echo "$DIR"
