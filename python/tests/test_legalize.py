@@ -159,3 +159,44 @@ def test_row_and_reduction_lowerings_apply_where_they_should(op, shape, out_shap
         assert kernels == [tpat_kernel]
     else:
         assert not any("tpat" in k for k in kernels), kernels
+
+
+def _run_with_tpat_reductions(model, *arrays):
+    """``model`` on the CPU with TPAT's max/min legalization (the GPU-only kernels left out)."""
+    import tvm
+    from tvm import relax
+
+    from tpat_bridge.compiler import import_model
+    from tpat_bridge.lowering import default_legalizer
+    from tpat_bridge.rowwise import _infinite_identity_reduce
+
+    mod, _, _ = import_model(model, [])
+    legal = {f"relax.{k}": _infinite_identity_reduce(k, default_legalizer(f"relax.{k}")) for k in ("max", "min")}
+    mod = relax.transform.LegalizeOps(customize_legalize_map=legal)(mod)
+    out = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())["main"](*[tvm.runtime.tensor(a) for a in arrays])
+    return [out.numpy()] if hasattr(out, "numpy") else [o.numpy() for o in out]
+
+
+def test_max_of_only_minus_infinity_is_minus_infinity_so_a_fully_masked_attention_row_is_zero():
+    """TVM starts a float max from the lowest finite value: a fully masked row's max was -3.4e38, so
+    Attention's body (``ReduceMax(bias) == -inf`` -> 0) left the row NaN (14 node tests wrong on the
+    GPU). TPAT's max/min start from -inf/+inf."""
+    import numpy as np
+
+    from on_cpu import node_test_data, node_tests
+    from tpat_bridge.compiler import compile_model
+
+    x = np.array([[-np.inf, -np.inf, -np.inf], [1.0, -np.inf, 2.0]], np.float32)
+    model = _single("ReduceMax", [2, 3], [2, 1], axes=[1], keepdims=1)
+    (got,) = _run_with_tpat_reductions(model, x)
+    assert got[0, 0] == -np.inf and got[1, 0] == 2.0
+    (lowest,) = _run_with_tpat_reductions(_single("ReduceMin", [2, 3], [2, 1], axes=[1], keepdims=1), -x)
+    assert lowest[0, 0] == np.inf
+    assert "-CUDART_INF_F" in compile_model(model, "sm_90", []).cuda_source
+
+    cases = node_tests("test_attention_23_boolmask_fullymasked_row_nan_robustness")
+    assert len(cases) == 2
+    for tc in cases:
+        inputs, expected = node_test_data(tc)
+        (out,) = _run_with_tpat_reductions(tc.model, *inputs.values())
+        assert not np.isnan(out).any() and np.allclose(out, expected[0], atol=1e-5), tc.name

@@ -445,6 +445,52 @@ def _fast_reduce(x: Any, kind: str, outer: Any, reduced: int, inner: int, out_sh
                      out_buffers=[out_buf], name=f"reduce_{kind}.tpat", tag=f"reduce_{kind}.tpat")
 
 
+def _infinite_identity_reduce(kind: str, tvm_default: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """TVM's max/min of a float tensor starts from the dtype's lowest/highest finite value, so a
+    max over only -inf gives -3.4e38, not -inf (ONNX's): attention's check for a fully masked row
+    (``ReduceMax(bias) == -inf``, then 0 for that row) never fires, and the row stays NaN. Over
+    floats, this is the same reduction starting from -inf/+inf (TVM's schedules take it alike);
+    other dtypes keep TVM's."""
+
+    def legalize(bb: Any, call: Any) -> Any:
+        from tvm import te, tirx
+
+        x = call.args[0]
+        dtype = str(x.ty.dtype)
+        values = getattr(getattr(x.ty, "shape", None), "values", None)
+        if not dtype.startswith(("float", "bfloat")) or values is None:
+            return tvm_default(bb, call)
+        rank = len(values)
+        axes = sorted(int(a) % rank for a in call.attrs.axis) if call.attrs.axis is not None else list(range(rank))
+        keep = bool(call.attrs.keepdims)
+        combine = tirx.max if kind == "max" else tirx.min
+        start = float("-inf") if kind == "max" else float("inf")
+        reducer = te.comm_reducer(lambda a, b: combine(a, b), lambda t: tirx.const(start, t), name=f"{kind}_from_inf")
+
+        def make(xp: Any) -> Any:
+            dims = list(xp.shape)
+            out_shape = [1 if k in axes else d for k, d in enumerate(dims) if keep or k not in axes]
+            raxes = {k: te.reduce_axis((0, dims[k]), name=f"r{k}") for k in axes}
+
+            def body(*idx: Any) -> Any:
+                it = iter(idx)
+                full = []
+                for k in range(rank):
+                    if k in raxes:
+                        if keep:
+                            next(it)
+                        full.append(raxes[k])
+                    else:
+                        full.append(next(it))
+                return reducer(xp[tuple(full)], axis=[raxes[k] for k in axes])
+
+            return te.compute(out_shape, body, name=f"{kind}_red")
+
+        return bb.call_te(make, x, primfunc_name_hint=kind)
+
+    return legalize
+
+
 def _reduce_legalizer(kind: str, fallback: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     def legalize(bb: Any, call: Any) -> Any:
         x = call.args[0]
@@ -485,5 +531,7 @@ def legalize_map() -> dict[str, Callable[[Any, Any], Any]]:
     return {
         "relax.nn.softmax": _legalize_softmax,
         "relax.nn.layer_norm": _legalize_layer_norm,
-        **{f"relax.{k}": _reduce_legalizer(k, default_legalizer(f"relax.{k}")) for k in ("max", "min", "sum")},
+        **{f"relax.{k}": _reduce_legalizer(k, _infinite_identity_reduce(k, default_legalizer(f"relax.{k}")))
+           for k in ("max", "min")},
+        "relax.sum": _reduce_legalizer("sum", default_legalizer("relax.sum")),
     }
