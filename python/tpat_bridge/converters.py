@@ -21,8 +21,10 @@ from onnx import helper
 from .col2im import convert_col2im
 from .cumsum import convert_cumprod, convert_cumsum
 from .declared import convert_expand, convert_range, convert_tile
+from .det import convert_det
 from .dft import convert_dft
 from .elementwise import convert_bit_cast, convert_elu, convert_eye_like, convert_rms_normalization
+from .integer_conv import convert_conv_integer
 from .nonzero import convert_compress, convert_nonzero
 from .qlinear import convert_qlinear_matmul
 from .roialign import convert_roialign
@@ -101,6 +103,9 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     Converter("RMSNormalization", 23, convert_rms_normalization),
     # TVM's frontend lacks it (elementwise.py)
     Converter("BitCast", 26, convert_bit_cast),
+    # TVM's frontend lacks them (integer_conv.py, det.py)
+    Converter("ConvInteger", 10, convert_conv_integer),
+    Converter("Det", 11, convert_det),
 ]}
 
 
