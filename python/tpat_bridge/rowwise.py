@@ -89,7 +89,7 @@ def _warp_allreduce(value: Any, op: Callable[[Any, Any], Any]) -> Any:
     return value
 
 
-def _row_extern(name: str, inputs: list[Any], out_shape: list[Any], dtype: str, rows: Any, length: int,
+def _row_extern(name: str, inputs: list[Any], out_shape: list[Any], dtype: str, rows: Any, length: Any,
                 body: Callable[..., None], prologue: Callable[[Any, list[Any], Callable[[int], Any]], Any] | None = None
                 ) -> Any:
     """A te.extern running ``body(row, lane, in_buffers, out_buffer, idx[, state])`` on one warp per
@@ -99,8 +99,9 @@ def _row_extern(name: str, inputs: list[Any], out_shape: list[Any], dtype: str, 
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    # rows: an int, or an int64 expression of symbolic leading dims (64-bit index math then)
-    idx = "int32" if isinstance(rows, int) and rows * length < 2**31 else "int64"
+    # rows and length: ints, or int64 expressions of symbolic dims (64-bit index math then)
+    static = isinstance(rows, int) and isinstance(length, int)
+    idx = "int32" if static and rows * length < 2**31 else "int64"
     threads = 32 * WARPS_PER_BLOCK
 
     def i(v: Any) -> Any:
@@ -181,70 +182,46 @@ def _streaming_softmax(x: Any, rows: Any, length: Any) -> Any:
     lane loads at once), then combines the lanes' pairs with shuffles; the second reads the row again
     (from L1/L2 for the rows attention has) and writes exp(x - max) / sum. A row of only -inf gives
     NaN, as ONNX's reference does."""
-    from tvm import te, tirx
-    from tvm.script.ir_builder import IRBuilder
+    from tvm import tirx
     from tvm.script.ir_builder import tirx as T
 
     dtype = x.dtype
-    static = isinstance(rows, int) and isinstance(length, int)
-    idx = "int32" if static and rows * length < 2**31 else "int64"
-    threads = 32 * WARPS_PER_BLOCK
     chunk = 4   # elements a lane loads before one rescale of its running sum
     lowest = tirx.const(-3.4028234663852886e38, "float32")   # not -inf: -inf - -inf would be NaN
 
-    def i(v: Any) -> Any:
-        return _const(v, idx)
+    def body(row: Any, lane: Any, ins: list[Any], out: Any, i: Callable[[int], Any]) -> None:
+        src = ins[0]
+        n = T.bind(i(length))
+        base = T.bind(row * n)
+        acc = T.buffer_proxy(T.alloc_local((2,), "float32"))   # running max, running sum
+        acc[0] = lowest
+        acc[1] = tirx.const(0.0, "float32")
+        with T.serial(0, tirx.floordiv(n + i(32 * chunk - 1), i(32 * chunk))) as it:
+            first = T.bind(i(it) * i(32 * chunk) + lane)
+            vals = []
+            for k in range(chunk):
+                c = first + i(32 * k)
+                vals.append(T.bind(tirx.if_then_else(c < n, tirx.Cast("float32", src[base + c]), lowest)))
+            m_new = T.bind(tirx.max(acc[0], _tree(list(vals), tirx.max)))
+            acc[1] = acc[1] * tirx.exp(acc[0] - m_new) + _tree([tirx.exp(v - m_new) for v in vals], lambda a, b: a + b)
+            acc[0] = m_new
+        mask = tirx.const(0xFFFFFFFF, "uint32")
+        for offset in (16, 8, 4, 2, 1):
+            om = T.bind(tirx.call_extern("float32", "__shfl_xor_sync", mask, acc[0], tirx.const(offset, "int32"),
+                                         tirx.const(32, "int32")))
+            os_ = T.bind(tirx.call_extern("float32", "__shfl_xor_sync", mask, acc[1], tirx.const(offset, "int32"),
+                                          tirx.const(32, "int32")))
+            m_new = T.bind(tirx.max(acc[0], om))
+            acc[1] = acc[1] * tirx.exp(acc[0] - m_new) + os_ * tirx.exp(om - m_new)
+            acc[0] = m_new
+        inv = T.bind(tirx.const(1.0, "float32") / acc[1])
+        with T.serial(0, tirx.floordiv(n + i(31), i(32))) as it:
+            c = T.bind(i(it) * i(32) + lane)
+            with T.If(c < n):
+                with T.Then():
+                    out[base + c] = tirx.Cast(dtype, tirx.exp(tirx.Cast("float32", src[base + c]) - acc[0]) * inv)
 
-    def gen_ir(x_ptr: Any, out_ptr: Any) -> Any:
-        with IRBuilder() as ib:
-            tx = te.thread_axis("threadIdx.x")
-            bx = te.thread_axis("blockIdx.x")
-            nblk = -(-rows // WARPS_PER_BLOCK) if isinstance(rows, int) else \
-                tirx.Cast("int32", tirx.floordiv(i(rows) + i(WARPS_PER_BLOCK - 1), i(WARPS_PER_BLOCK)))
-            with T.frame_scope([T.attr(bx, "thread_extent", nblk), T.attr(tx, "thread_extent", threads)]):
-                n = T.bind(i(length))
-                lane = T.bind(tirx.Cast(idx, tx.var) % i(32))
-                row = T.bind(tirx.Cast(idx, bx.var) * i(WARPS_PER_BLOCK) + tirx.Cast(idx, tx.var) // i(32))
-                src = T.buffer_proxy(T.decl_buffer((i(rows) * n,), dtype, data=x_ptr.data))
-                dst = T.buffer_proxy(T.decl_buffer((i(rows) * n,), dtype, data=out_ptr.data))
-                acc = T.buffer_proxy(T.alloc_local((2,), "float32"))   # running max, running sum
-                with T.If(row < i(rows)):
-                    with T.Then():
-                        base = T.bind(row * n)
-                        acc[0] = lowest
-                        acc[1] = tirx.const(0.0, "float32")
-                        with T.serial(0, tirx.floordiv(n + i(32 * chunk - 1), i(32 * chunk))) as it:
-                            first = T.bind(tirx.Cast(idx, it) * i(32 * chunk) + lane)
-                            vals = []
-                            for k in range(chunk):
-                                c = first + i(32 * k)
-                                vals.append(T.bind(tirx.if_then_else(
-                                    c < n, tirx.Cast("float32", src[base + c]), lowest)))
-                            m_new = T.bind(tirx.max(acc[0], _tree(list(vals), tirx.max)))
-                            acc[1] = acc[1] * tirx.exp(acc[0] - m_new) + _tree(
-                                [tirx.exp(v - m_new) for v in vals], lambda a, b: a + b)
-                            acc[0] = m_new
-                        mask = tirx.const(0xFFFFFFFF, "uint32")
-                        for offset in (16, 8, 4, 2, 1):
-                            om = T.bind(tirx.call_extern("float32", "__shfl_xor_sync", mask, acc[0],
-                                                         tirx.const(offset, "int32"), tirx.const(32, "int32")))
-                            os_ = T.bind(tirx.call_extern("float32", "__shfl_xor_sync", mask, acc[1],
-                                                          tirx.const(offset, "int32"), tirx.const(32, "int32")))
-                            m_new = T.bind(tirx.max(acc[0], om))
-                            acc[1] = acc[1] * tirx.exp(acc[0] - m_new) + os_ * tirx.exp(om - m_new)
-                            acc[0] = m_new
-                        inv = T.bind(tirx.const(1.0, "float32") / acc[1])
-                        with T.serial(0, tirx.floordiv(n + i(31), i(32))) as it:
-                            c = T.bind(tirx.Cast(idx, it) * i(32) + lane)
-                            with T.If(c < n):
-                                with T.Then():
-                                    dst[base + c] = tirx.Cast(dtype, tirx.exp(
-                                        tirx.Cast("float32", src[base + c]) - acc[0]) * inv)
-            return ib.get()
-
-    out_buf = tirx.decl_buffer(list(x.shape), dtype, "out_buf", layout=None)
-    return te.extern([list(x.shape)], [x], lambda ins, outs: gen_ir(ins[0], outs[0]), dtype=dtype,
-                     out_buffers=[out_buf], name="softmax_rows.tpat", tag="softmax_rows.tpat")
+    return _row_extern("softmax_rows.tpat", [x], list(x.shape), dtype, rows, length, body)
 
 
 def _fast_layer_norm(x: Any, gamma: Any, beta: Any, rows: Any, length: int, eps: float, center: bool,
