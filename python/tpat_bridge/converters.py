@@ -30,6 +30,7 @@ from .qlinear import convert_qlinear_matmul
 from .roialign import convert_roialign
 from .stft import convert_stft
 from .tensor_scatter import convert_tensor_scatter
+from .tfidf import convert_tfidf_vectorizer
 from .subgraph import graph_constants, graph_output_of
 from .topk import convert_topk, runtime_k
 from .unique import convert_unique
@@ -106,6 +107,8 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     # TVM's frontend lacks them (integer_conv.py, det.py)
     Converter("ConvInteger", 10, convert_conv_integer),
     Converter("Det", 11, convert_det),
+    # TVM's frontend lacks it; integer tokens (tfidf.py)
+    Converter("TfIdfVectorizer", 9, convert_tfidf_vectorizer),
 ]}
 
 
