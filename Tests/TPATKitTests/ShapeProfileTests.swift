@@ -9,9 +9,13 @@ struct ShapeProfileTests {
     func parsing() throws {
         #expect(try DimRange.parse("batch=1:8:32").get() == DimRange(name: "batch", min: 1, opt: 8, max: 32))
         #expect(try DimRange.parse(" seq = 128 ").get() == DimRange(name: "seq", min: 128, opt: 128, max: 128))
+        // an empty KV cache at the first step: MIN 0, tested at 1
+        #expect(try DimRange.parse("past=0:12:64").get() == DimRange(name: "past", min: 0, opt: 12, max: 64))
+        #expect(ShapeProfile([DimRange(name: "past", min: 0, opt: 12, max: 64)]).testSizes == ["past": [12, 1]])
         for (text, reason) in [
-            ("batch=8:1:32", "MIN <= OPT <= MAX"), ("batch=0:1:2", "positive"), ("batch=1:2", "three positive"),
-            ("=1:2:3", "NAME=MIN:OPT:MAX"), ("batch", "NAME=MIN:OPT:MAX"), ("batch=1:x:3", "positive"),
+            ("batch=8:1:32", "MIN <= OPT <= MAX"), ("batch=0:0:2", "OPT and MAX at least 1"), ("batch=1:2", "integers MIN:OPT:MAX"),
+            ("=1:2:3", "NAME=MIN:OPT:MAX"), ("batch", "NAME=MIN:OPT:MAX"), ("batch=1:x:3", "integers MIN:OPT:MAX"),
+            ("batch=-1:2:3", "MIN at least 0"), ("batch=0", "OPT and MAX at least 1"),
         ] {
             guard case .failure(let error) = DimRange.parse(text) else {
                 Issue.record("\(text) was accepted")

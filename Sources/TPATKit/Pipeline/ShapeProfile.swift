@@ -30,13 +30,17 @@ public struct DimRange: Sendable, Equatable, Codable {
         let sizes = parts[1].split(separator: ":", omittingEmptySubsequences: false).map {
             Int64($0.trimmingCharacters(in: .whitespaces))
         }
-        guard sizes.count == 3 || sizes.count == 1, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
-            return .failure(ParseError(text: text, reason: "the sizes must be three positive integers MIN:OPT:MAX (or one size)"))
+        // MIN may be 0 (an empty KV cache at the first step, as TensorRT's profiles allow); the
+        // optimum and the maximum are real sizes.
+        let values = sizes.compactMap { $0 }
+        guard values.count == sizes.count, values.count == 3 || values.count == 1, values.allSatisfy({ $0 >= 0 }),
+            values.suffix(2).allSatisfy({ $0 > 0 })
+        else {
+            return .failure(ParseError(text: text, reason: "the sizes must be integers MIN:OPT:MAX (or one size), MIN at least 0, OPT and MAX at least 1"))
         }
-        let s = sizes.map { $0! }
-        let range = s.count == 1
-            ? DimRange(name: parts[0].trimmingCharacters(in: .whitespaces), min: s[0], opt: s[0], max: s[0])
-            : DimRange(name: parts[0].trimmingCharacters(in: .whitespaces), min: s[0], opt: s[1], max: s[2])
+        let range = values.count == 1
+            ? DimRange(name: parts[0].trimmingCharacters(in: .whitespaces), min: values[0], opt: values[0], max: values[0])
+            : DimRange(name: parts[0].trimmingCharacters(in: .whitespaces), min: values[0], opt: values[1], max: values[2])
         guard range.min <= range.opt, range.opt <= range.max else {
             return .failure(ParseError(text: text, reason: "MIN <= OPT <= MAX must hold"))
         }
@@ -73,9 +77,13 @@ public struct ShapeProfile: Sendable, Equatable {
     public var optimum: [String: Int64] { Dictionary(ranges.map { ($0.name, $0.opt) }, uniquingKeysWith: { a, _ in a }) }
 
     /// The self-test sizes of each given dim: the optimum (the specialized plan), then the
-    /// minimum (the generic plan; the maximum could make the reference data huge).
+    /// minimum, or 1 where the minimum is 0 (the generic plan; the maximum could make the
+    /// reference data huge).
     public var testSizes: [String: [Int64]] {
-        Dictionary(ranges.map { ($0.name, $0.min == $0.opt ? [$0.opt] : [$0.opt, $0.min]) }, uniquingKeysWith: { a, _ in a })
+        Dictionary(ranges.map { r in
+            let small = Swift.max(r.min, 1)
+            return (r.name, small == r.opt ? [r.opt] : [r.opt, small])
+        }, uniquingKeysWith: { a, _ in a })
     }
 
     /// The names given that no input of `model` has among its symbolic dims.
