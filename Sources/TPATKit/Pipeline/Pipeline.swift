@@ -165,7 +165,7 @@ public struct Pipeline: Sendable {
         do { model = try ONNXModel.load(contentsOf: request.model) } catch { throw .usage(error.description) }
         let unknownDims = request.profile.unknownNames(in: model)
         if !unknownDims.isEmpty {
-            let known = Set(ShapeProfile.symbolicInputs(of: model).flatMap { $0.dims.compactMap(\.symbol) }).sorted()
+            let known = ShapeProfile.symbolNames(in: model)
             throw .usage(
                 "--profile names \(unknownDims.map { "'\(TerminalText.escaped($0))'" }.joined(separator: ", ")), which no input of the model has as a dim; "
                     + (known.isEmpty ? "the model's inputs have no named symbolic dims" : "its inputs' symbolic dims are \(known.map(TerminalText.escaped).joined(separator: ", "))"))
@@ -520,18 +520,10 @@ public struct Pipeline: Sendable {
     /// plan would not be static) or the inputs have none.
     static func specialization(of subModel: Onnx_ModelProto, at profile: ShapeProfile) -> [String: Int64]? {
         guard !profile.isEmpty else { return nil }
-        let initializers = Set(subModel.graph.initializer.map(\.name))
         var sizes: [String: Int64] = [:]
-        for input in subModel.graph.input where !initializers.contains(input.name) {
-            for dim in input.type.tensorType.shape.dim {
-                switch dim.value {
-                case .dimValue?: continue
-                case .dimParam(let name)?:
-                    guard let range = profile.range(of: name) else { return nil }
-                    sizes[name] = range.opt
-                case nil: return nil
-                }
-            }
+        for input in ShapeProfile.symbolicInputs(of: subModel.graph) {
+            guard profile.sizes(of: input.dims) != nil else { return nil }
+            for case .symbolic(let name) in input.dims { sizes[name] = profile.range(of: name)?.opt }
         }
         return sizes.isEmpty ? nil : sizes
     }

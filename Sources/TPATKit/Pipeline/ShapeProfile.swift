@@ -88,8 +88,33 @@ public struct ShapeProfile: Sendable, Equatable {
 
     /// The names given that no input of `model` has among its symbolic dims.
     public func unknownNames(in model: ONNXModel) -> [String] {
-        let known = Set(Self.symbolicInputs(of: model).flatMap { $0.dims.compactMap(\.symbol) })
+        let known = Set(Self.symbolNames(in: model))
         return ranges.map(\.name).filter { !known.contains($0) }
+    }
+
+    /// The named symbolic dims of `model`'s inputs, sorted, each once.
+    static func symbolNames(in model: ONNXModel) -> [String] {
+        var names = Set<String>()
+        for input in symbolicInputs(of: model) {
+            for case .symbolic(let name) in input.dims { names.insert(name) }
+        }
+        return names.sorted()
+    }
+
+    /// The sizes of one input's dims at the profile's minimum, optimum and maximum; nil when a
+    /// symbolic dim has no range (or a dim neither a size nor a name).
+    func sizes(of dims: [TensorDim]) -> [(min: Int64, opt: Int64, max: Int64)]? {
+        var out: [(min: Int64, opt: Int64, max: Int64)] = []
+        for dim in dims {
+            switch dim {
+            case .fixed(let value): out.append((value, value, value))
+            case .symbolic(let name):
+                guard let r = range(of: name) else { return nil }
+                out.append((r.min, r.opt, r.max))
+            case .unknown: return nil
+            }
+        }
+        return out
     }
 
     /// trtexec's shape options for `model`'s inputs with symbolic dims: `--minShapes=a:1x128,...`,
@@ -100,17 +125,7 @@ public struct ShapeProfile: Sendable, Equatable {
         var minShapes: [String] = [], optShapes: [String] = [], maxShapes: [String] = []
         var left: [String] = []
         for input in Self.symbolicInputs(of: model) {
-            var dims: [(min: Int64, opt: Int64, max: Int64)] = []
-            for dim in input.dims {
-                if let value = dim.value {
-                    dims.append((value, value, value))
-                } else if let name = dim.symbol, let r = range(of: name) {
-                    dims.append((r.min, r.opt, r.max))
-                } else {
-                    break
-                }
-            }
-            guard dims.count == input.dims.count else {
+            guard let dims = sizes(of: input.dims) else {
                 left.append(input.name)
                 continue
             }
@@ -127,27 +142,17 @@ public struct ShapeProfile: Sendable, Equatable {
         }, left)
     }
 
-    /// A graph input's name and dims (a fixed size, a named symbol, or neither).
-    struct InputDims {
-        var name: String
-        var dims: [(value: Int64?, symbol: String?)]
-    }
-
-    /// The model's graph inputs (initializers aside) that have a dim without a fixed size.
-    static func symbolicInputs(of model: ONNXModel) -> [InputDims] {
-        let graph = model.proto.graph
+    /// The graph inputs (initializers aside) of `graph` with a dim that is not a fixed size.
+    static func symbolicInputs(of graph: Onnx_GraphProto) -> [(name: String, dims: [TensorDim])] {
         let initializers = Set(graph.initializer.map(\.name))
         return graph.input.filter { !initializers.contains($0.name) }.compactMap { input in
-            guard input.type.tensorType.hasShape else { return nil }
-            let dims: [(value: Int64?, symbol: String?)] = input.type.tensorType.shape.dim.map { d in
-                switch d.value {
-                case .dimValue(let v)?: (v, nil)
-                case .dimParam(let p)? where !p.isEmpty: (nil, p)
-                default: (nil, nil)
-                }
-            }
-            return dims.contains(where: { $0.value == nil }) ? InputDims(name: input.name, dims: dims) : nil
+            guard let dims = TensorType(input.type)?.shape, dims.contains(where: { $0.fixedValue == nil }) else { return nil }
+            return (input.name, dims)
         }
+    }
+
+    static func symbolicInputs(of model: ONNXModel) -> [(name: String, dims: [TensorDim])] {
+        symbolicInputs(of: model.proto.graph)
     }
 }
 
