@@ -50,6 +50,22 @@ def _finish(name: str, nodes, inputs, outputs, inits) -> onnx.ModelProto:
     return model
 
 
+def _largest_n(bench: onnx.ModelProto) -> dict[str, int]:
+    """Each workload's largest N (by node name) whose call fits CALL_BUDGET and whose tensors stay
+    within ELEMENT_LIMIT elements, from the benchmark model's own shapes (N = their leading dim)."""
+    itemsize = {TensorProto.FLOAT: 4, TensorProto.INT64: 8}
+    shapes = {v.name: ([d.dim_value for d in v.type.tensor_type.shape.dim], v.type.tensor_type.elem_type)
+              for v in [*bench.graph.input, *bench.graph.output]}
+    out = {}
+    for node in bench.graph.node:
+        tensors = [shapes[t] for t in [*node.input, *node.output] if t in shapes]
+        n = tensors[0][0][0]
+        per_n = sum(np.prod(dims) * itemsize[t] for dims, t in tensors) // n
+        largest = max(np.prod(dims) for dims, _ in tensors) // n
+        out[node.name] = int(min(CALL_BUDGET // per_n, ELEMENT_LIMIT // largest))
+    return out
+
+
 def build(dynamic: bool = False, size: str = "bench") -> onnx.ModelProto:
     """The benchmark model: static at the benchmark's sizes (``size`` "bench"), at N = 1 ("1") or
     at each workload's largest N ("max"); or its dynamic twin."""
@@ -63,15 +79,7 @@ def build(dynamic: bool = False, size: str = "bench") -> onnx.ModelProto:
             return 1
         return max_n.get(workload, bench_n) if size == "max" else bench_n
 
-    # Each workload's bytes and largest tensor per unit of N (inputs and output), for --size max.
-    per_n = {"gathernd_a": (4 * (128 * 128 * 224 + 600 * 224) + 8 * 600 * 3, 128 * 128 * 224),
-             "scatternd": (4 * (2 * 128 * 128 * 256 + 600 * 256) + 8 * 600 * 3, 128 * 128 * 256),
-             "onehot": (8 + 4 * 16384, 16384),
-             "resize_nearest_a": (4 * 32 * (44 * 50 + 176 * 200), 32 * 176 * 200),
-             "resize_linear_a": (4 * 32 * (44 * 50 + 176 * 200), 32 * 176 * 200),
-             "reducemax": (4 * (82 * 128 + 128), 82 * 128),
-             "softmax": (4 * 2 * 1024, 1024), "layernorm": (4 * 2 * 1024, 1024)}
-    max_n = {w: min(CALL_BUDGET // b, ELEMENT_LIMIT // e) for w, (b, e) in per_n.items()}
+    max_n = _largest_n(build()) if size == "max" else {}
 
     def inp(name, dtype, shape):
         workload = name.split(".")[0]
