@@ -17,11 +17,18 @@ cd "$(dirname "$0")/.."
 DIR=${1:-.device/b15}
 T=${TPAT:-.build/debug/tpat}
 PY=.venv/bin/python
+# DIR's subfolders are replaced: only in a folder this script made (its marker file), never
+# through a link, never in a folder of the user's.
+MARK=.tpat-bench-dynamic
+if [ -L "$DIR" ]; then echo "prepare-bench-dynamic: $DIR is a link; give a plain folder" >&2; exit 1; fi
+if [ -e "$DIR" ] && [ ! -f "$DIR/$MARK" ] && [ -n "$(ls -A "$DIR" 2>/dev/null)" ]; then
+  echo "prepare-bench-dynamic: $DIR exists and was not made by this script; give a new folder" >&2; exit 1
+fi
+mkdir -p "$DIR" && touch "$DIR/$MARK"
 for a in "--size 1" "--size bench" "--size max" "--dynamic" "--dynamic-check" \
          "--transformer 1x128" "--transformer 8x128" "--transformer 64x512" "--transformer dynamic"; do
   $PY scripts/make-bench-models.py $a >/dev/null
 done
-mkdir -p "$DIR"
 gen() { local out=$1; shift; rm -rf "$DIR/$out"; "$T" generate "$@" -o "$DIR/$out" --arch sm_90 --no-build --no-kernel-cache -q; }
 OPS=GatherND,ScatterND,OneHot,Resize,ReduceMax,Softmax,LayerNormalization
 for m in bench bench-n1 bench-nmax bench-dynamic; do gen $m models/generated/$m.onnx --op-types $OPS --no-reference; done
