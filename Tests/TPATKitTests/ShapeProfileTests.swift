@@ -54,6 +54,13 @@ struct ShapeProfileTests {
         #expect(partial.options.first == "--minShapes=ids:1x16")
         #expect(profile.unknownNames(in: model()).isEmpty)
         #expect(ShapeProfile([DimRange(name: "batchsize", min: 1, opt: 1, max: 1)]).unknownNames(in: model()) == ["batchsize"])
+        // a name with trtexec's separators goes in single quotes inside the shell word
+        var b = ModelBuilder()
+        b.input("input:0", .float32, [.symbolic("batch"), .fixed(3)])
+        b.output("y", .float32, [.symbolic("batch"), .fixed(3)])
+        b.node("Relu", ["input:0"], ["y"], name: "r")
+        let colon = profile.trtexecShapes(for: ONNXModel(proto: b.model(), baseDirectory: URL(fileURLWithPath: "/tmp")))
+        #expect(colon.options.first == "'--minShapes='\\''input:0'\\'':1x3'")
     }
 
     @Test("a plugin is specialized at the optimum of its inputs' symbolic dims, only when the profile gives all of them")

@@ -129,8 +129,11 @@ public struct ShapeProfile: Sendable, Equatable {
                 left.append(input.name)
                 continue
             }
+            // trtexec splits `name:dims` lists at ',' and ':'; a name holding either goes in single
+            // quotes, as its documentation says (`'Input:0':1x3`).
+            let name = input.name.contains(where: { ":,".contains($0) }) ? "'\(input.name)'" : input.name
             func shape(_ pick: ((min: Int64, opt: Int64, max: Int64)) -> Int64) -> String {
-                "\(input.name):" + dims.map { String(pick($0)) }.joined(separator: "x")
+                "\(name):" + dims.map { String(pick($0)) }.joined(separator: "x")
             }
             minShapes.append(shape(\.min))
             optShapes.append(shape(\.opt))
