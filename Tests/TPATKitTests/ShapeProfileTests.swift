@@ -63,17 +63,34 @@ struct ShapeProfileTests {
         #expect(colon.options.first == "'--minShapes='\\''input:0'\\'':1x3'")
     }
 
-    @Test("a plugin is specialized at the optimum of its inputs' symbolic dims, only when the profile gives all of them")
-    func specialization() {
+    @Test("a plugin is specialized at the optimum of its inputs' symbolic dims (derived ones evaluated there), only when the profile gives all of them")
+    func specialization() throws {
+        // attention's scores over a KV cache: the key length is shape inference's
+        // `past_sequence + sequence`, a dim the user cannot name in --profile
         var b = ModelBuilder()
         b.input("x", .float32, [.symbolic("batch"), .symbolic("seq"), .fixed(64)])
+        b.input("scores", .float32, [.symbolic("batch"), .symbolic("seq"), .symbolic("past + seq")])
         b.output("y", .float32, [.symbolic("batch"), .symbolic("seq"), .fixed(64)])
+        b.output("p", .float32, [.symbolic("batch"), .symbolic("seq"), .symbolic("past + seq")])
         b.node("Relu", ["x"], ["y"], name: "r")
-        let sub = b.model()
+        b.node("Softmax", ["scores"], ["p"], name: "s")
+        let model = ONNXModel(proto: b.model())
+        let extractor = NodeExtractor(model: model, graphs: ModelGraphs(model: model))
+        let relu = try extractor.extract(SelectedNode(index: 0, name: "r", node: model.proto.graph.node[0]))
+        let softmax = try extractor.extract(SelectedNode(index: 1, name: "s", node: model.proto.graph.node[1]))
         let both = ShapeProfile([DimRange(name: "batch", min: 1, opt: 8, max: 32), DimRange(name: "seq", min: 16, opt: 128, max: 512)])
-        #expect(Pipeline.specialization(of: sub, at: both) == ["batch": 8, "seq": 128])
-        #expect(Pipeline.specialization(of: sub, at: ShapeProfile([DimRange(name: "batch", min: 1, opt: 8, max: 32)])) == nil)
-        #expect(Pipeline.specialization(of: sub, at: ShapeProfile()) == nil)
+        #expect(Pipeline.specialization(of: relu, at: both).sizes == ["batch": 8, "seq": 128])
+        let batchOnly = Pipeline.specialization(of: relu, at: ShapeProfile([DimRange(name: "batch", min: 1, opt: 8, max: 32)]))
+        #expect(batchOnly.sizes == nil && batchOnly.missing == "seq")
+        #expect(Pipeline.specialization(of: relu, at: ShapeProfile()).sizes == nil)
+        // the derived dim: named dyn0 in the plugin, evaluated at the optimum of its terms
+        #expect(softmax.symbolOrigins["dyn0"] == "past + seq")
+        #expect(Pipeline.specialization(of: softmax, at: both).missing == "past + seq")
+        let all = ShapeProfile(both.ranges + [DimRange(name: "past", min: 0, opt: 12, max: 64)])
+        #expect(Pipeline.specialization(of: softmax, at: all).sizes == ["batch": 8, "seq": 128, "dyn0": 140])
+        #expect(NodeExtractor.size(of: "2*seq - past + 3", sizes: { all.optimum[$0] }) == Int64(247))
+        #expect(NodeExtractor.size(of: "floor(seq/2)", sizes: { all.optimum[$0] }) == nil)
+        #expect(NodeExtractor.size(of: "seq + ", sizes: { all.optimum[$0] }) == nil)
         // the self-test runs the specialized plan (the optimum) and the generic one (the minimum)
         #expect(both.testSizes == ["batch": [8, 1], "seq": [128, 16]])
     }

@@ -29,6 +29,9 @@ public struct ExtractedSubgraph: Sendable, Equatable {
     public var outputs: [PluginPort]
     /// Symbolic dim names the sub-model uses.
     public var symbols: [String]
+    /// The model's dim each of ``symbols`` stands for: a name of the model's inputs (`batch`),
+    /// or the dim as shape inference wrote it (`past_sequence + sequence`, `unk__7`).
+    public var symbolOrigins: [String: String] = [:]
     /// Identical parts (ops, attributes, wiring, shapes, dtypes, constant values) have equal
     /// signatures and share one plugin: the canonical sub-model's bytes.
     public var signature: Data
@@ -186,6 +189,7 @@ public struct NodeExtractor: Sendable {
         let symbolNames = Self.canonicalSymbols(
             inputs: &graph.input, outputs: &graph.output, inside: &graph.valueInfo, modelSymbols: modelSymbols)
         symbols = symbols.compactMap { symbolNames[$0] }
+        let symbolOrigins = Dictionary(symbolNames.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first })
         graph.node = prelude + body + epilogue
         var sub = Onnx_ModelProto()
         sub.irVersion = model.proto.irVersion
@@ -207,7 +211,8 @@ public struct NodeExtractor: Sendable {
         for s in symbols where !orderedSymbols.contains(s) { orderedSymbols.append(s) }
         return ExtractedSubgraph(
             nodeIndices: part.members.map(\.index), path: part.path, domain: part.members[0].node.domain, name: part.name, nodeNames: part.members.map(\.name),
-            opType: part.opType, subModel: sub, inputs: ports, outputs: outputPorts, symbols: orderedSymbols, signature: signature)
+            opType: part.opType, subModel: sub, inputs: ports, outputs: outputPorts, symbols: orderedSymbols, symbolOrigins: symbolOrigins,
+            signature: signature)
     }
 
     /// Renames the sub-model's symbolic dims so that a plugin depends on what the node computes,
@@ -328,6 +333,43 @@ public struct NodeExtractor: Sendable {
             symbols.append(part)
         }
         return symbols.isEmpty ? nil : symbols
+    }
+
+    /// The size of a dim that is a name or a sum, difference or product of names and integers
+    /// (``sumOfProductsTerms(_:)``'s form, `*` binding tighter), given each name's size; nil for
+    /// any other dim or a name without a size.
+    static func size(of dim: String, sizes: (String) -> Int64?) -> Int64? {
+        var total: Int64 = 0
+        var term: Int64 = 1
+        var sign: Int64 = 1
+        var factor = ""
+        func close() -> Bool {
+            let text = factor.trimmingCharacters(in: .whitespaces)
+            factor = ""
+            if let number = Int64(text) {
+                term *= number
+            } else if isIdentifier(text), let size = sizes(text) {
+                term *= size
+            } else {
+                return false
+            }
+            return true
+        }
+        for character in dim {
+            switch character {
+            case "*":
+                guard close() else { return nil }
+            case "+", "-":
+                guard close() else { return nil }
+                total += sign * term
+                term = 1
+                sign = character == "+" ? 1 : -1
+            default:
+                factor.append(character)
+            }
+        }
+        guard close() else { return nil }
+        return total + sign * term
     }
 
     /// `E` for shape inference's `Max(0, E)` (a Range's length over a tensor's size `E`): where

@@ -269,10 +269,14 @@ public struct Pipeline: Sendable {
                 throw .tool(name: "extraction", reason: "cannot write plugins/\(group.name)/node.onnx: \(error)")
             }
             let first = group.nodes[0]
+            let specialization = Self.specialization(of: first, at: request.profile)
+            if let missing = specialization.missing {
+                logger.info("plugin \(group.name) gets no specialized launch plan: its dim '\(TerminalText.escaped(missing))' has no size at the --profile optimum")
+            }
             jobs.append(KernelJob(
                 id: group.name, subModel: subModel, outDir: dir, kernelPrefix: group.name + "_",
                 node: KernelManifest.NodeInfo(name: first.name, opType: first.opType, domain: first.domain),
-                specialize: Self.specialization(of: first.subModel, at: request.profile)))
+                specialize: specialization.sizes))
         }
         logger.info("generating kernels with TVM for \(jobs.count) plugin(s), arch \(request.kernels.arch)")
         var phases: [String: Double] = [:]
@@ -516,16 +520,27 @@ public struct Pipeline: Sendable {
     }
 
     /// The sizes to compile a plugin's specialized launch plan for: the profile's optimum of every
-    /// symbolic dim of its sub-model's inputs; nil when the profile leaves one of them out (the
-    /// plan would not be static) or the inputs have none.
-    static func specialization(of subModel: Onnx_ModelProto, at profile: ShapeProfile) -> [String: Int64]? {
-        guard !profile.isEmpty else { return nil }
+    /// symbolic dim of its sub-model's inputs, where a dim shape inference derived from the
+    /// model's dims (`past_sequence + sequence`) gets its value at the optimum; nil, with the dim
+    /// that stops it, when the profile leaves one of them out (the plan would not be static) or
+    /// the inputs have none.
+    static func specialization(of part: ExtractedSubgraph, at profile: ShapeProfile) -> (sizes: [String: Int64]?, missing: String?) {
+        guard !profile.isEmpty else { return (nil, nil) }
         var sizes: [String: Int64] = [:]
-        for input in ShapeProfile.symbolicInputs(of: subModel.graph) {
-            guard profile.sizes(of: input.dims) != nil else { return nil }
-            for case .symbolic(let name) in input.dims { sizes[name] = profile.range(of: name)?.opt }
+        for input in ShapeProfile.symbolicInputs(of: part.subModel.graph) {
+            for dim in input.dims {
+                guard case .symbolic(let name) = dim else {
+                    if case .unknown = dim { return (nil, "an unnamed dim of \(input.name)") }
+                    continue
+                }
+                let origin = part.symbolOrigins[name] ?? name
+                guard let size = NodeExtractor.size(of: origin, sizes: { profile.range(of: $0)?.opt }) else {
+                    return (nil, origin)
+                }
+                sizes[name] = size
+            }
         }
-        return sizes.isEmpty ? nil : sizes
+        return sizes.isEmpty ? (nil, nil) : (sizes, nil)
     }
 
     /// The trtexec command line for the rewritten model and its plugin libraries.
