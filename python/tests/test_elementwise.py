@@ -74,3 +74,23 @@ def test_bit_cast_keeps_every_bit():
         assert got.dtype == expected[0].dtype, tc.name
         assert got.tobytes() == expected[0].tobytes(), tc.name
         assert list(compile_model(tc.model, "sm_90", []).device_funcs) == ["bit_cast_kernel"], tc.name
+
+
+@pytest.mark.parametrize("prefix", ["test_bitshift", "test_bitwise_not"])
+def test_bit_ops_reproduce_every_node_test_and_narrow_on_cuda(prefix):
+    """BitShift and BitwiseNot (elementwise.py): every node test on the CPU, a shift by the width
+    or more and int8 overflow included; and for CUDA the 8-bit results are narrowed back to their
+    type (TVM's own code left C's promotion to int in them: uint8 ~37 became -38)."""
+    from on_cpu import node_test_data, node_tests, run_on_cpu
+    from tpat_bridge.compiler import compile_model
+
+    cases = node_tests(prefix)
+    assert len(cases) >= (12 if prefix == "test_bitshift" else 3), prefix
+    for case in cases:
+        values, (want,) = node_test_data(case)
+        (got,) = run_on_cpu(case.model, *values.values())
+        assert got.dtype == want.dtype, case.name
+        np.testing.assert_array_equal(got, want, err_msg=case.name)
+    narrow = next(c for c in cases if c.model.graph.input[0].type.tensor_type.elem_type == 2)  # uint8
+    source = compile_model(narrow.model, "sm_90", []).cuda_source
+    assert "(uchar)" in source or "(unsigned char)" in source, narrow.name

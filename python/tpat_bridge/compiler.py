@@ -292,13 +292,16 @@ def fuse_passes() -> list[Any]:
 
 
 def _step_aside_rule() -> Any:
+    import tvm
     from tvm.s_tir import dlight as dl
 
     class StepAsideOnFailure(dl.ScheduleRule):
         """A dlight rule that leaves a function to the next rule when it fails on it: TVM 0.27's
         GEMV rule claims fused elementwise functions with 0-d operands (a decomposed GELU's
         constants) and then asserts that they have reduction loops; its Reduction rule raises a
-        KeyError normalizing a reduction with a dilated, strided index (Col2Im's)."""
+        KeyError normalizing a reduction with a dilated, strided index (Col2Im's), and fails an
+        internal check computing a mean over a gathered, sliced tensor (NegativeLogLikelihoodLoss's
+        body)."""
 
         def __init__(self, rule: Any) -> None:
             self.rule = rule
@@ -306,7 +309,7 @@ def _step_aside_rule() -> Any:
         def apply(self, func: Any, target: Any, tunable: bool) -> Any:
             try:
                 return self.rule.apply(func, target, tunable)
-            except (AssertionError, KeyError, ValueError):
+            except (AssertionError, KeyError, ValueError, tvm.error.InternalError):
                 return None
 
         def is_target_available(self, target: Any) -> bool:

@@ -23,7 +23,8 @@ from .cumsum import convert_cumprod, convert_cumsum
 from .declared import convert_expand, convert_range, convert_tile
 from .det import convert_det
 from .dft import convert_dft
-from .elementwise import convert_bit_cast, convert_elu, convert_eye_like, convert_rms_normalization
+from .linear_attention import convert_linear_attention
+from .elementwise import convert_bit_cast, convert_bit_shift, convert_bitwise_not, convert_elu, convert_eye_like, convert_rms_normalization
 from .integer_conv import convert_conv_integer
 from .nonzero import convert_compress, convert_nonzero
 from .qlinear import convert_qlinear_matmul
@@ -109,6 +110,11 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     Converter("Det", 11, convert_det),
     # TVM's frontend lacks it; integer tokens (tfidf.py)
     Converter("TfIdfVectorizer", 9, convert_tfidf_vectorizer),
+    # TVM's CUDA code leaves 8- and 16-bit results widened by C's promotion (elementwise.py)
+    Converter("BitShift", 11, convert_bit_shift),
+    Converter("BitwiseNot", 18, convert_bitwise_not),
+    # TVM's frontend lacks it and the Scan of its function body (linear_attention.py)
+    Converter("LinearAttention", 27, convert_linear_attention, outputs=2),
 ]}
 
 

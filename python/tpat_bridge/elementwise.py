@@ -85,3 +85,48 @@ def convert_bit_cast(bb: Any, inputs: list[Any], attr: dict[str, Any], params: A
         return topi.reinterpret(t, dst)
 
     return bb.emit_te(cast, x, primfunc_name_hint="bit_cast")
+
+
+def convert_bit_shift(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
+    """ONNX BitShift in the input's type, a shift by a negative amount or by the type's width or
+    more included (opset 28: 0, or the sign for a right shift of a signed type). TVM's CUDA code
+    shifts an 8- or 16-bit value after C's promotion to int and never narrows it back (the int8
+    node tests: 128 for -128, -2048 for 0), and a shift by 32 or more is undefined in C: the
+    shift runs in 32 bits (or the type's own 64) and is cast back."""
+    from tvm import relax
+
+    x, y = inputs
+    dtype = str(x.ty.dtype)
+    bits = int("".join(c for c in dtype if c.isdigit()))
+    signed = dtype.startswith("int")
+    wide = dtype if bits >= 32 else ("int32" if signed else "uint32")
+    xw = relax.op.astype(x, wide) if wide != dtype else x
+    yw = relax.op.astype(y, wide) if wide != dtype else y
+    too_far = relax.op.greater_equal(yw, relax.const(bits, wide))
+    if signed:
+        too_far = relax.op.logical_or(too_far, relax.op.less(yw, relax.const(0, wide)))
+    zero = relax.const(0, wide)
+    direction = attr.get("direction", b"LEFT")
+    direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+    if direction == "LEFT":
+        shifted = relax.op.where(too_far, zero, relax.op.left_shift(xw, yw))
+    elif signed:
+        # an arithmetic shift by width - 1 leaves the sign in every bit
+        shifted = relax.op.right_shift(xw, relax.op.where(too_far, relax.const(bits - 1, wide), yw))
+    else:
+        shifted = relax.op.where(too_far, zero, relax.op.right_shift(xw, yw))
+    return bb.emit(relax.op.astype(shifted, dtype) if wide != dtype else shifted)
+
+
+def convert_bitwise_not(bb: Any, inputs: list[Any], attr: dict[str, Any], params: Any) -> Any:
+    """ONNX BitwiseNot as an exclusive or with all ones of the input's type: TVM's CUDA code
+    complements an 8- or 16-bit value after C's promotion to int and never narrows it back (uint8
+    37 became -38, not 218); the exclusive or of two promoted values of the type stays in its
+    range."""
+    from tvm import relax
+
+    x = inputs[0]
+    dtype = str(x.ty.dtype)
+    bits = int("".join(c for c in dtype if c.isdigit()))
+    ones = -1 if dtype.startswith("int") else (1 << bits) - 1
+    return bb.emit(relax.op.bitwise_xor(x, relax.const(ones, dtype)))

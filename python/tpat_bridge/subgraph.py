@@ -87,7 +87,8 @@ def _folded_once(model: onnx.ModelProto) -> onnx.ModelProto:
             shapes[v.name] = [d.dim_value for d in t.shape.dim]
     values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     graph_outputs = {o.name for o in model.graph.output}
-    kept, folded = [], False
+    folded = _without_empty_operands(model, shapes)
+    kept = []
     for node in model.graph.node:
         inputs = [i for i in node.input if i]
         value = None
@@ -108,6 +109,15 @@ def _folded_once(model: onnx.ModelProto) -> onnx.ModelProto:
                     value = ReferenceEvaluator(single).run(None, {i: values[i] for i in inputs})
                 except Exception:  # noqa: BLE001 - an op the evaluator lacks stays a node
                     value = None
+        if value is None and len(node.output) == 1 and node.op_type != "Constant" \
+                and node.output[0] in graph_outputs and 0 in shapes.get(node.output[0], [1]):
+            # an empty graph output (a kernel of size one keeps no state): nothing to compute, and
+            # TVM's schedules divide by the zero extent of its loops
+            dtype = helper.tensor_dtype_to_np_dtype(_elem_type(typed.graph, node.output[0]))
+            empty = numpy_helper.from_array(np.zeros(shapes[node.output[0]], dtype))
+            kept.append(helper.make_node("Constant", [], list(node.output), value=empty, name=node.name))
+            folded = True
+            continue
         if value is None or any(o in graph_outputs for o in node.output):
             kept.append(node)
             continue
@@ -116,6 +126,7 @@ def _folded_once(model: onnx.ModelProto) -> onnx.ModelProto:
             model.graph.initializer.append(numpy_helper.from_array(np.asarray(v), name))
         folded = True
     if folded:
+        kept = _live_nodes(kept, graph_outputs)
         del model.graph.node[:]
         model.graph.node.extend(kept)
         used = {i for n in kept for i in n.input} | graph_outputs
@@ -123,3 +134,45 @@ def _folded_once(model: onnx.ModelProto) -> onnx.ModelProto:
         del model.graph.initializer[:]
         model.graph.initializer.extend(keep)
     return model
+
+
+def _without_empty_operands(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> bool:
+    """Drops the operands of a static size 0 from each Concat that has a non-empty one, in place;
+    True when one was dropped. A function body concatenates a part that is empty for some
+    attribute values (RotaryEmbedding's unrotated tail when the whole head rotates,
+    CausalConvWithState's state for a kernel of size one), and TVM's schedules divide by the
+    zero extent of the empty tensor's loops."""
+    dropped = False
+    for node in model.graph.node:
+        if node.op_type != "Concat" or node.domain not in ("", "ai.onnx"):
+            continue
+        empty = [i for i in node.input if i in shapes and 0 in shapes[i]]
+        if empty and len(empty) < len(node.input):
+            kept = [i for i in node.input if i not in empty]
+            del node.input[:]
+            node.input.extend(kept)
+            dropped = True
+    return dropped
+
+
+def _live_nodes(nodes: list[onnx.NodeProto], graph_outputs: set[str]) -> list[onnx.NodeProto]:
+    """``nodes`` without those no graph output depends on (what a dropped operand leaves behind)."""
+    live: list[onnx.NodeProto] = []
+    needed = set(graph_outputs)
+    for node in reversed(nodes):
+        if any(o in needed for o in node.output if o):
+            live.append(node)
+            needed.update(i for i in node.input if i)
+            # a node's subgraphs read outer values by name
+            for a in node.attribute:
+                for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                    needed.update(i for n in g.node for i in n.input if i)
+    return list(reversed(live))
+
+
+def _elem_type(graph: onnx.GraphProto, name: str) -> int:
+    """The element type ``graph`` declares for value ``name``."""
+    for v in [*graph.output, *graph.value_info, *graph.input]:
+        if v.name == name:
+            return v.type.tensor_type.elem_type
+    raise KeyError(name)

@@ -47,9 +47,15 @@ EXPECTED = {
     "test_softmax_axis_1_expanded": "built", "test_swish_expanded": "built",
     # refusals, each with its reason
     "test_shape": "nokernel", "test_range_float_type_positive_delta": "nokernel",
-    # an op TVM lacks, generated from its ONNX function body (functions.py); its "mean" form hits a
-    # schedule error in TVM 0.27's build
-    "test_sce_none": "built", "test_celu": "built", "test_sce_mean": "build",
+    # an op TVM lacks, generated from its ONNX function body (functions.py); its "mean" form's
+    # reduction, where TVM 0.27's Reduction rule fails, goes to the next schedule rule (compiler.py)
+    "test_sce_none": "built", "test_celu": "built", "test_sce_mean": "built",
+    # a function body concatenating an empty tensor (the whole head rotates): the empty operand is
+    # dropped before import (subgraph.py)
+    "test_rotary_embedding": "built",
+    # TPAT's converters: LinearAttention's recurrence (linear_attention.py), 8-bit BitShift
+    # narrowed back to its type (elementwise.py)
+    "test_linear_attention_gated_delta_gqa": "built", "test_bitshift_left_int8_overflow": "built",
     # TVM gives LayerNormalization's Mean/InvStdDev as scalars: the bridge refuses the shapes
     "test_layer_normalization_4d_axis1": "tpat",
 }
