@@ -163,6 +163,24 @@ struct CarriedTypeTests {
         #expect(sub.output[0].type.tensorType.elemType == Int32(ElementType.float32.onnxValue))
     }
 
+    @Test("DOUBLE travels as FLOAT, as TensorRT's ONNX parser casts it down; the node inside computes in DOUBLE")
+    func doubleCarrier() throws {
+        var b = ModelBuilder()
+        b.input("x", .float64, [.fixed(4)])
+        b.output("y", .float64, [.fixed(4)])
+        b.node("CumSum", ["x", "axis"], ["y"], name: "cumsum")
+        b.initializer("axis", int64: [0], shape: [])
+        let model = ONNXModel(proto: b.model())
+        let index = GraphIndex(model: model)
+        let (i, node) = try index.node(named: "cumsum")
+        let extracted = try NodeExtractor(model: model, index: index).extract(SelectedNode(index: i, name: "cumsum", node: node))
+        #expect(extracted.inputs.map(\.pluginType) == [.float32] && extracted.outputs.map(\.pluginType) == [.float32])
+        let sub = extracted.subModel.graph
+        #expect(sub.input[0].type.tensorType.elemType == Int32(ElementType.float32.onnxValue))
+        #expect(sub.node.first?.opType == "Cast" && sub.node.first?.attribute(named: "to") == .int(Int64(ElementType.float64.onnxValue)))
+        #expect(sub.output[0].type.tensorType.elemType == Int32(ElementType.float32.onnxValue))
+    }
+
     @Test("for TensorRT 8 (no INT64 plugin format) INT64 travels as INT32")
     func tensorRT8Carriers() throws {
         let (model, index, _) = try Self.model()

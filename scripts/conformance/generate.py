@@ -126,9 +126,14 @@ def write_plugin_reference(run: str, plugin: dict[str, Any], served: list[str],
                 dtype = spec["dtype"]
                 if dtype != port_dtype:
                     # TPAT carries some types in another at the plugin's boundary (NodeExtractor's
-                    # carrierTypes: BOOL as INT32, UINT8 and INT8 as FLOAT): exact conversions only
+                    # carrierTypes: BOOL as INT32, UINT8 and INT8 as FLOAT): exact conversions only,
+                    # but DOUBLE as FLOAT, which TensorRT's parser documents (cast down, clamped to
+                    # +-FLT_MAX): the values a plugin gets there
                     carried = np.asarray(a).astype(dtype)
-                    if carried.shape == np.shape(a) and np.array_equal(carried.astype(port_dtype), a):
+                    if port_dtype == "float64" and dtype == "float32":
+                        finite = np.finfo(np.float32).max
+                        a = np.where(np.isfinite(a), np.clip(a, -finite, finite), a).astype(np.float32)
+                    elif carried.shape == np.shape(a) and np.array_equal(carried.astype(port_dtype), a):
                         a = carried
                     else:
                         raise ValueError(f"{plugin['name']}: {role} {j} is {spec['dtype']} in the manifest, "

@@ -51,9 +51,12 @@ public struct TensorRTTarget: PluginTarget, Equatable {
     /// BOOL goes as INT32. UINT8 goes as FLOAT: TensorRT documents UINT8 conversions only to and
     /// from FLOAT and HALF (and FLOAT holds every UINT8 value exactly). INT8 goes as FLOAT too: a
     /// kINT8 plugin port is a quantized tensor to a weakly typed network (it wants a scale), not
-    /// an integer. TensorRT 8 has no INT64 tensors either: they go as INT32.
+    /// an integer. DOUBLE goes as FLOAT: TensorRT has no DOUBLE tensors, and its ONNX parser
+    /// documents casting DOUBLE down to FLOAT, so that is what reaches a plugin (inside, the
+    /// plugin computes in DOUBLE as the node says). TensorRT 8 has no INT64 tensors either: they
+    /// go as INT32.
     public var boundaryCarriers: [ElementType: ElementType] {
-        var carriers: [ElementType: ElementType] = [.bool: .int32, .uint8: .float32, .int8: .float32]
+        var carriers: [ElementType: ElementType] = [.bool: .int32, .uint8: .float32, .int8: .float32, .float64: .float32]
         if api == .v2 { carriers[.int64] = .int32 }
         return carriers
     }
