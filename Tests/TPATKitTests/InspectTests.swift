@@ -66,6 +66,10 @@ struct InspectTests {
         #expect(!tables.tensorRTRunsNatively(opType: "Conv", domain: "com.example"))
         #expect(tables.tvmConverts(opType: "GatherND", domain: "ai.onnx"))
         #expect(!tables.tvmConverts(opType: "NoSuchOp", domain: ""))
+        // another domain's op only through its ONNX function body, named with its domain
+        #expect(tables.tvmConverts(opType: "FlexAttention", domain: "ai.onnx.preview"))
+        #expect(!tables.tvmConverts(opType: "FlexAttention", domain: ""))
+        #expect(!tables.tvmConverts(opType: "GatherND", domain: "com.example"))
     }
 
     @Test("the report lists every node with shapes and support")

@@ -131,3 +131,24 @@ def test_a_body_that_calls_another_function_op_is_inlined_with_its_values_typed(
         inputs, expected = node_test_data(tc)
         (got,) = run_on_cpu(tc.model, *inputs.values())
         assert np.allclose(got.astype(np.float64), expected[0], rtol=1e-3, atol=1e-3), tc.name
+
+
+def test_flex_attention_of_the_preview_domain_is_imported_through_its_body():
+    """FlexAttention (domain ai.onnx.preview) is a function op too: the op table names it
+    ``ai.onnx.preview:FlexAttention``, and its node tests without modifier subgraphs reproduce on
+    the CPU (scaled, grouped heads, other value sizes, float16) and build for CUDA."""
+    from on_cpu import node_test_data, node_tests, run_on_cpu
+    from tpat_bridge.compiler import compile_model
+
+    assert "ai.onnx.preview:FlexAttention" in function_ops(_known())
+    cases = [tc for tc in node_tests("test_flexattention") if "expanded" not in tc.name
+             and not any(a.type == onnx.AttributeProto.GRAPH for a in tc.model.graph.node[0].attribute)]
+    assert len(cases) >= 6
+    for tc in cases:
+        inputs, (want,) = node_test_data(tc)
+        (got,) = run_on_cpu(tc.model, *inputs.values())
+        assert got.dtype == want.dtype, tc.name
+        tolerance = 2e-3 if want.dtype == np.float16 else 1e-5
+        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=tolerance, atol=tolerance,
+                                   err_msg=tc.name)
+    assert compile_model(cases[0].model, "sm_90", []).device_funcs

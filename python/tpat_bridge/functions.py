@@ -29,12 +29,26 @@ _NOT_EXPANDED = {"Bernoulli", "SequenceMap"}
 _BODY_OVER_FRONTEND = {"Attention"}
 # A body may call other function ops (SoftmaxCrossEntropyLoss calls NegativeLogLikelihoodLoss).
 _MAX_DEPTH = 4
+# The domains whose function ops are expanded, each with the domain its schemas are registered
+# under: the default one, and ONNX's preview domain (FlexAttention, whose body is plain attention).
+_DOMAINS = {"": "", "ai.onnx": "", "ai.onnx.preview": "ai.onnx.preview"}
+
+
+def qualified_name(domain: str, op: str) -> str:
+    """An op's name in TPAT's op table: ``op`` in the default domain, ``domain:op`` elsewhere."""
+    return op if domain in ("", "ai.onnx") else f"{domain}:{op}"
+
+
+def _opset(model: onnx.ModelProto, domain: str) -> int:
+    """The version ``model`` imports of ``domain`` (of the default domain for ""/"ai.onnx"), or 0."""
+    names = ("", "ai.onnx") if domain in ("", "ai.onnx") else (domain,)
+    return max((o.version for o in model.opset_import if o.domain in names), default=0)
 
 
 def _function_of(node: onnx.NodeProto, opset: int, types: dict[str, onnx.TypeProto]) -> onnx.FunctionProto | None:
-    """The schema's function body for ``node`` at ``opset``, or None."""
+    """The schema's function body for ``node`` at ``opset`` (of the node's domain), or None."""
     try:
-        schema = defs.get_schema(node.op_type, max_inclusive_version=opset, domain="")
+        schema = defs.get_schema(node.op_type, max_inclusive_version=opset, domain=_DOMAINS[node.domain])
     except Exception:  # noqa: BLE001 - not an ONNX op at this opset
         return None
     # Attributes the node leaves to their defaults: the body refers to them by name, and an
@@ -61,19 +75,23 @@ def _function_of(node: onnx.NodeProto, opset: int, types: dict[str, onnx.TypePro
     return function
 
 
-def _expandable(op: str, known: set[str]) -> bool:
-    """Whether an op of the default domain is imported through its body: the frontend lacks it (or
-    converts another op of that name), and its body is not one TPAT leaves alone."""
-    return (op not in known or op in _BODY_OVER_FRONTEND) and op not in _NOT_EXPANDED
+def _expandable(node: onnx.NodeProto, known: set[str]) -> bool:
+    """Whether a node is imported through its op's body: an op of a domain in ``_DOMAINS`` that the
+    frontend lacks (or converts another op of that name), whose body TPAT does not leave alone."""
+    if node.domain not in _DOMAINS:
+        return False
+    if node.domain not in ("", "ai.onnx"):
+        return qualified_name(node.domain, node.op_type) not in known
+    return (node.op_type not in known or node.op_type in _BODY_OVER_FRONTEND) and node.op_type not in _NOT_EXPANDED
 
 
 def with_function_bodies(model: onnx.ModelProto, known: set[str]) -> onnx.ModelProto:
-    """``model``, or a copy in which every node of the default domain whose op is not in ``known``
-    (the ops the frontend converts) and whose schema has a function body is that body, inlined."""
+    """``model``, or a copy in which every node of a domain in ``_DOMAINS`` whose op is not in
+    ``known`` (the ops the frontend converts, ``qualified_name``s) and whose schema has a function
+    body is that body, inlined."""
     for _ in range(_MAX_DEPTH):
-        opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-        wanted = [n for n in model.graph.node if n.domain in ("", "ai.onnx") and _expandable(n.op_type, known)]
-        if not wanted or opset == 0:
+        wanted = [n for n in model.graph.node if _expandable(n, known) and _opset(model, n.domain)]
+        if not wanted:
             return model
         expanded = onnx.ModelProto()
         expanded.CopyFrom(model)
@@ -91,9 +109,9 @@ def with_function_bodies(model: onnx.ModelProto, known: set[str]) -> onnx.ModelP
         del expanded.functions[:]
         functions: dict[str, onnx.FunctionProto] = {}
         for node in expanded.graph.node:
-            if node.domain not in ("", "ai.onnx") or not _expandable(node.op_type, known):
+            if not _expandable(node, known) or not _opset(expanded, node.domain):
                 continue
-            function = _function_of(node, opset, types)
+            function = _function_of(node, _opset(expanded, node.domain), types)
             if function is None:
                 continue
             # one body per node: context-dependent bodies differ with the node's attributes and types
@@ -116,12 +134,12 @@ def with_function_bodies(model: onnx.ModelProto, known: set[str]) -> onnx.ModelP
 
 
 def function_ops(known: set[str]) -> list[str]:
-    """The ops of the default domain that are not in ``known`` and whose schema, at some opset,
-    has a function body: what ``with_function_bodies`` can expand (the Swift op table lists them,
-    scripts/regenerate-tvm-op-table.py)."""
+    """The ops (``qualified_name``s) of the domains in ``_DOMAINS`` that are not in ``known`` and
+    whose schema, at some opset, has a function body: what ``with_function_bodies`` can expand (the
+    Swift op table lists them, scripts/regenerate-tvm-op-table.py)."""
     out = set()
     for schema in defs.get_all_schemas_with_history():
-        if schema.domain in ("", "ai.onnx") and _expandable(schema.name, known) and (
+        if _expandable(helper.make_node(schema.name, [], [], domain=schema.domain), known) and (
                 schema.has_function or schema.has_context_dependent_function):
-            out.add(schema.name)
+            out.add(qualified_name(schema.domain, schema.name))
     return sorted(out)

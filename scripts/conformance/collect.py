@@ -281,7 +281,8 @@ def analyse(tc: Any, base_ops: dict[str, tuple[str, str]]) -> tuple[Test, dict[s
         test.status = "noKernel"
         test.reason = (f"{op} computes no data on the GPU: TPAT refuses to select it (TensorRT runs it natively)")
         return test, arrays
-    foreign = [n for n in nodes if n.domain not in ("", "ai.onnx") or n.op_type not in TVM_OPS]
+    # the table's names: the default domain's op, another domain's as `domain:op` (function ops)
+    foreign = [n for n in nodes if (n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}:{n.op_type}") not in TVM_OPS]
     if foreign:
         n = foreign[0]
         test.status = "tvmUnsupported"

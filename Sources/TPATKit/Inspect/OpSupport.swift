@@ -21,7 +21,8 @@ public struct OpSupportTables: Sendable {
     /// Op types TVM's ONNX frontend converts.
     public let tvm: Set<String>
     /// Op types TVM lacks whose ONNX schema has a function body: the bridge imports the body
-    /// (python/tpat_bridge/functions.py), so TPAT generates them from ops TVM has.
+    /// (python/tpat_bridge/functions.py), so TPAT generates them from ops TVM has. An op of
+    /// another domain than the default one is named `domain:op` (`ai.onnx.preview:FlexAttention`).
     public let functionOps: Set<String>
     /// Where the TVM table comes from.
     public let tvmSource: String
@@ -58,9 +59,10 @@ public struct OpSupportTables: Sendable {
     }
 
     /// Whether the pinned TVM's ONNX frontend converts `opType` of `domain`, itself or through the
-    /// op's ONNX function body (``functionOps``).
+    /// op's ONNX function body (``functionOps``). TVM's own converters are the default domain's;
+    /// another domain's op is TPAT's only through its function body.
     public func tvmConverts(opType: String, domain: String) -> Bool {
-        guard domain.isEmpty || domain == "ai.onnx" else { return false }
+        guard domain.isEmpty || domain == "ai.onnx" else { return functionOps.contains("\(domain):\(opType)") }
         return tvm.contains(opType) || functionOps.contains(opType)
     }
 }
