@@ -14,10 +14,11 @@ from tvm.relax.frontend.onnx import onnx_frontend
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "python"))
 from tpat_bridge.converters import CONVERTERS  # noqa: E402
-from tpat_bridge.functions import function_ops  # noqa: E402
+from tpat_bridge.functions import function_ops, qualified_name  # noqa: E402
 
-# TVM's converters, and TPAT's own (python/tpat_bridge/converters.py), which the bridge uses instead
-tpat_ops = sorted(CONVERTERS)
+# TVM's converters, and TPAT's own (python/tpat_bridge/converters.py), which the bridge uses instead;
+# an op of another domain than the default one as `domain:op`
+tpat_ops = sorted(qualified_name(c.domain, c.op_type) for c in CONVERTERS.values())
 ops = sorted(set(onnx_frontend._get_convert_map()) | set(tpat_ops))
 # Ops TVM lacks whose ONNX schema has a function body: the bridge imports the body instead.
 functions = function_ops(set(ops))

@@ -70,6 +70,8 @@ struct InspectTests {
         #expect(tables.tvmConverts(opType: "FlexAttention", domain: "ai.onnx.preview"))
         #expect(!tables.tvmConverts(opType: "FlexAttention", domain: ""))
         #expect(!tables.tvmConverts(opType: "GatherND", domain: "com.example"))
+        // or through TPAT's own converter (python/tpat_bridge/ml.py)
+        #expect(tables.tvmConverts(opType: "Binarizer", domain: "ai.onnx.ml"))
     }
 
     @Test("the report lists every node with shapes and support")

@@ -24,6 +24,7 @@ from .declared import convert_expand, convert_range, convert_tile
 from .det import convert_det
 from .dft import convert_dft
 from .linear_attention import convert_linear_attention
+from .ml import convert_array_feature_extractor, convert_binarizer
 from .elementwise import convert_bit_cast, convert_bit_shift, convert_bitwise_not, convert_elu, convert_eye_like, convert_rms_normalization
 from .integer_conv import convert_conv_integer
 from .nonzero import convert_compress, convert_nonzero
@@ -67,6 +68,9 @@ class Converter:
     # The outputs the converter always returns before its size outputs (Unique's four, whichever the
     # node lists); 0: as many as the node lists.
     outputs: int = 0
+    # The op's domain: the default one, or another whose ops TVM's frontend lacks (ai.onnx.ml).
+    # TVM's frontend finds converters by op name alone; TPAT's op table names them `domain:op`.
+    domain: str = ""
 
 
 CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
@@ -115,6 +119,9 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     Converter("BitwiseNot", 18, convert_bitwise_not),
     # TVM's frontend lacks it and the Scan of its function body (linear_attention.py)
     Converter("LinearAttention", 27, convert_linear_attention, outputs=2),
+    # the ai.onnx.ml domain, which TVM's frontend lacks (ml.py)
+    Converter("Binarizer", 1, convert_binarizer, domain="ai.onnx.ml"),
+    Converter("ArrayFeatureExtractor", 1, convert_array_feature_extractor, domain="ai.onnx.ml"),
 ]}
 
 

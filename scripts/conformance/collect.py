@@ -129,6 +129,15 @@ OPS_WITHOUT_KERNELS = {"Constant", "Shape", "Size", "ConstantOfShape", "Optional
                        "OptionalHasElement"}
 
 
+FUNCTION_OPS: set[str] = set()
+
+
+def qualified(node: onnx.NodeProto) -> str:
+    """A node's op as TPAT's op table names it: the default domain's op, another domain's
+    ``domain:op``."""
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
+
+
 def tvm_ops() -> set[str]:
     """The ops TPAT can import, from its own table: those TVM's ONNX frontend converts and those
     whose function body the bridge imports instead (``functionOps``)."""
@@ -206,7 +215,10 @@ def analyse(tc: Any, base_ops: dict[str, tuple[str, str]]) -> tuple[Test, dict[s
         return exclude("training test")
     if op in RANDOM_OPS:
         return exclude("random outputs: nothing to compare with")
-    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in nodes for a in n.attribute):
+    # a function op's graph attributes (FlexAttention's score_mod) are inlined with its body:
+    # not control flow
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in nodes for a in n.attribute
+           if qualified(n) not in FUNCTION_OPS):
         return exclude("control flow: a node holds subgraphs")
     for v in list(graph.input) + list(graph.output):
         kind = value_type(v)
@@ -282,7 +294,7 @@ def analyse(tc: Any, base_ops: dict[str, tuple[str, str]]) -> tuple[Test, dict[s
         test.reason = (f"{op} computes no data on the GPU: TPAT refuses to select it (TensorRT runs it natively)")
         return test, arrays
     # the table's names: the default domain's op, another domain's as `domain:op` (function ops)
-    foreign = [n for n in nodes if (n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}:{n.op_type}") not in TVM_OPS]
+    foreign = [n for n in nodes if qualified(n) not in TVM_OPS]
     if foreign:
         n = foreign[0]
         test.status = "tvmUnsupported"
@@ -337,6 +349,11 @@ def write_batch(chunk: list[tuple[Test, dict[str, Any], Any]], folder: str) -> N
         ir = max(ir, model.ir_version)
         for o in model.opset_import:
             opsets[o.domain] = max(opsets.get(o.domain, 0), o.version)
+    # a test of another domain alone (ai.onnx.ml's) imports no default opset, which a model must
+    # (the checker and TPAT refuse it); 17 has every op TPAT adds around a plugin (Cast)
+    opsets.setdefault("", 17)
+    for test, arrays, tc in chunk:
+        model = tc.model
         prefix = test.name + "/"
         test.nodes = []
         for k, original in enumerate(model.graph.node):
@@ -372,8 +389,10 @@ def write_batch(chunk: list[tuple[Test, dict[str, Any], Any]], folder: str) -> N
 
 def collect(root: str, batch_size: int, only: str | None = None) -> dict[str, Any]:
     """Generate, filter and lay out the tests under ``root``; writes root/tests.json."""
-    global TVM_OPS
+    global TVM_OPS, FUNCTION_OPS
     TVM_OPS = tvm_ops()
+    with open(os.path.join(REPO, "Sources/TPATKit/Resources/ops/tvm-onnx-ops.json")) as f:
+        FUNCTION_OPS = set(json.load(f).get("functionOps", []))
     pattern = re.compile(only) if only else None
     cases = load_tests()
     all_tests: list[Test] = []

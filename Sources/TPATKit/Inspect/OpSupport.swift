@@ -18,7 +18,8 @@ public struct OpSupportTables: Sendable {
     public let tensorRT: [String: OpSupportEntry]
     /// Where the TensorRT table comes from.
     public let tensorRTSource: String
-    /// Op types TVM's ONNX frontend converts.
+    /// Op types TVM's ONNX frontend converts, with TPAT's own converters (another domain's op as
+    /// `domain:op`, `ai.onnx.ml:Binarizer`).
     public let tvm: Set<String>
     /// Op types TVM lacks whose ONNX schema has a function body: the bridge imports the body
     /// (python/tpat_bridge/functions.py), so TPAT generates them from ops TVM has. An op of
@@ -60,9 +61,12 @@ public struct OpSupportTables: Sendable {
 
     /// Whether the pinned TVM's ONNX frontend converts `opType` of `domain`, itself or through the
     /// op's ONNX function body (``functionOps``). TVM's own converters are the default domain's;
-    /// another domain's op is TPAT's only through its function body.
+    /// another domain's op is TPAT's (its converter, `domain:op` in ``tvm``, or its function body).
     public func tvmConverts(opType: String, domain: String) -> Bool {
-        guard domain.isEmpty || domain == "ai.onnx" else { return functionOps.contains("\(domain):\(opType)") }
+        guard domain.isEmpty || domain == "ai.onnx" else {
+            let qualified = "\(domain):\(opType)"
+            return tvm.contains(qualified) || functionOps.contains(qualified)
+        }
         return tvm.contains(opType) || functionOps.contains(opType)
     }
 }
