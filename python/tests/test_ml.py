@@ -1,4 +1,5 @@
-"""ai.onnx.ml ops TPAT converts itself (ml.py; TVM's frontend has none of that domain): their node
+"""ai.onnx.ml ops and ai.onnx.preview.training optimizers, which TPAT converts itself (ml.py,
+training.py; TVM's frontend has none of those domains): their node
 tests and more cases against onnx's reference on the CPU (TVM's llvm target), and the CUDA build."""
 from __future__ import annotations
 
@@ -51,3 +52,18 @@ def test_binarizer_threshold_nan_and_integers():
     x = np.array([-1, -0.5, -0.4, 0, np.nan, np.inf], np.float32)
     (got,) = run_on_cpu(model, x)
     np.testing.assert_array_equal(got, np.array([0, 0, 1, 1, 0, 1], np.float32))
+
+
+@pytest.mark.parametrize("prefix", ["test_adagrad", "test_adam", "test_momentum", "test_nesterov_momentum"])
+def test_optimizer_node_tests_reproduce_and_build(prefix):
+    """The ai.onnx.preview.training optimizers (training.py): one and several parameter tensors,
+    every output (new parameters, then new states)."""
+    cases = node_tests(prefix)
+    assert cases
+    for tc in cases:
+        inputs, want = node_test_data(tc)
+        got = run_on_cpu(tc.model, *inputs.values())
+        assert len(got) == len(want), tc.name
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w.astype(g.dtype), rtol=1e-5, atol=1e-6, err_msg=tc.name)
+    assert compile_model(cases[-1].model, "sm_90", []).device_funcs
