@@ -25,6 +25,7 @@ from .det import convert_det
 from .dft import convert_dft
 from .linear_attention import convert_linear_attention
 from .ml import convert_array_feature_extractor, convert_binarizer
+from .tree_ensemble import convert_tree_ensemble
 from .training import convert_adagrad, convert_adam, convert_momentum
 from .elementwise import convert_bit_cast, convert_bit_shift, convert_bitwise_not, convert_elu, convert_eye_like, convert_rms_normalization
 from .integer_conv import convert_conv_integer
@@ -123,6 +124,7 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     # the ai.onnx.ml domain, which TVM's frontend lacks (ml.py)
     Converter("Binarizer", 1, convert_binarizer, domain="ai.onnx.ml"),
     Converter("ArrayFeatureExtractor", 1, convert_array_feature_extractor, domain="ai.onnx.ml"),
+    Converter("TreeEnsemble", 1, convert_tree_ensemble, domain="ai.onnx.ml"),
     # the optimizers of ai.onnx.preview.training, which TVM's frontend lacks (training.py)
     Converter("Adagrad", 1, convert_adagrad, domain="ai.onnx.preview.training"),
     Converter("Adam", 1, convert_adam, domain="ai.onnx.preview.training"),
