@@ -13,7 +13,7 @@ from tpat_bridge.errors import BridgeError, explain
     ("NonZero: the plan uses the Relax op relax.tensor_to_shape", "a data-dependent shape"),
     ("TopK: size 'n' is not defined by any input dim (data-dependent shape)", "a data-dependent shape"),
     ("CumSum: cumsum: host allocation in scope local", "per-thread scratch array"),
-    ("NonMaxSuppression: TVM could not compile NonMaxSuppression: ValueError: Check failed: ... Literal value 9223372036854775807 exceeds range of int32",
+    ("Slice: TVM could not compile Slice: ValueError: Check failed: ... Literal value 9223372036854775807 exceeds range of int32",
      "INT64's extreme value"),
     ("Tile: TVM's ONNX frontend refused Tile: AssertionError", "internal check without a message"),
 ])

@@ -29,6 +29,7 @@ from .tree_ensemble import convert_tree_ensemble
 from .training import convert_adagrad, convert_adam, convert_momentum
 from .elementwise import convert_bit_cast, convert_bit_shift, convert_bitwise_not, convert_elu, convert_eye_like, convert_rms_normalization
 from .integer_conv import convert_conv_integer
+from .nms import convert_nms
 from .nonzero import convert_compress, convert_nonzero
 from .qlinear import convert_qlinear_matmul
 from .roialign import convert_roialign
@@ -82,6 +83,8 @@ CONVERTERS: dict[str, Converter] = {c.op_type: c for c in [
     # opset 1's attribute K and a constant K take TVM's path; a K computed at run time, size outputs
     Converter("TopK", 1, convert_topk, (SizeOutput(output=0, dim=-1, dim_attribute="axis"),
                                         SizeOutput(output=1, dim=-1, dim_attribute="axis")), runtime_k),
+    # TVM's does not build for CUDA and sizes its output by max_output_boxes_per_class (nms.py)
+    Converter("NonMaxSuppression", 10, convert_nms, (SizeOutput(output=0, dim=0),)),
     # a shape, limit or repeats computed at run time: the output at its declared shape (declared.py);
     # constant ones take TVM's path
     Converter("Expand", 1, convert_expand),

@@ -23,7 +23,7 @@ EXPLANATIONS: tuple[tuple[str, str], ...] = (
      "cannot place in a plugin yet; leave the node native"),
     (r"Literal value (9223372036854775807|-9223372036854775808) exceeds range of int32",
      "a constant input or attribute is INT64's extreme value (an exporter's 'no limit', such as "
-     "NonMaxSuppression's max_output_boxes_per_class or a Slice's end), which TVM's 32-bit index "
+     "a Slice's end), which TVM's 32-bit index "
      "math cannot hold; replace it by the real bound in the model or leave the node native"),
     (r"^(?:.*: )?AssertionError:?\s*$",
      "TVM's ONNX frontend stopped on an internal check without a message: the node's attributes, "
