@@ -129,3 +129,33 @@ def test_values_both_inferences_leave_without_a_rank_are_read_from_two_runs(tmp_
     assert len(dims) == 2 and dims[0].dim_param.startswith("probe__") and dims[1].dim_value == 4
     # Nothing to find: the model comes back as it is.
     assert probe_unknown_shapes(probed, str(tmp_path)) is probed
+
+
+def test_values_in_a_body_get_shapes_from_the_probed_values_they_read(tmp_path):
+    """torchvision's detectors run NonMaxSuppression in an If's else branch, on boxes sized by a
+    run-time TopK outside it: once the runs have sized the outer value, the body's values get
+    their shapes too (before, the body kept them rank-less and the node could not be extracted)."""
+    from tpat_bridge.shapes import probe_unknown_shapes
+
+    body_nodes = [helper.make_node("Unsqueeze", ["boxes", "zero"], ["batched"], name="unsqueeze"),
+                  helper.make_node("Cast", ["batched"], ["as_float"], to=TensorProto.FLOAT, name="cast")]
+    zero = numpy_helper.from_array(np.array([0], np.int64), "zero")
+    then_g = helper.make_graph([helper.make_node("Unsqueeze", ["boxes", "zero"], ["t_out"], name="t")], "then", [],
+                               [helper.make_tensor_value_info("t_out", TensorProto.FLOAT, None)], [zero])
+    else_g = helper.make_graph(body_nodes, "else", [], [helper.make_tensor_value_info("as_float", TensorProto.FLOAT, None)],
+                               [zero])
+    # boxes: a Squeeze over axes computed at run time (no inference gives it a rank)
+    nodes = [helper.make_node("Abs", ["two"], ["axes"], name="abs"),
+             helper.make_node("Squeeze", ["x", "axes"], ["boxes"], name="squeeze"),
+             helper.make_node("If", ["cond"], ["picked"], then_branch=then_g, else_branch=else_g, name="if")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 1]),
+                                           helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("picked", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.array([2], np.int64), "two")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    model = onnx.shape_inference.infer_shapes(model)
+    probed = probe_unknown_shapes(model, str(tmp_path))
+    body = next(a.g for n in probed.graph.node if n.op_type == "If" for a in n.attribute if a.name == "else_branch")
+    (cast,) = [vi for vi in body.value_info if vi.name == "batched"] or [None]
+    assert cast is not None and len(cast.type.tensor_type.shape.dim) == 3
+    assert cast.type.tensor_type.shape.dim[0].dim_value == 1 and cast.type.tensor_type.shape.dim[2].dim_value == 4

@@ -181,6 +181,15 @@ def probe_unknown_shapes(model: onnx.ModelProto, base_dir: str, run_model: onnx.
             out.graph.value_info.append(vi)
         found += 1
     print(f"infer-shapes: {found} of {len(wanted)} values without a shape read from two ONNX Runtime runs", file=sys.stderr)
+    if found and any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
+        # The bodies of If/Loop/Scan read values of the main graph that only the runs sized (a
+        # detector's boxes after a run-time TopK): ONNX's inference again, now that they have
+        # shapes, gives the values inside the bodies theirs (torchvision's NonMaxSuppression in
+        # an If's else branch reads boxes computed there).
+        try:
+            out = onnx.shape_inference.infer_shapes(out, check_type=False, strict_mode=False, data_prop=True)
+        except Exception as exc:  # noqa: BLE001 - the bodies keep what they had
+            print(f"infer-shapes: the subgraph bodies got no shapes from the probed values ({type(exc).__name__})", file=sys.stderr)
     return out
 
 
