@@ -93,6 +93,39 @@ struct ExtractionTests {
         #expect(types["r"] == TensorType(elementType: .float32, shape: [.symbolic("batch")]))
     }
 
+    @Test("If bodies take the inferred types: all of them from the symbolic inference, the missing ones from ONNX's")
+    func bodyTypesFromEitherInference() throws {
+        // torchvision's NonMaxSuppression sits in an If's else branch; where the symbolic
+        // inference gives up (sympy on a detector's box arithmetic), ONNX's types the body.
+        func info(_ name: String, _ shape: [TensorDim]) -> Onnx_ValueInfoProto {
+            var b = ModelBuilder()
+            b.value(name, .float32, shape)
+            return b.graph.valueInfo[0]
+        }
+        func ifGraph(body valueInfo: [Onnx_ValueInfoProto]) -> Onnx_GraphProto {
+            var body = ModelBuilder()
+            body.node("Unsqueeze", ["x", "axes"], ["batched"], name: "unsqueeze")
+            body.node("Relu", ["batched"], ["out"], name: "relu")
+            body.graph.valueInfo = valueInfo
+            var b = ModelBuilder()
+            b.node("If", ["cond"], ["picked"], name: "if")
+            b.graph.node[0].attribute = [ReliabilityONNXTests.graphAttribute("else_branch", body.graph)]
+            return b.graph
+        }
+        let declared = ifGraph(body: [info("out", [.fixed(1), .symbolic("n"), .fixed(4)])])
+        let inferred = ifGraph(body: [info("batched", [.fixed(1), .symbolic("unk__3"), .fixed(4)]),
+                                      info("out", [.fixed(1), .symbolic("unk__4"), .fixed(4)])])
+        func body(_ graph: Onnx_GraphProto) -> [String: [TensorDim]] {
+            Dictionary(uniqueKeysWithValues: graph.node[0].attribute[0].g.valueInfo.map { ($0.name, TensorType($0.type)?.shape ?? []) })
+        }
+        var fromONNX = declared
+        ShapeInference.takeBodyTypes(into: &fromONNX, from: inferred, replacing: false)
+        #expect(body(fromONNX) == ["batched": [.fixed(1), .symbolic("unk__3"), .fixed(4)], "out": [.fixed(1), .symbolic("n"), .fixed(4)]])
+        var fromSymbolic = declared
+        ShapeInference.takeBodyTypes(into: &fromSymbolic, from: inferred)
+        #expect(body(fromSymbolic) == ["batched": [.fixed(1), .symbolic("unk__3"), .fixed(4)], "out": [.fixed(1), .symbolic("unk__4"), .fixed(4)]])
+    }
+
     @Test("a value whose shape is unknown is named, with what to do")
     func unknownShape() throws {
         var b = ModelBuilder()

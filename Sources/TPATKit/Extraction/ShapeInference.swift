@@ -15,10 +15,13 @@ public struct ShapeInference: Sendable {
     /// symbolic shape inference made its shapes, `onnx` when ONNX's did (python/tpat_bridge/shapes.py).
     static let engineKey = "tpat.shape_inference"
 
-    /// Gives every `If`/`Loop`/`Scan` body of `graph` the value_info the symbolic inference found
-    /// for it, recursively. Bodies are matched through their owner node's outputs and the
-    /// attribute, since the inference may reorder a body's nodes.
-    static func takeBodyTypes(into graph: inout Onnx_GraphProto, from inferred: Onnx_GraphProto) {
+    /// Gives every `If`/`Loop`/`Scan` body of `graph` the value_info the inference found for it,
+    /// recursively: every value's when `replacing` (the symbolic inference, whose symbols relate
+    /// the body to the model), else only those the body leaves without a full type (ONNX's, whose
+    /// `unk__N` relate nothing, but which still types torchvision's NonMaxSuppression in an If).
+    /// Bodies are matched through their owner node's outputs and the attribute, since the
+    /// inference may reorder a body's nodes.
+    static func takeBodyTypes(into graph: inout Onnx_GraphProto, from inferred: Onnx_GraphProto, replacing: Bool = true) {
         var inferredOwners: [String: Onnx_NodeProto] = [:]
         for node in inferred.node { if let first = node.output.first(where: { !$0.isEmpty }) { inferredOwners[first] = node } }
         for n in graph.node.indices {
@@ -35,10 +38,11 @@ public struct ShapeInference: Sendable {
             }
         }
         func take(into body: inout Onnx_GraphProto, from twin: Onnx_GraphProto) {
-            let typed = twin.valueInfo.filter { TensorType($0.type)?.isFullyKnown == true }
+            let known = replacing ? [] : Set(body.valueInfo.filter { TensorType($0.type)?.isFullyKnown == true }.map(\.name))
+            let typed = twin.valueInfo.filter { TensorType($0.type)?.isFullyKnown == true && !known.contains($0.name) }
             let names = Set(typed.map(\.name))
             body.valueInfo = body.valueInfo.filter { !names.contains($0.name) } + typed
-            takeBodyTypes(into: &body, from: twin)
+            takeBodyTypes(into: &body, from: twin, replacing: replacing)
         }
     }
 
@@ -119,7 +123,7 @@ public struct ShapeInference: Sendable {
             valueInfo.append(info)
         }
         result.proto.graph.valueInfo = valueInfo
-        if symbolic { Self.takeBodyTypes(into: &result.proto.graph, from: inferred.graph) }
+        Self.takeBodyTypes(into: &result.proto.graph, from: inferred.graph, replacing: symbolic)
         for (i, output) in result.proto.graph.output.enumerated() {
             if let type = inferredTypes[output.name] { result.proto.graph.output[i].type = type }
         }
