@@ -114,6 +114,19 @@ def symbolic_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
 PROBE_LIMIT = 4096
 
 
+def _outer_reads(graph: onnx.GraphProto) -> list[str]:
+    """The names the bodies of ``graph``'s nodes (recursively) read without defining them."""
+    reads: list[str] = []
+    for node in graph.node:
+        for a in node.attribute:
+            for body in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                defined = {i.name for i in body.input} | {t.name for t in body.initializer} | {
+                    o for n in body.node for o in n.output}
+                inner = [v for n in body.node for v in n.input] + _outer_reads(body)
+                reads += [v for v in inner if v and v not in defined]
+    return reads
+
+
 def probe_unknown_shapes(model: onnx.ModelProto, base_dir: str, run_model: onnx.ModelProto | None = None) -> onnx.ModelProto:
     """Where both inferences leave a value of the main graph without a rank (a Reshape to a shape
     computed at run time, then everything after it), run the model in ONNX Runtime at two sample
@@ -132,10 +145,19 @@ def probe_unknown_shapes(model: onnx.ModelProto, base_dir: str, run_model: onnx.
     initializers = {t.name for t in graph.initializer}
     known = {vi.name for vi in list(graph.input) + list(graph.value_info) + list(graph.output)
              if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape")}
+    # Values the bodies of If/Loop/Scan read from the main graph whose dims ONNX's inference left
+    # anonymous (``unk__N``, or none): the bodies' own values follow from them, so their real dims
+    # are read too (retinanet's NonMaxSuppression reads boxes [1, unk, unk] otherwise, and drawn
+    # self-test boxes then do not have 4 coordinates).
+    graph_inputs = {i.name for i in graph.input}
+    anonymous = {vi.name for vi in graph.value_info if vi.type.HasField("tensor_type") and any(
+        not d.HasField("dim_value") and (not d.HasField("dim_param") or d.dim_param.startswith("unk__"))
+        for d in vi.type.tensor_type.shape.dim)}
+    read_in_bodies = set(_outer_reads(graph)) & anonymous - graph_inputs - initializers
     wanted: list[str] = []
     for node in graph.node:
         for value in list(node.input) + list(node.output):
-            if value and value not in known and value not in initializers and value not in wanted:
+            if value and (value not in known or value in read_in_bodies) and value not in initializers and value not in wanted:
                 wanted.append(value)
     if not wanted:
         return model
@@ -169,7 +191,9 @@ def probe_unknown_shapes(model: onnx.ModelProto, base_dir: str, run_model: onnx.
             continue
         dims: list[Any] = []
         for da, db in zip(a.shape, b.shape):
-            if da == db:
+            # an extent of 0 in both runs is not a size: a detector with random weights keeps no
+            # box above its score threshold, which says nothing about the boxes of a real image
+            if da == db and da != 0:
                 dims.append(int(da))
             else:
                 dims.append(f"probe__{found}_{len(dims)}")
@@ -190,7 +214,27 @@ def probe_unknown_shapes(model: onnx.ModelProto, base_dir: str, run_model: onnx.
             out = onnx.shape_inference.infer_shapes(out, check_type=False, strict_mode=False, data_prop=True)
         except Exception as exc:  # noqa: BLE001 - the bodies keep what they had
             print(f"infer-shapes: the subgraph bodies got no shapes from the probed values ({type(exc).__name__})", file=sys.stderr)
+        _name_anonymous_body_dims(out.graph)
     return out
+
+
+def _name_anonymous_body_dims(graph: onnx.GraphProto, count: list[int] | None = None) -> None:
+    """Gives each dim of a body's value that ONNX's inference left without a value or a name
+    (a broadcast of a probed symbol with an unknown dim) a name of its own, ``unk__body_N``, as
+    its inference names such dims elsewhere: a plugin then takes it as a symbolic dim (and its
+    self-test draws sizes for it) instead of an unknown one. In place, recursively."""
+    count = count if count is not None else [0]
+    for node in graph.node:
+        for a in node.attribute:
+            for body in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                for vi in list(body.value_info) + list(body.output):
+                    if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
+                        continue
+                    for d in vi.type.tensor_type.shape.dim:
+                        if not d.HasField("dim_value") and not d.HasField("dim_param"):
+                            d.dim_param = f"unk__body_{count[0]}"
+                            count[0] += 1
+                _name_anonymous_body_dims(body, count)
 
 
 def infer_shapes(in_path: str, out_path: str, run_path: str | None = None) -> None:
