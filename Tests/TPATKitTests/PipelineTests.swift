@@ -170,7 +170,7 @@ struct PipelineTests {
         #expect(rewritten.graph.node[2].input == ["z1"] && rewritten.graph.node[2].output == ["y2"])
     }
 
-    @Test("--profile: a launch plan for the optimum beside the generic one, self-tests at OPT and MIN, shapes in the trtexec line")
+    @Test("--profile: launch plans for the optimum and the maximum beside the generic one, self-tests at OPT and MIN, shapes in the trtexec line")
     func profile() throws {
         let dir = try TestSupport.temporaryDirectory()
         let input = dir.appendingPathComponent("model.onnx")
@@ -188,12 +188,12 @@ struct PipelineTests {
         let report = try JSONDecoder().decode(PipelineReport.self, from: Data(contentsOf: out.appendingPathComponent("report.json")))
         let plugin = try #require(report.plugins.first)
         #expect(plugin.kernelBuild == "built")
-        #expect(plugin.kernels == 2)
+        #expect(plugin.kernels == 3)
         let trtexec = try #require(report.trtexecCommand)
         #expect(trtexec.hasSuffix(" --minShapes=scores:1x4x16x16 --optShapes=scores:2x4x64x64 --maxShapes=scores:8x4x128x128"), "\(trtexec)")
         let folder = URL(fileURLWithPath: plugin.directory)
         let manifest = try KernelManifest.load(contentsOf: folder.appendingPathComponent("manifest.json"))
-        #expect(manifest.specializations?.map(\.sizes) == ["batch=2, seq=64"])
+        #expect(manifest.specializations?.map(\.sizes) == ["batch=2, seq=64", "batch=8, seq=128"])
         let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("test/reference.json"))) as? [String: Any]
         let cases = (reference?["cases"] as? [[String: Any]])?.compactMap { $0["name"] as? String }
         #expect(cases == ["case0 (batch=2,seq=64)", "case1 (batch=1,seq=16)"])

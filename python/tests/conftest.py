@@ -40,16 +40,18 @@ def custom_op_model() -> onnx.ModelProto:
 
 
 def run_bridge(tmp: Path, named_models: dict[str, onnx.ModelProto], arch: str = "sm_90",
-               specialize: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+               specialize: dict[str, dict[str, int] | list[dict[str, int]]] | None = None) -> dict[str, Any]:
     """Write the sub-models and a REQUEST, run ``python -m tpat_bridge manifests``, return RESULT
-    plus ``wall`` (seconds for the whole process). ``specialize``: sizes to specialize, by name."""
+    plus ``wall`` (seconds for the whole process). ``specialize``: sizes to specialize, by name (a
+    list of maps for several specializations)."""
     nodes = []
     for name, model in named_models.items():
         path = tmp / f"{name}.onnx"
         onnx.save(model, str(path))
         nodes.append({"id": name, "model": str(path), "outDir": str(tmp / name), "kernelPrefix": f"tpat_{name}_"})
         if specialize and name in specialize:
-            nodes[-1]["specialize"] = specialize[name]
+            sizes = specialize[name]
+            nodes[-1]["specializations"] = sizes if isinstance(sizes, list) else [sizes]
     request = tmp / "request.json"
     result = tmp / "result.json"
     request.write_text(json.dumps({"arch": arch, "nodes": nodes, "tuning": None}))

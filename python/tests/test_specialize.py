@@ -80,3 +80,35 @@ def test_workspace_regions_of_both_plans(tmp_path: Path) -> None:
     assert generic and special
     assert min(special) > max(generic)
     assert max(special) < len(m["workspace"]["regions"])
+
+
+def test_one_specialization_per_profile_point(tmp_path: Path) -> None:
+    """--profile's optimum, maximum and minimum each get a static plan, tried in that order; a
+    point that repeats one before it (MIN == OPT) adds nothing. TopK's scratch: each plan's
+    workspace regions after those of the plans before it; each plan's kernels with its prefix."""
+    import numpy as np
+
+    topk = models.single("TopK", [models.vi("x", models.F32, ["N", 1024])],
+                         [models.vi("values", models.F32, ["N", 16]), models.vi("indices", models.I64, ["N", 16])],
+                         [models.init("k", np.array([16], np.int64))], axis=-1)
+    doc = run_bridge(tmp_path, {"topk": topk, "softmax": models.softmax("N")},
+                     specialize={"topk": [{"N": 8}, {"N": 64}, {"N": 8}], "softmax": [{"N": 64}, {"N": 4096}, {"N": 1}]})
+    m = load_manifest(doc, "topk")
+    assert [s["sizes"] for s in m["specializations"]] == ["N=8", "N=64"]
+    assert "an earlier specialization is for the same sizes" in (tmp_path / "topk" / "bridge.log").read_text()
+    plans = [_buffers(m["launches"], "workspace")] + [_buffers(s["launches"], "workspace") for s in m["specializations"]]
+    assert all(plans)
+    for before, after in zip(plans, plans[1:]):
+        assert min(after) > max(before)
+    assert max(plans[-1]) < len(m["workspace"]["regions"])
+    for k, s in enumerate(m["specializations"]):
+        when = _expr(s["when"]["tree"])
+        assert evaluate(when, {"N": [8, 64][k]}) == 1 and evaluate(when, {"N": 9}) == 0
+
+    s = load_manifest(doc, "softmax")
+    assert [p["sizes"] for p in s["specializations"]] == ["N=64", "N=4096", "N=1"]
+    assert [k["name"] for k in s["kernels"]] == ["tpat_softmax_softmax_tpat_kernel", "tpat_softmax_at_softmax_tpat_kernel",
+                                                 "tpat_softmax_at2_softmax_tpat_kernel", "tpat_softmax_at3_softmax_tpat_kernel"]
+    _, kernels = split_source(s["cudaSource"])
+    for sizes in ("N=64", "N=4096", "N=1"):
+        assert kernels.count(f"// The launch plan for {sizes}") == 1

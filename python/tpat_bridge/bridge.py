@@ -6,7 +6,7 @@ import json
 import os
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import onnx
@@ -25,9 +25,10 @@ class NodeRequest:
     # The original node's identity (name, opType, domain); the sub-model's own node names are
     # TPAT's, and it may hold Casts around the node.
     node: dict[str, str] | None = None
-    # Sizes of the sub-model's symbolic dims to compile (and tune) a static launch plan for, beside
-    # the generic one (``--profile``'s optimum); None for none.
-    specialize: dict[str, int] | None = None
+    # Sizes of the sub-model's symbolic dims to compile a static launch plan for, beside the
+    # generic one, one map per plan (``--profile``'s optimum, then its maximum and minimum); the
+    # first is the one tuned. Empty for none.
+    specializations: list[dict[str, int]] = field(default_factory=list)
 
 
 def tvm_version() -> str:
@@ -74,21 +75,23 @@ def generate(req: NodeRequest, arch: str, version: str, log: list[str], tuning: 
     """Compile one node and write its manifest; returns the manifest path. With ``tuning``
     (tuning.TuningOptions), MetaSchedule tunes the node's tasks first (or reuses its database)
     and ``stats`` receives the tuned and untuned times; ``warnings`` receives what the user should
-    hear about (a damaged tuning database). With ``req.specialize``, a second, static launch plan
-    is compiled for those sizes (the one tuned, when tuning: MetaSchedule tunes static shapes) and
-    goes into the manifest as a specialization (specialize.py)."""
+    hear about (a damaged tuning database). With ``req.specializations``, a static launch plan is
+    compiled for each map of sizes (the first is the one tuned, when tuning: MetaSchedule tunes
+    static shapes) and goes into the manifest as a specialization (specialize.py)."""
     from .manifest import ManifestBuilder, node_info
     from .plan import build_plan
-    from .specialize import specialized_model
+    from .specialize import specialization_prefix, specialized_model
 
     try:
         model = onnx.load(req.model)
     except Exception as exc:  # noqa: BLE001
         raise BridgeError("import", f"cannot read {req.model}: {exc}") from exc
     label = (req.node or {}).get("name") or req.id
-    special_model = specialized_model(model, req.specialize, log) if req.specialize else None
-    # With a specialization, MetaSchedule tunes it, not the generic plan of symbolic shapes.
-    compiled, tuned = _compile(model, arch, version, log, None if special_model is not None else tuning, label,
+    special_models = [(sizes, m) for sizes in req.specializations
+                      if (m := specialized_model(model, sizes, log)) is not None]
+    # With a specialization, MetaSchedule tunes the first (the optimum), not the generic plan of
+    # symbolic shapes.
+    compiled, tuned = _compile(model, arch, version, log, None if special_models else tuning, label,
                                progress, stats, warnings)
     for cast in compiled.casts_added:
         log.append(f"dtype: added a Cast to the graph's dtype for {cast}")
@@ -98,15 +101,15 @@ def generate(req: NodeRequest, arch: str, version: str, log: list[str], tuning: 
         name = req.node.get("name", name)
         op_type = req.node.get("opType", op_type)
         domain = req.node.get("domain", domain)
-    special = None
-    if special_model is not None:
-        s_compiled, s_tuned = _compile(special_model, arch, version, log, tuning, label + " (specialized)", progress,
-                                       stats, warnings)
+    specials = []
+    for k, (sizes, special_model) in enumerate(special_models):
+        s_compiled, s_tuned = _compile(special_model, arch, version, log, tuning if k == 0 else None,
+                                       label + f" (specialized at {sizes})", progress, stats, warnings)
         tuned = tuned or s_tuned
-        special = (ManifestBuilder(s_compiled, build_plan(s_compiled), name, op_type, domain, arch,
-                                   req.kernel_prefix + "at_", version, s_tuned), req.specialize)
+        specials.append((ManifestBuilder(s_compiled, build_plan(s_compiled), name, op_type, domain, arch,
+                                         req.kernel_prefix + specialization_prefix(k), version, s_tuned), sizes))
     builder = ManifestBuilder(compiled, plan, name, op_type, domain, arch, req.kernel_prefix, version, tuned)
-    return builder.write(req.out_dir, special=special, log=log)
+    return builder.write(req.out_dir, specials=specials, log=log)
 
 
 def op_of(path: str) -> str:
@@ -167,8 +170,8 @@ def cache_key(req: NodeRequest, arch: str, version: str, tuning: Any) -> str:
     from .tuning import database_state
 
     state = database_state(tuning, version, arch) if tuning is not None else ""
-    if req.specialize:
-        state += "|specialize " + json.dumps(req.specialize, sort_keys=True)
+    if req.specializations:
+        state += "|specialize " + json.dumps(req.specializations, sort_keys=True)
     return cache.key(req.model, req.node, req.kernel_prefix, arch, version, state)
 
 
@@ -218,7 +221,7 @@ def run_request(request_path: str, result_path: str) -> int:
         result["tvmVersion"] = version
         for n in request["nodes"]:
             req = NodeRequest(n["id"], n["model"], n["outDir"], n["kernelPrefix"], n.get("node"),
-                              {str(k): int(v) for k, v in n["specialize"].items()} if n.get("specialize") else None)
+                              [{str(k): int(v) for k, v in sizes.items()} for sizes in n.get("specializations") or []])
             start = time.perf_counter()
             k = cache_key(req, arch, version, tuning) if cache_dir else None
             warnings: list[str] = []

@@ -266,11 +266,12 @@ class ManifestBuilder:
             "cudaSource": source,
         }
 
-    def write(self, out_dir: str, special: tuple["ManifestBuilder", dict[str, int]] | None = None,
+    def write(self, out_dir: str, specials: list[tuple["ManifestBuilder", dict[str, int]]] | None = None,
               log: list[str] | None = None) -> str:
-        """Validate and write manifest.json and constants/; returns the manifest path. ``special``:
-        the builder of the same node compiled for static sizes, and those sizes, added as the
-        manifest's specialization where the two can share a plugin (specialize.py)."""
+        """Validate and write manifest.json and constants/; returns the manifest path.
+        ``specials``: builders of the same node compiled for static sizes, each with its sizes,
+        added in order as the manifest's specializations where they can share a plugin with the
+        generic plan (specialize.py)."""
         from .specialize import merge
 
         kernels = self.kernels()
@@ -278,9 +279,11 @@ class ManifestBuilder:
         self.validate(kernels, source)
         doc = self.document(kernels, source)
         constants = list(self.plan.constants)
-        if special is not None:
-            constants += merge(doc, self.plan.constants, self.plan.regions, special[0], special[1],
-                               log if log is not None else [])
+        regions = list(self.plan.regions)
+        for k, (special, sizes) in enumerate(specials or []):
+            added, added_regions = merge(doc, constants, regions, special, sizes, log if log is not None else [], k)
+            constants += added
+            regions += added_regions
         os.makedirs(os.path.join(out_dir, "constants"), exist_ok=True)
         for c in constants:
             data = c.data

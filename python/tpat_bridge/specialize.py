@@ -1,13 +1,13 @@
 """Specializations: a static launch plan for particular sizes of a node's symbolic dims, beside
 the generic plan that serves every size (issue 15; ``tpat generate --profile NAME=MIN:OPT:MAX``
-asks for one at OPT).
+asks for one at OPT, one at MAX and one at MIN, in that order).
 
 TVM's default schedules for symbolic shapes (dlight's) bound-check every tile and cannot be tuned
 by MetaSchedule; the same node compiled for static shapes gets TVM's static schedules, and tuning.
 The plugin keeps both: at enqueue, the specialization runs when the actual sizes are the ones it
 was compiled for (its ``when`` expression over the manifest's symbols), the generic plan otherwise.
 
-Both plans live in one manifest (docs/manifest.md, ``specializations``): one CUDA translation unit
+All plans live in one manifest (docs/manifest.md, ``specializations``): one CUDA translation unit
 (the specialization's kernels carry their own prefix), one constants table (a weight both plans
 read is stored once), one workspace (the specialization's regions after the generic plan's).
 """
@@ -69,21 +69,32 @@ def split_source(source: str) -> tuple[str, str]:
     return (source, "") if m is None else (source[:m.start()], source[m.start():])
 
 
+def specialization_prefix(k: int) -> str:
+    """The prefix of the k-th specialization's kernel and constant names (after the plugin's):
+    ``at_`` for the first, ``at2_``, ``at3_`` after it."""
+    return "at_" if k == 0 else f"at{k + 1}_"
+
+
 def merge(doc: dict[str, Any], generic_constants: list[Any], generic_regions: list[Node], special: Any,
-          sizes: dict[str, int], log: list[str]) -> list[Any]:
-    """Adds ``special`` (the ManifestBuilder of the static compile) to ``doc`` as its
-    specialization for ``sizes``; returns the constants the specialization adds (to be written
-    beside the generic plan's). Leaves ``doc`` as it was, and says why in ``log``, when the two
-    compilations cannot share a plugin."""
+          sizes: dict[str, int], log: list[str], k: int = 0) -> tuple[list[Any], list[Node]]:
+    """Adds ``special`` (the ManifestBuilder of the static compile) to ``doc`` as its k-th
+    specialization, for ``sizes``; ``generic_constants`` and ``generic_regions``: the constants
+    and workspace regions ``doc`` holds so far (the generic plan's and the specializations' before
+    this one). Returns the constants and regions this specialization adds (the constants to be
+    written beside the others). Leaves ``doc`` as it was, and says why in ``log``, when the two
+    compilations cannot share a plugin, or when an earlier specialization already covers these
+    sizes."""
     from .manifest import workspace_doc
 
-    def skip(why: str) -> list[Any]:
+    def skip(why: str) -> tuple[list[Any], list[Node]]:
         log.append(f"specialization for {sizes} skipped: {why}")
-        return []
+        return [], []
 
     cond = condition(sizes, [s["name"] for s in doc["symbols"]])
     if cond is None:
         return skip(f"the plan's sizes {[s['name'] for s in doc['symbols']]} are not all given")
+    if any(s["when"] == to_json(cond) for s in doc.get("specializations", [])):
+        return skip("an earlier specialization is for the same sizes of the plan's symbols")
     if any("dataDependent" in o for o in doc["outputs"]):
         return skip("an output's size depends on the input values")
     plan = special.plan
@@ -109,9 +120,10 @@ def merge(doc: dict[str, Any], generic_constants: list[Any], generic_regions: li
                      if g.data.dtype == c.data.dtype and g.data.shape == c.data.shape and np.array_equal(g.data, c.data)),
                     None)
         if same is None:
-            name = f"at_{c.name}"
+            prefix = specialization_prefix(k)
+            name = f"{prefix}{c.name}"
             while name in names:
-                name = "at_" + name
+                name = prefix + name
             names.add(name)
             c = copy.copy(c)
             c.name = name
@@ -138,11 +150,12 @@ def merge(doc: dict[str, Any], generic_constants: list[Any], generic_regions: li
     doc["cudaSource"] = doc["cudaSource"].rstrip("\n") + "\n\n// The launch plan for " + \
         ", ".join(f"{k}={v}" for k, v in sorted(sizes.items())) + "\n" + kernel_text
     doc["workspace"] = workspace_doc(generic_regions + list(plan.regions))
-    doc["specializations"] = [{
+    entry = {
         "when": to_json(cond),
         "sizes": ", ".join(f"{s['name']}={sizes[s['name']]}" for s in doc["symbols"]),
         "launches": remap(sdoc["launches"]),
-    }]
-    log.append(f"specialization for {doc['specializations'][0]['sizes']}: {len(sdoc['kernels'])} kernel(s), "
+    }
+    doc.setdefault("specializations", []).append(entry)
+    log.append(f"specialization for {entry['sizes']}: {len(sdoc['kernels'])} kernel(s), "
                f"{len(sdoc['launches'])} step(s)")
-    return added
+    return added, list(plan.regions)

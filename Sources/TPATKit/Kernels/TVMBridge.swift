@@ -62,18 +62,19 @@ public struct KernelJob: Sendable, Equatable {
     public var kernelPrefix: String
     /// The original node: name, op type, domain (recorded in the manifest).
     public var node: KernelManifest.NodeInfo
-    /// Sizes of the sub-model's symbolic dims to compile (and tune) a static launch plan for,
-    /// beside the generic one (the manifest's specialization); nil for none.
-    public var specialize: [String: Int64]?
+    /// Sizes of the sub-model's symbolic dims to compile a static launch plan for, beside the
+    /// generic one, one map per plan (the manifest's specializations, tried in this order); the
+    /// first is the one tuned. Empty for none.
+    public var specializations: [[String: Int64]]
 
     /// Creates a job.
-    public init(id: String, subModel: URL, outDir: URL, kernelPrefix: String, node: KernelManifest.NodeInfo, specialize: [String: Int64]? = nil) {
+    public init(id: String, subModel: URL, outDir: URL, kernelPrefix: String, node: KernelManifest.NodeInfo, specializations: [[String: Int64]] = []) {
         self.id = id
         self.subModel = subModel
         self.outDir = outDir
         self.kernelPrefix = kernelPrefix
         self.node = node
-        self.specialize = specialize
+        self.specializations = specializations
     }
 }
 
@@ -153,7 +154,7 @@ public struct TVMBridge: Sendable {
             struct Node: Encodable {
                 var id, model, outDir, kernelPrefix: String
                 var node: KernelManifest.NodeInfo
-                var specialize: [String: Int64]?
+                var specializations: [[String: Int64]]
             }
             var arch: String
             var nodes: [Node]
@@ -180,7 +181,7 @@ public struct TVMBridge: Sendable {
         let request = Request(
             arch: options.arch,
             nodes: jobs.map {
-                .init(id: $0.id, model: $0.subModel.path, outDir: $0.outDir.path, kernelPrefix: $0.kernelPrefix, node: $0.node, specialize: $0.specialize)
+                .init(id: $0.id, model: $0.subModel.path, outDir: $0.outDir.path, kernelPrefix: $0.kernelPrefix, node: $0.node, specializations: $0.specializations)
             },
             tuning: options.tuning, cacheDirectory: options.cacheDirectory)
         do {

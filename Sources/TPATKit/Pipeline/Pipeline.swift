@@ -273,10 +273,16 @@ public struct Pipeline: Sendable {
             if let missing = specialization.missing {
                 logger.info("plugin \(group.name) gets no specialized launch plan: its dim '\(TerminalText.escaped(missing))' has no size at the --profile optimum")
             }
+            // The optimum, then the maximum (a sequence padded to its longest); the minimum keeps
+            // the generic plan, which the self-test's second size then runs.
+            var points: [[String: Int64]] = []
+            for sizes in [specialization.sizes, Self.specialization(of: first, at: request.profile, point: \.max).sizes] {
+                if let sizes, !points.contains(sizes) { points.append(sizes) }
+            }
             jobs.append(KernelJob(
                 id: group.name, subModel: subModel, outDir: dir, kernelPrefix: group.name + "_",
                 node: KernelManifest.NodeInfo(name: first.name, opType: first.opType, domain: first.domain),
-                specialize: specialization.sizes))
+                specializations: points))
         }
         logger.info("generating kernels with TVM for \(jobs.count) plugin(s), arch \(request.kernels.arch)")
         var phases: [String: Double] = [:]
@@ -519,12 +525,13 @@ public struct Pipeline: Sendable {
         return "nvcc failed for plugin \(plugin): " + (LogExcerpt.lastMeaningfulLine(ofFile: build.log) ?? "make stopped and its log says nothing more")
     }
 
-    /// The sizes to compile a plugin's specialized launch plan for: the profile's optimum of every
-    /// symbolic dim of its sub-model's inputs, where a dim shape inference derived from the
-    /// model's dims (`past_sequence + sequence`) gets its value at the optimum; nil, with the dim
-    /// that stops it, when the profile leaves one of them out (the plan would not be static) or
-    /// the inputs have none.
-    static func specialization(of part: ExtractedSubgraph, at profile: ShapeProfile) -> (sizes: [String: Int64]?, missing: String?) {
+    /// The sizes to compile a plugin's specialized launch plan for: the profile's `point` (its
+    /// optimum unless told) of every symbolic dim of its sub-model's inputs, where a dim shape
+    /// inference derived from the model's dims (`past_sequence + sequence`) gets its value at
+    /// that point; nil, with the dim that stops it, when the profile leaves one of them out (the
+    /// plan would not be static) or the inputs have none.
+    static func specialization(of part: ExtractedSubgraph, at profile: ShapeProfile,
+                               point: KeyPath<DimRange, Int64> = \.opt) -> (sizes: [String: Int64]?, missing: String?) {
         guard !profile.isEmpty else { return (nil, nil) }
         var sizes: [String: Int64] = [:]
         for input in ShapeProfile.symbolicInputs(of: part.subModel.graph) {
@@ -534,7 +541,7 @@ public struct Pipeline: Sendable {
                     continue
                 }
                 let origin = part.symbolOrigins[name] ?? name
-                guard let size = NodeExtractor.size(of: origin, sizes: { profile.range(of: $0)?.opt }) else {
+                guard let size = NodeExtractor.size(of: origin, sizes: { profile.range(of: $0)?[keyPath: point] }) else {
                     return (nil, origin)
                 }
                 sizes[name] = size
