@@ -25,8 +25,8 @@ from .operands import product
 
 def unique_te(x: Any, sort: bool) -> list[Any]:
     """The TE of Unique over ``x`` viewed as [outer, A, inner]: [Y (outer, A, inner), indices (A,),
-    inverse (A,), counts (A,) int64, K () int32]; only the first K entries of Y's axis, indices and
-    counts are the result."""
+    inverse (A,), counts (A,) int64, K () int32]; Y's buffer holds the result packed as
+    [outer, K, inner] at its front, indices and counts their first K entries."""
     from tvm import te, tirx
 
     outer, length, inner = x.shape
@@ -90,7 +90,21 @@ def unique_te(x: Any, sort: bool) -> list[Any]:
         # the slice of unique entry k, within bounds past K (those entries are not read)
         return tirx.min(indices[k], tirx.Cast(i64, length) - 1)
 
-    values = te.compute((outer, length, inner), lambda o, k, r: x[o, chosen(k), r], name="values")
+    def packed(o: Any, a: Any, r: Any) -> Any:
+        # The buffer holds Y packed as its actual shape [outer, K, inner] (as TensorRT reads a
+        # data-dependent output), not Y's first K slices in the upper bound's layout: the two
+        # differ where the axis is not the outermost dim. Position p of the buffer is element
+        # (p // (K * inner), p // inner % K, p % inner) of the packed Y.
+        position = (tirx.Cast(i64, o) * tirx.Cast(i64, length) + tirx.Cast(i64, a)) * tirx.Cast(i64, inner) + tirx.Cast(i64, r)
+        kept = tirx.Cast(i64, count())
+        extent = tirx.max(kept, tirx.const(1, i64))  # no division by zero (K is at least 1 anyway)
+        inside = position < tirx.Cast(i64, outer) * kept * tirx.Cast(i64, inner)
+        po = tirx.Select(inside, tirx.floordiv(position, extent * tirx.Cast(i64, inner)), tirx.const(0, i64))
+        pk = tirx.Select(inside, tirx.floormod(tirx.floordiv(position, tirx.Cast(i64, inner)), extent), tirx.const(0, i64))
+        pr = tirx.floormod(position, tirx.Cast(i64, inner))
+        return tirx.Select(inside, x[po, chosen(pk), pr], tirx.const(0, x.dtype))
+
+    values = te.compute((outer, length, inner), packed, name="values")
     inverse = te.compute((length,), lambda i: rank[i], name="inverse")
     i5 = te.reduce_axis((0, length), name="i5")
     counts = te.compute(
