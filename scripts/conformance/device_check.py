@@ -115,10 +115,28 @@ def main() -> int:
     ap.add_argument("--no-run", action="store_true", help="build only (no GPU needed)")
     ap.add_argument("--build-deadline", type=float, default=0,
                     help="seconds after which no new compile starts (0: none); what is built still runs")
+    ap.add_argument("--only-listed", metavar="FILE", help="only the plugins listed in each run folder's FILE "
+                    "(run.py bundle writes issue14-plugins.txt: issue 14's target tests)")
+    ap.add_argument("--skip-listed", metavar="FILE", help="every plugin but those listed in each run folder's FILE")
     args = ap.parse_args()
     runs = [os.path.abspath(r) for r in args.runs if os.path.exists(os.path.join(r, "Makefile"))]
     t0 = time.time()
-    jobs = [(run, p) for run in runs for p in plugins_of(run)]
+
+    def listed(run: str, name: str) -> set[str]:
+        path = os.path.join(run, name)
+        return set(open(path).read().split()) if os.path.exists(path) else set()
+
+    def chosen(run: str) -> list[str]:
+        plugins = plugins_of(run)
+        if args.only_listed:
+            keep = listed(run, args.only_listed)
+            plugins = [p for p in plugins if p in keep]
+        if args.skip_listed:
+            drop = listed(run, args.skip_listed)
+            plugins = [p for p in plugins if p not in drop]
+        return plugins
+
+    jobs = [(run, p) for run in runs for p in chosen(run)]
     nvcc_flags = [f"NVCC={args.nvcc}", f"CUDA_ARCH={args.arch}", "NVCCFLAGS=-O3 -std=c++17"]
 
     def late() -> bool:
