@@ -200,3 +200,36 @@ def test_max_of_only_minus_infinity_is_minus_infinity_so_a_fully_masked_attentio
         inputs, expected = node_test_data(tc)
         (out,) = _run_with_tpat_reductions(tc.model, *inputs.values())
         assert not np.isnan(out).any() and np.allclose(out, expected[0], atol=1e-5), tc.name
+
+
+def test_bool_constants_are_read_as_bytes_on_the_gpu():
+    """TVM 0.27 loads a vector of bools from a ``bool*`` buffer as ``*(ushort2*)ptr`` (two bytes a
+    lane, a bool is one): FlexAttention's causal mask, folded to a BOOL constant and fused into
+    the score MatMul, was read wrong on the H100 (test_flexattention_causal_mask and its expanded
+    form). TPAT's pass makes such a constant UINT8, cast to BOOL in the kernel that reads it; the
+    numbers stay the test's on the CPU with the pass applied."""
+    import re
+
+    import numpy as np
+    import tvm
+    from tvm import relax
+
+    from on_cpu import node_test_data, node_tests
+    from tpat_bridge.compiler import bool_constants_as_bytes_pass, compile_model, import_model
+
+    (case,) = [c for c in node_tests("test_flexattention_causal_mask") if c.name == "test_flexattention_causal_mask"]
+    source = compile_model(case.model, "sm_90", []).cuda_source
+    assert not re.search(r"\*\(ushort\d\*\)\(param_", source)
+    assert re.search(r"\*\(uchar\d\*\)\(param_\d+_ptr", source)
+    assert "bool* __restrict__ param_" not in source
+
+    inputs, expected = node_test_data(case)
+    mod, _, _ = import_model(case.model, [])
+    with tvm.target.Target("llvm"):
+        mod = relax.transform.FoldConstant()(relax.transform.LegalizeOps()(mod))
+        folded = mod["main"].script(show_meta=False)
+        mod = bool_constants_as_bytes_pass()(mod)
+    assert "astype" not in folded and "astype" in mod["main"].script(show_meta=False)
+    vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    got = vm["main"](*[tvm.runtime.tensor(a) for a in inputs.values()]).numpy()
+    np.testing.assert_allclose(got, expected[0], atol=1e-5)

@@ -271,6 +271,37 @@ def find_cuda_module(module: Any) -> Any | None:
     return None
 
 
+def bool_constants_as_bytes_pass() -> Any:
+    """A Relax pass: each BOOL constant becomes a UINT8 constant cast to BOOL where it is used.
+    TVM 0.27's CUDA code holds a vector of bools in ``ushort`` lanes and loads one from a ``bool*``
+    buffer as ``*(ushort2*)ptr``, two bytes a lane where a bool is one: a causal mask folded to a
+    constant and fused into the score MatMul's epilogue (FlexAttention's mask modifier, an
+    exporter's causal-mask buffer) was read wrong on the GPU. A UINT8 load is right, and the cast
+    fuses into the kernel that reads the mask. Runs after FoldConstant (which would fold the cast
+    back), before LegalizeOps legalizes the casts it adds and FuseOps fuses them."""
+    import tvm
+    from tvm import relax
+
+    @relax.expr_functor.mutator
+    class BoolConstants(relax.PyExprMutator):
+        def visit_generic_const_(self, op: Any) -> Any:  # noqa: N802 - TVM's visitor protocol
+            value = op.value
+            if str(getattr(value, "dtype", "")) != "bool":
+                return op
+            as_bytes = relax.const(value.numpy().astype("uint8"), "uint8")
+            return self.builder_.emit(relax.op.astype(as_bytes, "bool"))
+
+    @tvm.transform.module_pass(opt_level=0, name="TPATBoolConstantsAsBytes")
+    def transform(mod: Any, _ctx: Any) -> Any:
+        mutator = BoolConstants(mod)
+        for gv, func in list(mod.functions.items()):
+            if isinstance(func, relax.Function):
+                mutator.builder_.update_func(gv, mutator.visit_expr(func))
+        return mutator.builder_.get()
+
+    return transform
+
+
 def fuse_passes() -> list[Any]:
     """Library dispatch, legalize (with TPAT's own legalizations), fold constants, fuse: what runs
     before schedules are chosen. Tuning tasks are extracted after exactly these passes, so that
@@ -286,6 +317,9 @@ def fuse_passes() -> list[Any]:
         relax.transform.LegalizeOps(customize_legalize_map=legalize_map()),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),
+        bool_constants_as_bytes_pass(),
+        relax.transform.LegalizeOps(customize_legalize_map=legalize_map()),
+        relax.transform.AnnotateTIROpPattern(),
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
     ]
