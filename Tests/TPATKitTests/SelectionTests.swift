@@ -68,6 +68,19 @@ import Testing
         #expect(selection.warnings == ["the model has no node of op type 'NonMaxSuppression'"])
     }
 
+    /// An op of another domain is taken by its name or as `domain:op`, the name `inspect` gives it.
+    @Test func anOpOfAnotherDomainIsTakenByItsQualifiedName() throws {
+        var b = ModelBuilder()
+        b.input("x", .float32, [.fixed(2), .fixed(4)])
+        b.node("FlexAttention", ["x", "x", "x"], ["y"], name: "flex", domain: "ai.onnx.preview")
+        b.output("y", .float32, [.fixed(2), .fixed(4)])
+        let model = ModelGraphs(model: ONNXModel(proto: b.model(), baseDirectory: FileManager.default.temporaryDirectory))
+        for name in ["ai.onnx.preview:FlexAttention", "FlexAttention"] {
+            let selection = try selector.select(.opTypes([name]), in: model)
+            #expect(selection.nodes.map(\.name) == ["flex"], "\(name)")
+        }
+    }
+
     @Test func anUnknownOpTypeOrNoMatchIsAnError() throws {
         #expect(throws: TPATError.self) { try selector.select(.opTypes(["Gather", "gather"]), in: Self.shapeArithmeticModel()) }
         do {

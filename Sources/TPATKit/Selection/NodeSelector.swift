@@ -126,8 +126,15 @@ public struct NodeSelector: Sendable {
             }
         case .opTypes(let types):
             guard !types.isEmpty else { throw .usage("no op types given") }
+            // An op of another domain is also named `domain:op`, as `inspect` and the op table name it.
+            func qualified(_ node: Onnx_NodeProto) -> String {
+                node.domain.isEmpty || node.domain == "ai.onnx" ? node.opType : "\(node.domain):\(node.opType)"
+            }
             var present = Set<String>()
-            try every { _, _, _, node throws(TPATError) in present.insert(node.opType) }
+            try every { _, _, _, node throws(TPATError) in
+                present.insert(node.opType)
+                present.insert(qualified(node))
+            }
             for type in types where !present.contains(type) {
                 guard tables.isKnownOpType(type) else {
                     throw .usage("'\(type)' is not an ONNX op type (op types are case-sensitive; the model has: \(present.sorted().joined(separator: ", ")))")
@@ -136,7 +143,7 @@ public struct NodeSelector: Sendable {
             }
             let wanted = Set(types)
             try every { g, entry, k, node throws(TPATError) in
-                guard wanted.contains(node.opType) else { return }
+                guard wanted.contains(node.opType) || wanted.contains(qualified(node)) else { return }
                 if let reason = shapeReason(node, graph: g) {
                     skipped.append(SkippedNode(node: graphs.name(of: k, in: entry), opType: node.opType, reason: reason))
                 } else {
