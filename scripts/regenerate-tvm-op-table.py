@@ -20,6 +20,10 @@ from tpat_bridge.functions import function_ops, qualified_name  # noqa: E402
 # an op of another domain than the default one as `domain:op`
 tpat_ops = sorted(qualified_name(c.domain, c.op_type) for c in CONVERTERS.values())
 ops = sorted(set(onnx_frontend._get_convert_map()) | set(tpat_ops))
+# Ops whose every node has a data-dependent output size, which TPAT's converter declares as
+# TensorRT size tensors (a record with size outputs for every node; TopK's only for a run-time K)
+size_tensor_ops = sorted(qualified_name(c.domain, c.op_type) for c in CONVERTERS.values()
+                         if c.size_outputs and c.data_dependent is None)
 # Ops TVM lacks whose ONNX schema has a function body: the bridge imports the body instead.
 functions = function_ops(set(ops))
 out = pathlib.Path(__file__).resolve().parent.parent / "Sources/TPATKit/Resources/ops/tvm-onnx-ops.json"
@@ -30,6 +34,8 @@ document = {
     "ops": ops,
     "tpatOps": tpat_ops,
     "tpatOpsSource": "python/tpat_bridge/converters.py: CONVERTERS (TPAT's own converters, TVM's replaced or missing)",
+    "sizeTensorOps": size_tensor_ops,
+    "sizeTensorOpsSource": "python/tpat_bridge/converters.py: CONVERTERS with size outputs for every node",
     "functionOps": functions,
     "functionOpsSource": f"onnx=={onnx.__version__}: schemas with a function body (python/tpat_bridge/functions.py)",
 }

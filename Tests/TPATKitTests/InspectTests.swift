@@ -130,6 +130,15 @@ struct InspectTests {
         // a computed K is data-dependent: a size tensor
         let computedK = ModelInspector(tables: try OpSupportTables.bundled()).inspect(Self.shapeModel(computedK: true), path: "m")
         #expect(computedK.nodes.first { $0.name == "/TopK" }?.tpat == .sizeTensor)
+        // NonMaxSuppression's row count always depends on the boxes: a size tensor, from the op
+        // table (the bridge's converter records)
+        var b = ModelBuilder()
+        b.input("boxes", .float32, [.fixed(1), .symbolic("n"), .fixed(4)])
+        b.input("scores", .float32, [.fixed(1), .fixed(1), .symbolic("n")])
+        b.node("NonMaxSuppression", ["boxes", "scores"], ["selected"], name: "nms")
+        b.output("selected", .int64, [.symbolic("k"), .fixed(3)])
+        let nms = ModelInspector(tables: try OpSupportTables.bundled()).inspect(ONNXModel(proto: b.model()), path: "m")
+        #expect(nms.nodes.first?.tpat == .sizeTensor)
     }
 
     @Test("the summary counts each op type: TensorRT, --op-types, --auto, TPAT")

@@ -25,6 +25,10 @@ public struct OpSupportTables: Sendable {
     /// (python/tpat_bridge/functions.py), so TPAT generates them from ops TVM has. An op of
     /// another domain than the default one is named `domain:op` (`ai.onnx.preview:FlexAttention`).
     public let functionOps: Set<String>
+    /// Op types whose output size always depends on their input values and whose plugin declares
+    /// it as TensorRT size tensors (TPAT's converters with size outputs for every node, named in
+    /// python/tpat_bridge/converters.py and copied here by scripts/regenerate-tvm-op-table.py).
+    public let sizeTensorOps: Set<String>
     /// Where the TVM table comes from.
     public let tvmSource: String
 
@@ -41,7 +45,7 @@ public struct OpSupportTables: Sendable {
     /// Loads the tables from a folder holding `tensorrt-onnx-ops.json` and `tvm-onnx-ops.json`.
     public init(directory: URL) throws {
         struct TensorRTTable: Decodable { var source: String; var ops: [String: OpSupportEntry] }
-        struct TVMTable: Decodable { var source: String; var ops: [String]; var functionOps: [String]? }
+        struct TVMTable: Decodable { var source: String; var ops: [String]; var functionOps: [String]?; var sizeTensorOps: [String]? }
         let decoder = JSONDecoder()
         let trt = try decoder.decode(TensorRTTable.self, from: Data(contentsOf: directory.appendingPathComponent("tensorrt-onnx-ops.json")))
         let tvm = try decoder.decode(TVMTable.self, from: Data(contentsOf: directory.appendingPathComponent("tvm-onnx-ops.json")))
@@ -49,6 +53,7 @@ public struct OpSupportTables: Sendable {
         tensorRTSource = trt.source
         self.tvm = Set(tvm.ops)
         functionOps = Set(tvm.functionOps ?? [])
+        sizeTensorOps = Set(tvm.sizeTensorOps ?? [])
         tvmSource = tvm.source
     }
 

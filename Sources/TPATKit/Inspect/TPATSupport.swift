@@ -60,11 +60,6 @@ public struct TPATSupport: Sendable {
         self.tables = tables
     }
 
-    /// Ops whose output size always depends on their input values and which TPAT cannot size yet.
-    public static let dataDependentOps: Set<String> = ["NonMaxSuppression"]
-    /// Ops whose output size depends on their input values and whose plugin declares it as a
-    /// TensorRT size tensor (TPAT's converters with size outputs, python/tpat_bridge/converters.py).
-    public static let sizeTensorOps: Set<String> = ["NonZero", "Unique", "Compress"]
     /// Ops sized by a computed input that TPAT handles: TopK's K as a size tensor; Expand, Range
     /// and Tile at the shape the model's shape inference declares.
     static let runTimeSizedOps: [String: TPATVerdict] = ["TopK": .sizeTensor, "Expand": .runTimeSize, "Range": .runTimeSize, "Tile": .runTimeSize]
@@ -78,9 +73,9 @@ public struct TPATSupport: Sendable {
     /// The verdict for `node` of the graph `index` indexes; `shapeValues` are that graph's.
     public func verdict(of node: Onnx_NodeProto, in index: GraphIndex, shapeValues: ShapeValues) -> TPATVerdict {
         guard tables.tvmConverts(opType: node.opType, domain: node.domain) else { return .noConverter }
+        if tables.sizeTensorOps.contains(node.opType), node.domain.isEmpty || node.domain == "ai.onnx" { return .sizeTensor }
         if Self.hasDataDependentShape(node, in: index) {
             guard node.domain.isEmpty || node.domain == "ai.onnx" else { return .dataDependentShape }
-            if Self.sizeTensorOps.contains(node.opType) { return .sizeTensor }
             return Self.runTimeSizedOps[node.opType] ?? .dataDependentShape
         }
         if shapeValues.shapeOutput(of: node) != nil { return .shapeArithmetic }
@@ -89,10 +84,10 @@ public struct TPATSupport: Sendable {
         return .generates
     }
 
-    /// Whether the size of one of `node`'s outputs depends on values computed at run time.
+    /// Whether the size of one of `node`'s outputs is set by a size, count or shape input computed
+    /// at run time (ops whose size always depends on their values: ``OpSupportTables/sizeTensorOps``).
     public static func hasDataDependentShape(_ node: Onnx_NodeProto, in index: GraphIndex) -> Bool {
         guard node.domain.isEmpty || node.domain == "ai.onnx" else { return false }
-        if dataDependentOps.contains(node.opType) || sizeTensorOps.contains(node.opType) { return true }
         guard sizedByInputOps.contains(node.opType) else { return false }
         var slots = ShapeValues.shapeInputSlots[node.opType] ?? []
         // From opset 11 on, Resize's input 1 is `roi`, which moves the samples, not the size.
