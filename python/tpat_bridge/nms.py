@@ -26,9 +26,11 @@ Work per class grows with the boxes squared: fine for detection heads (a few tho
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 from .errors import BridgeError
+from .operands import as_int64
 
 _THREADS = 256
 
@@ -43,16 +45,7 @@ def nms_te(boxes: Any, scores: Any, limits: list[Any | None], center_point_box: 
     from tvm.script.ir_builder import tirx as T
 
     idx = "int64"
-
-    def c(v: int) -> Any:
-        return tirx.const(v, idx)
-
-    def as_idx(e: Any) -> Any:
-        if isinstance(e, int):
-            return tirx.const(e, idx)
-        if isinstance(e, tirx.IntImm):
-            return tirx.const(int(e.value), idx)
-        return tirx.Cast(idx, e)
+    c, as_idx = as_int64, as_int64
 
     batches, num_boxes = as_idx(boxes.shape[0]), as_idx(boxes.shape[1])
     classes = as_idx(scores.shape[1])
@@ -88,8 +81,17 @@ def nms_te(boxes: Any, scores: Any, limits: list[Any | None], center_point_box: 
                 limit = as_idx(max_view[0]) if has_max else c(0)
                 iou_threshold = f32(iou_view[0], limits[1].dtype) if has_iou else tirx.const(0.0, "float32")
 
-                def tiles() -> Any:
-                    return tirx.floordiv(num_boxes + c(_THREADS - 1), c(_THREADS))
+                @contextlib.contextmanager
+                def each_box(thread: Any, bound: Any) -> Iterator[Any]:
+                    """The block's threads over the boxes below ``bound``, ``_THREADS`` apart: the
+                    body runs once per box a thread has, with its index."""
+                    tiles = tirx.floordiv(num_boxes + c(_THREADS - 1), c(_THREADS))
+                    with T.serial(c(0), tiles) as tile:
+                        at = T.buffer_proxy(T.alloc_local((1,), idx))
+                        at[0] = as_idx(tile) * c(_THREADS) + as_idx(thread)
+                        with T.If(at[0] < bound):
+                            with T.Then():
+                                yield at[0]
 
                 def class_score(lst: Any, i: Any) -> Any:
                     return f32(score[lst * num_boxes + i], scores.dtype)
@@ -124,22 +126,17 @@ def nms_te(boxes: Any, scores: Any, limits: list[Any | None], center_point_box: 
                 with T.frame_scope([T.attr(bx, "thread_extent", tirx.Cast("int32", lists)),
                                     T.attr(tx, "thread_extent", _THREADS)]):
                     lst = as_idx(bx.var)
-                    with T.serial(c(0), tiles()) as tile:
-                        at = T.buffer_proxy(T.alloc_local((1,), idx))
-                        at[0] = as_idx(tile) * c(_THREADS) + as_idx(tx.var)
-                        i = at[0]
-                        with T.If(i < num_boxes):
-                            with T.Then():
-                                mine = T.buffer_proxy(T.alloc_local((1,), "float32"))
-                                mine[0] = class_score(lst, i)
-                                place = T.buffer_proxy(T.alloc_local((1,), "int32"))
-                                place[0] = tirx.const(0, "int32")
-                                with T.serial(c(0), num_boxes) as j:
-                                    other = class_score(lst, j)
-                                    before = tirx.any(other > mine[0], tirx.all(other == mine[0], j < i))
-                                    place[0] = place[0] + tirx.Cast("int32", before)
-                                order[lst * num_boxes + as_idx(place[0])] = tirx.Cast("int32", i)
-                                flag[lst * num_boxes + i] = tirx.const(0, "int32")
+                    with each_box(tx.var, num_boxes) as i:
+                        mine = T.buffer_proxy(T.alloc_local((1,), "float32"))
+                        mine[0] = class_score(lst, i)
+                        place = T.buffer_proxy(T.alloc_local((1,), "int32"))
+                        place[0] = tirx.const(0, "int32")
+                        with T.serial(c(0), num_boxes) as j:
+                            other = class_score(lst, j)
+                            before = tirx.any(other > mine[0], tirx.all(other == mine[0], j < i))
+                            place[0] = place[0] + tirx.Cast("int32", before)
+                        order[lst * num_boxes + as_idx(place[0])] = tirx.Cast("int32", i)
+                        flag[lst * num_boxes + i] = tirx.const(0, "int32")
                 # 2. the greedy pass in that order
                 tx2, bx2 = te.thread_axis("threadIdx.x"), te.thread_axis("blockIdx.x")
                 with T.frame_scope([T.attr(bx2, "thread_extent", tirx.Cast("int32", lists)),
@@ -167,15 +164,10 @@ def nms_te(boxes: Any, scores: Any, limits: list[Any | None], center_point_box: 
                                         kept[lst * num_boxes + taken[0]] = tirx.Cast("int32", cand[0])
                                 taken[0] = taken[0] + c(1)
                                 mine = corners(b, cand[0])
-                                with T.serial(c(0), tiles()) as tile:
-                                    at = T.buffer_proxy(T.alloc_local((1,), idx))
-                                    at[0] = as_idx(tile) * c(_THREADS) + as_idx(tx2.var)
-                                    j = at[0]
-                                    with T.If(j < num_boxes):
+                                with each_box(tx2.var, num_boxes) as j:
+                                    with T.If(suppresses(corners(b, j), mine)):
                                         with T.Then():
-                                            with T.If(suppresses(corners(b, j), mine)):
-                                                with T.Then():
-                                                    flag[lst * num_boxes + j] = tirx.const(1, "int32")
+                                            flag[lst * num_boxes + j] = tirx.const(1, "int32")
                     with T.If(tx2.var == 0):
                         with T.Then():
                             counts[lst] = tirx.Cast("int32", taken[0])
@@ -193,16 +185,11 @@ def nms_te(boxes: Any, scores: Any, limits: list[Any | None], center_point_box: 
                 with T.frame_scope([T.attr(bx4, "thread_extent", tirx.Cast("int32", lists)),
                                     T.attr(tx4, "thread_extent", _THREADS)]):
                     lst = as_idx(bx4.var)
-                    with T.serial(c(0), tiles()) as tile:
-                        at = T.buffer_proxy(T.alloc_local((1,), idx))
-                        at[0] = as_idx(tile) * c(_THREADS) + as_idx(tx4.var)
-                        k = at[0]
-                        with T.If(k < as_idx(counts[lst])):
-                            with T.Then():
-                                row = offsets[lst] + k
-                                out[row * c(3)] = tirx.floordiv(lst, classes)
-                                out[row * c(3) + c(1)] = tirx.floormod(lst, classes)
-                                out[row * c(3) + c(2)] = as_idx(kept[lst * num_boxes + k])
+                    with each_box(tx4.var, as_idx(counts[lst])) as k:
+                        row = offsets[lst] + k
+                        out[row * c(3)] = tirx.floordiv(lst, classes)
+                        out[row * c(3) + c(1)] = tirx.floormod(lst, classes)
+                        out[row * c(3) + c(2)] = as_idx(kept[lst * num_boxes + k])
             return ib.get()
 
     shapes = [(rows, 3), (), (rows,), (rows,), (rows,), (lists,), (lists,)]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import BridgeError
-from .operands import product
+from .operands import as_int64, product
 
 _THREADS = 256
 _PER_THREAD = 4
@@ -38,18 +38,7 @@ def nonzero_te(x: Any) -> list[Any]:
     dims = list(x.shape) if len(x.shape) > 0 else [tirx.const(1, "int64")]
     rank = len(dims)
     idx = "int64"
-
-    def c(v: int) -> Any:
-        return tirx.const(v, idx)
-
-    def as_idx(e: Any) -> Any:
-        # No Cast where none is needed: a Cast in the output shape no longer matches the sizes
-        # Relax knows (``T.Cast("int64", T.int64(5))`` is not ``5`` to call_tir's checks).
-        if isinstance(e, int):
-            return tirx.const(e, idx)
-        if isinstance(e, tirx.IntImm):
-            return tirx.const(int(e.value), idx)
-        return tirx.Cast(idx, e)
+    c, as_idx = as_int64, as_int64
 
     numel = as_idx(dims[0])
     for d in dims[1:]:

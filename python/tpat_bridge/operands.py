@@ -40,3 +40,16 @@ def product(dims: list[Any]) -> Any:
         # no Cast where none is needed: a shape with a Cast no longer matches the sizes Relax knows
         result = result * (d if str(d.ty) == "int64" else tirx.Cast("int64", d))
     return result
+
+
+def as_int64(e: Any) -> Any:
+    """``e`` (an int, a constant or an expression) as an int64 TIR value, with no Cast where none
+    is needed: a Cast in an output shape no longer matches the sizes Relax knows
+    (``T.Cast("int64", T.int64(5))`` is not ``5`` to call_tir's checks)."""
+    from tvm import tirx
+
+    if isinstance(e, int):
+        return tirx.const(e, "int64")
+    if isinstance(e, tirx.IntImm):
+        return tirx.const(int(e.value), "int64")
+    return tirx.Cast("int64", e)
