@@ -83,8 +83,8 @@ def test_workspace_regions_of_both_plans(tmp_path: Path) -> None:
 
 
 def test_one_specialization_per_profile_point(tmp_path: Path) -> None:
-    """--profile's optimum, maximum and minimum each get a static plan, tried in that order; a
-    point that repeats one before it (MIN == OPT) adds nothing. TopK's scratch: each plan's
+    """Several specializations (--profile asks for OPT, then MAX) each get a static plan, tried in
+    the order given; sizes that repeat an earlier plan's add nothing. TopK's scratch: each plan's
     workspace regions after those of the plans before it; each plan's kernels with its prefix."""
     import numpy as np
 

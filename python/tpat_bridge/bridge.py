@@ -26,7 +26,7 @@ class NodeRequest:
     # TPAT's, and it may hold Casts around the node.
     node: dict[str, str] | None = None
     # Sizes of the sub-model's symbolic dims to compile a static launch plan for, beside the
-    # generic one, one map per plan (``--profile``'s optimum, then its maximum and minimum); the
+    # generic one, one map per plan (``--profile``'s optimum, then its maximum); the
     # first is the one tuned. Empty for none.
     specializations: list[dict[str, int]] = field(default_factory=list)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import BridgeError
-from .operands import as_int64, product
+from .operands import as_int64, packed_coordinates, product
 
 _THREADS = 256
 _PER_THREAD = 4
@@ -201,13 +201,8 @@ def compress_gather_te(x: Any, where: Any, k: Any, axis: int) -> Any:
         position = tirx.const(0, i64)
         for i, d in zip(idx, shape):
             position = position * tirx.Cast(i64, d) + tirx.Cast(i64, i)
-        kept = tirx.Cast(i64, k())
-        inner = product(shape[axis + 1:])
-        extent = tirx.max(kept, tirx.const(1, i64))  # no division by zero when nothing is kept
-        outer = tirx.floordiv(position, extent * inner)
-        j = tirx.floormod(tirx.floordiv(position, inner), extent)
-        rest = tirx.floormod(position, inner)
-        inside = position < product(shape[:axis]) * kept * inner
+        inside, outer, j, rest = packed_coordinates(position, tirx.Cast(i64, k()), product(shape[:axis]),
+                                                    product(shape[axis + 1:]))
         source = tirx.Select(inside, where[0, j], tirx.const(0, i64))
         at = [tirx.Select(inside, v, tirx.const(0, i64)) for v in unravel(outer, shape[:axis])]
         after = [tirx.Select(inside, v, tirx.const(0, i64)) for v in unravel(rest, shape[axis + 1:])]

@@ -53,3 +53,15 @@ def as_int64(e: Any) -> Any:
     if isinstance(e, tirx.IntImm):
         return tirx.const(int(e.value), "int64")
     return tirx.Cast("int64", e)
+
+
+def packed_coordinates(position: Any, kept: Any, outer: Any, inner: Any) -> tuple[Any, Any, Any, Any]:
+    """Where element ``position`` of an upper-bound buffer lies in data packed as its actual shape
+    [outer, K, inner] (K = ``kept``, int64), as TensorRT reads a data-dependent output: (whether
+    it lies inside the packed data, its outer index, its index along K, its inner index). The
+    indices are meaningful only inside."""
+    from tvm import tirx
+
+    extent = tirx.max(kept, tirx.const(1, "int64"))  # no division by zero when nothing is kept
+    return (position < outer * kept * inner, tirx.floordiv(position, extent * inner),
+            tirx.floormod(tirx.floordiv(position, inner), extent), tirx.floormod(position, inner))

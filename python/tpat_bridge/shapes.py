@@ -114,16 +114,20 @@ def symbolic_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
 PROBE_LIMIT = 4096
 
 
+def _bodies(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
+    """The bodies (If branches, Loop and Scan bodies) of ``graph``'s nodes, not theirs."""
+    return [body for node in graph.node for a in node.attribute
+            for body in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs))]
+
+
 def _outer_reads(graph: onnx.GraphProto) -> list[str]:
     """The names the bodies of ``graph``'s nodes (recursively) read without defining them."""
     reads: list[str] = []
-    for node in graph.node:
-        for a in node.attribute:
-            for body in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
-                defined = {i.name for i in body.input} | {t.name for t in body.initializer} | {
-                    o for n in body.node for o in n.output}
-                inner = [v for n in body.node for v in n.input] + _outer_reads(body)
-                reads += [v for v in inner if v and v not in defined]
+    for body in _bodies(graph):
+        defined = {i.name for i in body.input} | {t.name for t in body.initializer} | {
+            o for n in body.node for o in n.output}
+        inner = [v for n in body.node for v in n.input] + _outer_reads(body)
+        reads += [v for v in inner if v and v not in defined]
     return reads
 
 
@@ -205,7 +209,7 @@ def probe_unknown_shapes(model: onnx.ModelProto, base_dir: str, run_model: onnx.
             out.graph.value_info.append(vi)
         found += 1
     print(f"infer-shapes: {found} of {len(wanted)} values without a shape read from two ONNX Runtime runs", file=sys.stderr)
-    if found and any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
+    if found and _bodies(graph):
         # The bodies of If/Loop/Scan read values of the main graph that only the runs sized (a
         # detector's boxes after a run-time TopK): ONNX's inference again, now that they have
         # shapes, gives the values inside the bodies theirs (torchvision's NonMaxSuppression in
@@ -224,17 +228,15 @@ def _name_anonymous_body_dims(graph: onnx.GraphProto, count: list[int] | None = 
     its inference names such dims elsewhere: a plugin then takes it as a symbolic dim (and its
     self-test draws sizes for it) instead of an unknown one. In place, recursively."""
     count = count if count is not None else [0]
-    for node in graph.node:
-        for a in node.attribute:
-            for body in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
-                for vi in list(body.value_info) + list(body.output):
-                    if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
-                        continue
-                    for d in vi.type.tensor_type.shape.dim:
-                        if not d.HasField("dim_value") and not d.HasField("dim_param"):
-                            d.dim_param = f"unk__body_{count[0]}"
-                            count[0] += 1
-                _name_anonymous_body_dims(body, count)
+    for body in _bodies(graph):
+        for vi in list(body.value_info) + list(body.output):
+            if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
+                continue
+            for d in vi.type.tensor_type.shape.dim:
+                if not d.HasField("dim_value") and not d.HasField("dim_param"):
+                    d.dim_param = f"unk__body_{count[0]}"
+                    count[0] += 1
+        _name_anonymous_body_dims(body, count)
 
 
 def infer_shapes(in_path: str, out_path: str, run_path: str | None = None) -> None:

@@ -1,6 +1,6 @@
 """Specializations: a static launch plan for particular sizes of a node's symbolic dims, beside
 the generic plan that serves every size (issue 15; ``tpat generate --profile NAME=MIN:OPT:MAX``
-asks for one at OPT, one at MAX and one at MIN, in that order).
+asks for one at OPT and one at MAX, in that order).
 
 TVM's default schedules for symbolic shapes (dlight's) bound-check every tile and cannot be tuned
 by MetaSchedule; the same node compiled for static shapes gets TVM's static schedules, and tuning.

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import BridgeError
-from .operands import product
+from .operands import packed_coordinates, product
 
 
 def unique_te(x: Any, sort: bool) -> list[Any]:
@@ -93,15 +93,10 @@ def unique_te(x: Any, sort: bool) -> list[Any]:
     def packed(o: Any, a: Any, r: Any) -> Any:
         # The buffer holds Y packed as its actual shape [outer, K, inner] (as TensorRT reads a
         # data-dependent output), not Y's first K slices in the upper bound's layout: the two
-        # differ where the axis is not the outermost dim. Position p of the buffer is element
-        # (p // (K * inner), p // inner % K, p % inner) of the packed Y.
+        # differ where the axis is not the outermost dim.
         position = (tirx.Cast(i64, o) * tirx.Cast(i64, length) + tirx.Cast(i64, a)) * tirx.Cast(i64, inner) + tirx.Cast(i64, r)
-        kept = tirx.Cast(i64, count())
-        extent = tirx.max(kept, tirx.const(1, i64))  # no division by zero (K is at least 1 anyway)
-        inside = position < tirx.Cast(i64, outer) * kept * tirx.Cast(i64, inner)
-        po = tirx.Select(inside, tirx.floordiv(position, extent * tirx.Cast(i64, inner)), tirx.const(0, i64))
-        pk = tirx.Select(inside, tirx.floormod(tirx.floordiv(position, tirx.Cast(i64, inner)), extent), tirx.const(0, i64))
-        pr = tirx.floormod(position, tirx.Cast(i64, inner))
+        inside, po, pk, pr = packed_coordinates(position, tirx.Cast(i64, count()), tirx.Cast(i64, outer), tirx.Cast(i64, inner))
+        po, pk = (tirx.Select(inside, v, tirx.const(0, i64)) for v in (po, pk))
         return tirx.Select(inside, x[po, chosen(pk), pr], tirx.const(0, x.dtype))
 
     values = te.compute((outer, length, inner), packed, name="values")

@@ -98,7 +98,7 @@ public struct NodeInspection: Codable, Sendable, Equatable {
     public var tpat: TPATVerdict
 
     /// The op as the tables show it: `Domain:OpType` outside ONNX's default domain.
-    public var qualifiedOpType: String { domain.isEmpty || domain == "ai.onnx" ? opType : "\(domain):\(opType)" }
+    public var qualifiedOpType: String { OpSupportTables.qualifiedName(opType: opType, domain: domain) }
 }
 
 /// One row of `tpat inspect --summary`: the nodes of one op type.

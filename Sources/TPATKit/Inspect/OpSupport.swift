@@ -68,10 +68,13 @@ public struct OpSupportTables: Sendable {
     /// op's ONNX function body (``functionOps``). TVM's own converters are the default domain's;
     /// another domain's op is TPAT's (its converter, `domain:op` in ``tvm``, or its function body).
     public func tvmConverts(opType: String, domain: String) -> Bool {
-        guard domain.isEmpty || domain == "ai.onnx" else {
-            let qualified = "\(domain):\(opType)"
-            return tvm.contains(qualified) || functionOps.contains(qualified)
-        }
-        return tvm.contains(opType) || functionOps.contains(opType)
+        let qualified = Self.qualifiedName(opType: opType, domain: domain)
+        return tvm.contains(qualified) || functionOps.contains(qualified)
+    }
+
+    /// The name the tables, `inspect` and `--op-types` give an op: `domain:op` outside ONNX's
+    /// default domain (`ai.onnx.preview:FlexAttention`), the op type in it.
+    public static func qualifiedName(opType: String, domain: String) -> String {
+        domain.isEmpty || domain == "ai.onnx" ? opType : "\(domain):\(opType)"
     }
 }

@@ -128,7 +128,7 @@ public struct NodeSelector: Sendable {
             guard !types.isEmpty else { throw .usage("no op types given") }
             // An op of another domain is also named `domain:op`, as `inspect` and the op table name it.
             func qualified(_ node: Onnx_NodeProto) -> String {
-                node.domain.isEmpty || node.domain == "ai.onnx" ? node.opType : "\(node.domain):\(node.opType)"
+                OpSupportTables.qualifiedName(opType: node.opType, domain: node.domain)
             }
             var present = Set<String>()
             try every { _, _, _, node throws(TPATError) in
