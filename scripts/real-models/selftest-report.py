@@ -34,6 +34,15 @@ def main() -> int:
         if line.startswith("== "):
             model = line[3:].strip()
             continue
+        # run.sh's lines follow a "== model" header; device_check.py's start with the model
+        tagged = re.match(r"(\S+) (PASS|FAIL) (\S+)(?: (case\d+))?", line)
+        if tagged and tagged.group(1) in listing:
+            model = tagged.group(1)
+            status, plugin, case = tagged.groups()[1:]
+            cases[model].setdefault(plugin, []).append((status, case))
+            if status == "FAIL":
+                failed[model].add(plugin)
+            continue
         m = re.match(r"(PASS|FAIL) (\S+)(?: (case\d+))?", line)
         if m and model:
             status, plugin, case = m.groups()
@@ -54,6 +63,7 @@ def main() -> int:
             per_op[p["opType"]][key + " nodes"] += p["nodes"]
             two = len({c for s, c in ran if c}) >= 2
             counts["two sizes"] += 1 if ok and two else 0
+            counts["drawn"] += 1 if ok and p.get("synthesized", 0) > 0 else 0
         for p in entry["left"]:
             per_op[p["opType"]]["stayed"] += 1
         rows.append((name, counts, len(entry["left"])))
@@ -61,8 +71,13 @@ def main() -> int:
         "# Real models: self-tests on a GPU", "",
         "The plugins of the corpus run (docs/real-models.md) built with nvcc and run on a GPU, each against",
         "reference data captured from its own model run whole in ONNX Runtime, at two sizes of each symbolic",
-        "dim where the model has one. Plugins whose files (weights, reference data) are over the size one",
-        "device call carries stayed behind (*stayed*): large Conv and MatMul weights, embedding tables.", "",
+        "dim where the model has one. A plugin whose files (weights, reference data) are over what one device",
+        "call carries travels without its large files (`selftest-bundle.py --synthesize`; *drawn*): each large",
+        "weight or input is drawn afresh on the GPU machine with the dtype, size and value statistics of the",
+        "model's own (mean and spread, range; integers over their range, so indices stay valid), and the",
+        "outputs are computed there by ONNX Runtime from the plugin's node.onnx: the kernels are checked at the",
+        "model's shapes with data like the model's. Files that compress well (masks, zeros) travel as they are.",
+        "*Stayed*: plugins that could travel neither way.", "",
         f"- Date: {args.date}; GPU: {args.gpu}",
         f"- Command: `{args.command}`",
     ]
@@ -74,11 +89,13 @@ def main() -> int:
         total["stayed"] += left
     lines += ["", f"**{total['passed']} of {total['passed'] + total['failed'] + total['not run']} plugins passed** "
                   f"({total['passed nodes']} nodes), {total['failed']} failed, {total['not run']} did not run; "
-                  f"{total['two sizes']} of the passed ran at two sizes; {total['stayed']} stayed behind.", "",
-              "| model | plugins passed | nodes | failed | not run | passed at two sizes | stayed behind |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+                  f"{total['two sizes']} of the passed ran at two sizes; {total['drawn']} of the passed with drawn data; "
+                  f"{total['stayed']} stayed behind.", "",
+              "| model | plugins passed | nodes | failed | not run | passed at two sizes | of them drawn | stayed behind |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, c, left in rows:
-        lines.append(f"| {name} | {c['passed']} | {c['passed nodes']} | {c['failed']} | {c['not run']} | {c['two sizes']} | {left} |")
+        lines.append(f"| {name} | {c['passed']} | {c['passed nodes']} | {c['failed']} | {c['not run']} | {c['two sizes']} | "
+                     f"{c['drawn']} | {left} |")
     lines += ["", "## Per op type", "", "| op type | plugins passed | nodes | failed | not run | stayed behind |",
               "|---|---:|---:|---:|---:|---:|"]
     for op, c in sorted(per_op.items(), key=lambda kv: -kv[1]["passed nodes"]):
