@@ -196,6 +196,14 @@ def build_dynamic_check() -> onnx.ModelProto:
     node("Softmax", ["attn_softmax.x"], "attn_softmax.y", "attn_softmax", axis=-1)
     inp("attn_scores.q", F, ["N", 4, "S", 64]); inp("attn_scores.kt", F, ["N", 4, 64, "S"])
     node("MatMul", ["attn_scores.q", "attn_scores.kt"], "attn_scores.y", "attn_scores")
+    # the context MatMul (K = S: a run-time depth) and a dynamic activation against a weight whose
+    # depth (100) and width (200) are not multiples of TPAT's GEMM tiles
+    inp("attn_context.p", F, ["N", 4, "S", "S"]); inp("attn_context.v", F, ["N", 4, "S", 64])
+    node("MatMul", ["attn_context.p", "attn_context.v"], "attn_context.y", "attn_context")
+    inp("linear.x", F, ["N", "S", 100])
+    inits.append(numpy_helper.from_array((0.1 * np.random.default_rng(13).standard_normal((100, 200))).astype(np.float32),
+                                         "linear.w"))
+    node("MatMul", ["linear.x", "linear.w"], "linear.y", "linear")
     inp("layernorm.x", F, ["N", 1024])
     rng = np.random.default_rng(12)
     inits.append(numpy_helper.from_array((1 + 0.1 * rng.standard_normal(1024)).astype(np.float32), "layernorm.scale"))

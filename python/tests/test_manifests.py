@@ -174,7 +174,11 @@ def test_identity_is_a_copy(bridge: dict[str, Any]) -> None:
 def test_symbolic_launch_uses_symbols(bridge: dict[str, Any]) -> None:
     m = load_manifest(bridge, "matmul_sym")
     st = m["launches"][0]
-    assert st["grid"][0] == {"cxx": "(batch * 4)", "tree": {"op": "mul", "args": [{"sym": "batch"}, {"int": 4}]}}
+    # TPAT's GEMM (gemm.py) over batch x 128 rows of a 256 x 512 weight: 128 x 128 tiles once there
+    # are enough of them to fill the GPU (264: batch 66), else 64 x 64 ones; chosen at run time
+    small = {"op": "lt", "args": [{"sym": "batch"}, {"int": 66}]}
+    assert st["grid"][0] == {"cxx": "((batch < 66) ? 8 : 4)", "tree": {"op": "select", "args": [small, {"int": 8}, {"int": 4}]}}
+    assert st["grid"][1]["cxx"] == "((batch < 66) ? (batch * 2) : batch)"
     scalars = [a for a in st["args"] if a["kind"] == "scalar"]
     assert scalars and scalars[0]["value"]["cxx"] == "batch" and scalars[0]["ctype"] == "int64_t"
 

@@ -160,10 +160,12 @@ def test_candidates_build_in_workers_without_the_tensor_intrinsics():
     from tpat_bridge.compiler import import_model
     from tpat_bridge.tuning import builder, default_schedule, extract
 
+    # eight columns: TVM's schedule, which MetaSchedule tunes (a wider float32 MatMul takes TPAT's
+    # GEMM, gemm.py, which leaves nothing to tune)
     g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "g",
                           [helper.make_tensor_value_info("a", TensorProto.FLOAT, [64, 64]),
-                           helper.make_tensor_value_info("b", TensorProto.FLOAT, [64, 64])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 64])])
+                           helper.make_tensor_value_info("b", TensorProto.FLOAT, [64, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 8])])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     target = tvm.target.Target(target_dict("sm_90"))
     task = extract(import_model(model, [])[0], target)[0]
@@ -191,10 +193,11 @@ def test_top_records_match_metaschedules_database(tmp_path):
     from tpat_bridge.tuning import extract, top_records
 
     def task_mod(n: int):
+        # eight columns: TVM's MatMul schedule, a tuning task (TPAT's GEMM takes wider ones)
         g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "g",
                               [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n]),
-                               helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])])
+                               helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, 8])])
         model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
         return extract(import_model(model, [])[0], target)[0].mod
 
@@ -304,7 +307,7 @@ def test_settling_tuned_tasks():
 # ---- A damaged database: malformed lines are left out with one warning per file, never used.
 
 def _matmul_database(tmp_path):
-    """A JSONDatabase with two MatMul workloads (a: 32x32, b: 48x48), three records each; a's best
+    """A JSONDatabase with two MatMul workloads (a: 32x32 by 32x8, b: 48x48 by 48x8), three records each; a's best
     is its second record, b's its first."""
     import tvm
     from onnx import TensorProto, helper
@@ -318,10 +321,11 @@ def _matmul_database(tmp_path):
     target = tvm.target.Target(target_dict("sm_90"))
 
     def task_mod(n: int):
+        # eight columns: TVM's MatMul schedule, a tuning task (TPAT's GEMM takes wider ones)
         g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "g",
                               [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n]),
-                               helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])])
+                               helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, 8])])
         model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
         return extract(import_model(model, [])[0], target)[0].mod
 

@@ -1,6 +1,6 @@
 """TPAT's own legalizations, where TVM's stock CUDA lowering is far from the memory-bandwidth limit:
 the map handed to ``LegalizeOps`` and the Relax rewrites that run before it. Each op's lowering
-lives in its own module (scatter_nd.py, gather_nd.py, one_hot.py, resize.py, rowwise.py) and
+lives in its own module (scatter_nd.py, gather_nd.py, one_hot.py, resize.py, rowwise.py, gemm.py) and
 applies only where it is covered (static shapes, the dtypes a GPU run checked); everything else
 keeps TVM's legalization.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .gemm import legalize_matmul
 from .gather_nd import fold_gather_nd_index_normalization, legalize_gather_nd
 from .one_hot import fold_one_hot_normalization_and_cast, one_hot_legalizer
 from .resize import resize2d_legalizer
@@ -30,4 +31,4 @@ def legalize_map() -> dict[str, Callable[[Any, Any], Any]]:
     from .rowwise import legalize_map as rowwise_map
 
     return {"relax.scatter_nd": legalize_scatter_nd, "relax.image.resize2d": resize2d_legalizer(),
-            "relax.gather_nd": legalize_gather_nd, "relax.one_hot": one_hot_legalizer(), **rowwise_map()}
+            "relax.gather_nd": legalize_gather_nd, "relax.one_hot": one_hot_legalizer(), "relax.matmul": legalize_matmul, **rowwise_map()}

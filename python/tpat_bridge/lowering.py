@@ -68,6 +68,38 @@ def call_kernel(bb: Any, name: str, args: list[Any], names: list[str], make: Cal
     return bb.call_te(make, *args, primfunc_name_hint=name)
 
 
+def call_kernel_own_index_types(bb: Any, name: str, args: list[Any], names: list[str],
+                                make: Callable[..., Any]) -> Any:
+    """``call_kernel`` without call_te's rewrite of every index to int64 where a shape is
+    symbolic: the PrimFunc gets fresh copies of the argument shapes' symbols and keeps the index
+    types ``make`` chose (a kernel doing 64-bit math only where it must). Falls back to
+    ``call_kernel`` where a dim is an expression rather than a symbol or a constant."""
+    from tvm import relax, te, tirx
+
+    shapes = [list(a.ty.shape.values) for a in args]
+    if all(static_shape(a.ty) is not None for a in args) or not all(
+            isinstance(d, (int, tirx.IntImm, tirx.Var)) for dims in shapes for d in dims):
+        return call_kernel(bb, name, args, names, make)
+    fresh: dict[Any, Any] = {}
+
+    def own(d: Any) -> Any:
+        if isinstance(d, tirx.Var):
+            return fresh.setdefault(d, tirx.Var(d.name, d.ty))
+        return d
+
+    ps = [te.placeholder([own(d) for d in dims], str(a.ty.dtype), name=n) for a, dims, n in zip(args, shapes, names)]
+    y = make(*ps)
+    func = te.create_prim_func([*ps, y]).without_attr("global_symbol")
+    gvar = bb.add_func(func, name)
+    # the output's dims in the caller's symbols (``make`` builds them from the placeholders' dims)
+    caller = {v: k for k, v in fresh.items()}
+    if not all(isinstance(d, (int, tirx.IntImm)) or d in caller for d in y.shape):
+        raise ValueError(f"{name}: an output dim is an expression of the input dims: use call_kernel")
+    out_shape = [d if isinstance(d, (int, tirx.IntImm)) else caller[d] for d in y.shape]
+    out_ty = relax.TensorType(relax.ShapeExpr(out_shape), y.dtype, args[0].ty.vdevice)
+    return relax.call_tir(gvar, args, out_ty)
+
+
 def default_legalizer(op_name: str) -> Callable[[Any, Any], Any]:
     """TVM's own legalization of ``op_name`` (what LegalizeOps would use)."""
     import tvm

@@ -1,0 +1,85 @@
+"""TPAT's float32 GEMM (gemm.py): where it applies and what it generates.
+
+Here, without a GPU: which MatMuls take it (attention's batched ones and an activation against a
+weight, with symbolic dims; not small static problems, other dtypes or batch dims that broadcast),
+the tile it picks, and that the CUDA has the shape the module docstring describes (double-buffered
+shared tiles read as float4, one barrier a slice). Its numbers are checked on a GPU by the dynamic
+self-tests (make-bench-models.py --dynamic-check: the score and context MatMuls and a weight whose
+depth and width are not multiples of the tiles, each at two sizes) and by the kernel benchmark
+against PyTorch (docs/benchmarks.md)."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+
+def _matmul(a_shape, b_shape, dtype=TensorProto.FLOAT, weight=False) -> onnx.ModelProto:
+    inputs = [helper.make_tensor_value_info("a", dtype, a_shape)]
+    inits = []
+    if weight:
+        inits.append(numpy_helper.from_array(np.ones(b_shape, np.float32), "b"))
+    else:
+        inputs.append(helper.make_tensor_value_info("b", dtype, b_shape))
+    g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "g", inputs,
+                          [helper.make_tensor_value_info("y", dtype, None)], initializer=inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("a_shape,b_shape,weight,tpat", [
+    (["B", 12, "S", 64], ["B", 12, 64, "S"], False, True),      # attention's scores
+    (["B", 12, "S", "S"], ["B", 12, "S", 64], False, True),     # attention's context: a run-time depth
+    (["B", "S", 96], [96, 200], True, True),                     # an activation against a weight
+    ([64, 128], [128, 256], False, True),                        # static
+    ([2, 3, 40, 64], [2, 3, 64, 48], False, True),               # static, batched, ragged tiles
+    ([4, 64], [64, 256], True, False),                           # four rows: TVM's GEMV schedule
+    ([64, 128], [128, 8], True, False),                          # eight columns
+    ([2, 3, 64, 64], [3, 64, 64], False, False),                 # batch dims that broadcast
+])
+def test_the_gemm_applies_where_it_should(a_shape, b_shape, weight, tpat):
+    from tpat_bridge.compiler import compile_model
+
+    kernels = list(compile_model(_matmul(a_shape, b_shape, weight=weight), "sm_90", []).device_funcs)
+    if tpat:
+        assert kernels == ["matmul_tpat_kernel"], kernels
+    else:
+        assert not any("tpat" in k for k in kernels), kernels
+
+
+def test_float16_keeps_tvm():
+    from tpat_bridge.compiler import compile_model
+
+    model = _matmul(["B", 64, 64], ["B", 64, 64], dtype=TensorProto.FLOAT16)
+    assert not any("tpat" in k for k in compile_model(model, "sm_90", []).device_funcs)
+
+
+@pytest.mark.parametrize("n,threads", [(64, 128), ("S", 256), (200, 256)])
+def test_tile_width_follows_a_static_width(n, threads):
+    from tpat_bridge.compiler import compile_model
+
+    source = compile_model(_matmul(["B", 12, "S", "S"], ["B", 12, "S", n]), "sm_90", []).cuda_source
+    assert f"__launch_bounds__({threads})" in source
+
+
+@pytest.mark.parametrize("a_shape,b_shape,bodies", [
+    # symbolic: the large tile (8 x 8 a thread) and the small one (4 x 4), chosen at run time
+    (["B", 12, "S", 64], ["B", 12, 64, "S"], [8, 4]),
+    ([64, 12, 512, 64], [64, 12, 64, 512], [8]),    # enough large tiles to fill the GPU
+    ([8, 12, 128, 64], [8, 12, 64, 128], [4]),      # 96 large tiles: the small ones
+])
+def test_the_kernel_is_double_buffered_and_reads_shared_memory_as_float4(a_shape, b_shape, bodies):
+    from tpat_bridge.compiler import compile_model
+
+    source = compile_model(_matmul(a_shape, b_shape), "sm_90", []).cuda_source
+    body = source[source.index("matmul_tpat_kernel("):]
+    assert "__shared__ alignas(64) float" in body
+    # per tile: after the first slice is staged, and two a slice (before and after staging the
+    # next), the slice loop unrolled by two (each half reads a buffer known at compile time)
+    assert body.count("__syncthreads()") == 5 * len(bodies)
+    # a thread's values of A and of B per step: float4 copies from shared memory into registers
+    # (`*(float4*)(frag) = *(float4*)(tile + ...)`), 2 + 2 for an 8 x 8 tile, 1 + 1 for 4 x 4; 8
+    # steps a slice, two slices in the loop's body
+    assert body.count("*(float4*)") == sum(2 * (t // 4 + t // 4) * 8 * 2 for t in bodies)
+    # 64-bit math only where a block's matrices start: the tile's own offsets are 32-bit
+    assert "int64_t" not in body.split("_ptr[0]")[0] or "(int)S" in body

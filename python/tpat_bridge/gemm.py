@@ -1,0 +1,300 @@
+"""TPAT's float32 matrix multiply (``relax.matmul``): a register-tiled GEMM kernel with run-time
+sizes, for attention's batched MatMuls over a dynamic batch and sequence and for a dynamic
+activation against a weight.
+
+TVM's own lowering (dlight's GEMM rule) reaches 0.56x-0.77x of cuBLAS's float32 GEMM on an H100
+static and adds bound checks for symbolic dims (docs/benchmarks.md). This kernel is the classic
+SIMT GEMM: a block computes a BM x BN tile of C over BK-deep slices of A and B staged in shared
+memory (A transposed there, so that a thread's column of A is one 16-byte load), each thread an 8 x
+8 register tile split into 4 x 4 quarters half a tile apart (consecutive threads read consecutive
+16-byte words of shared memory: no bank conflicts), the next slice's global loads issued before the
+current slice's multiply-adds (register prefetch, their latency hidden behind the arithmetic) and
+staged into the other half of a double buffer. Every size may be a run-time value; loads past an
+edge read 0, stores past it are skipped; index math is 32-bit where every size is static and fits.
+
+Covered: float32 A [..., M, K] times B [..., K, N] where B is a matrix (its batch dims, if any, are
+all 1: a weight; A's batch dims then fold into M) or both have the same batch dims (attention).
+Everything else keeps TVM's lowering, as do small static problems where a GEMV schedule is better.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .lowering import call_kernel_own_index_types, default_legalizer
+
+BK = 8                  # depth of a staged slice
+
+
+class Tile:
+    """A block's tile of C (bm x bn) and a thread's register tile (tm x tn, in quarters of 4 x 4
+    half a tile apart when 8)."""
+
+    def __init__(self, bm: int, bn: int, tm: int, tn: int) -> None:
+        self.bm, self.bn, self.tm, self.tn = bm, bn, tm, tn
+        self.threads_m, self.threads_n = bm // tm, bn // tn
+        self.threads = self.threads_m * self.threads_n
+
+
+# (large, small) of the same thread count; a problem with too few large tiles to fill the GPU
+# takes the small ones (chosen at generation for static sizes, at run time otherwise). Narrow: a
+# static N of at most 64 (attention's context MatMul, N = head size).
+WIDE = (Tile(128, 128, 8, 8), Tile(64, 64, 4, 4))
+NARROW = (Tile(128, 64, 8, 8), Tile(64, 32, 4, 4))
+# Fewer large tiles than this take the small ones: twice an H100's 132 SMs.
+FILL_BLOCKS = 264
+MIN_ROWS = 32           # a static problem with fewer rows (M times batch) or columns keeps TVM's
+
+
+def _dims(ty: Any) -> list[Any] | None:
+    values = getattr(getattr(ty, "shape", None), "values", None)
+    return None if values is None else list(values)
+
+
+def _static(d: Any) -> int | None:
+    from tvm import tirx
+
+    return int(d) if isinstance(d, (int, tirx.IntImm)) else None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two dims known equal: the same constant or the same symbol."""
+    from tvm import tirx
+
+    sa, sb = _static(a), _static(b)
+    if sa is not None or sb is not None:
+        return sa == sb
+    return isinstance(a, tirx.Var) and a.same_as(b)
+
+
+def covered(a_ty: Any, b_ty: Any) -> str | None:
+    """"matrix" (B a weight: A's batch folds into M), "batched" (same batch dims), or None."""
+    da, db = _dims(a_ty), _dims(b_ty)
+    if da is None or db is None or len(da) < 2 or len(db) < 2:
+        return None
+    if str(a_ty.dtype) != "float32" or str(b_ty.dtype) != "float32":
+        return None
+    if not _same(da[-1], db[-2]) and not (_static(da[-1]) is None and _static(db[-2]) is None):
+        return None
+    rows, n = da[:-1], db[-1]
+    static_rows = [_static(d) for d in rows]
+    if all(s is not None for s in static_rows):
+        count = 1
+        for s in static_rows:
+            count *= s
+        if count < MIN_ROWS:
+            return None
+    if _static(n) is not None and _static(n) < MIN_ROWS:
+        return None
+    if all(_static(d) == 1 for d in db[:-2]):
+        return "matrix" if len(db) <= len(da) else None
+    if len(da) == len(db) and all(_same(x, y) for x, y in zip(da[:-2], db[:-2])):
+        return "batched"
+    return None
+
+
+def _gemm(a: Any, b: Any, form: str) -> Any:
+    """The te.extern computing A @ B (see the module docstring); sizes from the placeholders."""
+    import tvm
+    from tvm import te, tirx
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    da, db = list(a.shape), list(b.shape)
+    k_dim, n_dim = da[-1], db[-1]
+    if form == "matrix":
+        batch_dims, m_dims = [], da[:-1]
+    else:
+        batch_dims, m_dims = da[:-2], da[-2:-1]
+    out_shape = [*da[:-1], n_dim]
+    every = [*da, *db]
+    static = all(_static(d) is not None for d in every)
+    idx = "int32" if static and max(_flat(da), _flat(db), _flat(out_shape)) < 2**31 else "int64"
+
+    def i(v: Any) -> Any:
+        return tirx.const(v, idx) if isinstance(v, int) else tirx.Cast(idx, v)
+
+    def product(dims: list[Any]) -> Any:
+        out: Any = i(1)
+        for d in dims:
+            s = _static(d)
+            out = out * (i(s) if s is not None else i(d))
+        return out
+
+    large, small = NARROW if _static(n_dim) is not None and _static(n_dim) <= NARROW[0].bn else WIDE
+    if static:
+        m_s, n_s = _flat(m_dims), _static(n_dim)
+        blocks = _flat(batch_dims) * -(-m_s // large.bm) * -(-n_s // large.bn)
+        tiles = [large if blocks >= FILL_BLOCKS else small]
+    else:
+        tiles = [large, small]
+    threads = large.threads
+
+    def gen_ir(ins: list[Any], out: Any) -> Any:
+        a_buf, b_buf = ins
+        with IRBuilder() as ib:
+            m = product(m_dims)
+            n = i(_static(n_dim)) if _static(n_dim) is not None else i(n_dim)
+            k = i(_static(k_dim)) if _static(k_dim) is not None else i(k_dim)
+            batch = product(batch_dims)
+
+            def grid(tile: Tile) -> tuple[Any, Any]:
+                tiles_n = tirx.truncdiv(n + i(tile.bn - 1), i(tile.bn))
+                return tiles_n, tirx.truncdiv(m + i(tile.bm - 1), i(tile.bm))
+
+            if len(tiles) == 1:
+                use_small = None
+                tiles_n, tiles_m = grid(tiles[0])
+            else:
+                (ln, lm), (sn, sm) = grid(large), grid(small)
+                use_small = batch * ln * lm < i(FILL_BLOCKS)
+                tiles_n, tiles_m = tirx.Select(use_small, sn, ln), tirx.Select(use_small, sm, lm)
+            bx, by, tx = te.thread_axis("blockIdx.x"), te.thread_axis("blockIdx.y"), te.thread_axis("threadIdx.x")
+            with T.frame_scope([T.attr(bx, "thread_extent", tirx.Cast("int32", batch * tiles_n)),
+                                T.attr(by, "thread_extent", tirx.Cast("int32", tiles_m)),
+                                T.attr(tx, "thread_extent", threads)]):
+                A = T.buffer_proxy(T.decl_buffer((product(da),), "float32", data=a_buf.data))
+                B = T.buffer_proxy(T.decl_buffer((product(db),), "float32", data=b_buf.data))
+                C = T.buffer_proxy(T.decl_buffer((product(out_shape),), "float32", data=out.data))
+                # two slices each: [buffer][k][m] and [buffer][k][n], sized for the larger tile
+                a_tile = T.buffer_proxy(T.alloc_shared((2 * BK * large.bm,), "float32"))
+                b_tile = T.buffer_proxy(T.alloc_shared((2 * BK * large.bn,), "float32"))
+                acc = T.buffer_proxy(T.alloc_local((large.tm * large.tn,), "float32"))
+                a_frag = T.buffer_proxy(T.alloc_local((large.tm,), "float32"))
+                b_frag = T.buffer_proxy(T.alloc_local((large.tn,), "float32"))
+                a_next = T.buffer_proxy(T.alloc_local((large.bm * BK // threads,), "float32"))
+                b_next = T.buffer_proxy(T.alloc_local((BK * large.bn // threads,), "float32"))
+                t = T.bind(tirx.Cast("int32", tx.var))
+                blk = T.bind(i(bx.var))
+                # C's division (truncdiv): every operand is non-negative, and floor division by a
+                # run-time value costs sign fix-ups on every index
+                z = T.bind(tirx.truncdiv(blk, tiles_n))
+                # 64-bit math only for where a block's matrices start (once a slice); inside a tile
+                # 32-bit offsets from base pointers: rows and slices are at most 128 apart, so an
+                # offset fits while K and N are below 2^24
+                a_base = T.bind(z * m * k)
+                b_base = T.bind(z * k * n) if form == "batched" else i(0)
+                c_base = T.bind(z * m * n)
+                k32, n32 = T.bind(tirx.Cast("int32", k)), T.bind(tirx.Cast("int32", n))
+                slices = T.bind(tirx.Cast("int32", tirx.truncdiv(k + i(BK - 1), i(BK))))
+                zero = tirx.const(0.0, "float32")
+                pointer = tvm.ir.PointerType(tvm.ir.PrimType("float32"))
+
+                def view(buf: Any, at: Any, extent: Any) -> Any:
+                    """``buf`` from element ``at`` on, indexed in 32 bits."""
+                    return T.buffer_proxy(T.decl_buffer((extent,), "float32",
+                                                        data=T.bind(tirx.address_of(buf[at]), type_annotation=pointer)))
+
+                def body(tile: Tile) -> None:
+                    bm, bn, tm, tn = tile.bm, tile.bn, tile.tm, tile.tn
+                    a_loads, b_loads = bm * BK // threads, BK * bn // threads
+                    row_t = T.bind(t // tile.threads_n)     # the thread's rows: quarter-tiles at row_t * 4
+                    col_t = T.bind(t % tile.threads_n)      # and columns at col_t * 4
+                    m0 = T.bind(i(by.var) * i(bm))
+                    n0 = T.bind(tirx.truncmod(blk, tiles_n) * i(bn))
+                    rows = T.bind(tirx.Cast("int32", tirx.min(m - m0, i(bm))))   # of this tile, in C
+                    cols = T.bind(tirx.Cast("int32", tirx.min(n - n0, i(bn))))
+
+                    def a_elem(r: int) -> tuple[Any, Any]:      # (row in the tile, k in the slice)
+                        e = t + r * threads
+                        return e // BK, e % BK
+
+                    def b_elem(r: int) -> tuple[Any, Any]:      # (k in the slice, column in the tile)
+                        e = t + r * threads
+                        return e // bn, e % bn
+
+                    def fetch(s: Any) -> None:
+                        """Slice ``s``'s share of this thread, into registers."""
+                        k0 = T.bind(i(s) * i(BK))
+                        depth = T.bind(tirx.Cast("int32", tirx.min(k - k0, i(BK))))
+                        a_at = view(A, a_base + m0 * k + k0, bm * k32)
+                        b_at = view(B, b_base + k0 * n + n0, BK * n32)
+                        for r in range(a_loads):
+                            row, kk = a_elem(r)
+                            a_next[r] = tirx.if_then_else(tirx.all(row < rows, kk < depth), a_at[row * k32 + kk], zero)
+                        for r in range(b_loads):
+                            kk, col = b_elem(r)
+                            b_next[r] = tirx.if_then_else(tirx.all(kk < depth, col < cols), b_at[kk * n32 + col], zero)
+
+                    def stage(buffer: int) -> None:
+                        for r in range(a_loads):
+                            row, kk = a_elem(r)
+                            a_tile[buffer * (BK * bm) + kk * bm + row] = a_next[r]
+                        for r in range(b_loads):
+                            kk, col = b_elem(r)
+                            b_tile[buffer * (BK * bn) + kk * bn + col] = b_next[r]
+
+                    def step(s: Any, current: int) -> None:
+                        """Slice ``s`` (in buffer ``current``): the next one's loads issued, this
+                        one's multiply-adds, the next one staged in the other buffer. Two barriers
+                        (TVM's ThreadSync would insert the first, as it cannot tell the buffers
+                        apart; written here because it inserts none inside a branch)."""
+                        with T.If(s + 1 < slices):
+                            with T.Then():
+                                fetch(s + 1)
+                        for kk in range(BK):
+                            a_row = current * (BK * bm) + kk * bm + row_t * 4
+                            b_row = current * (BK * bn) + kk * bn + col_t * 4
+                            for quarter in range(tm // 4):
+                                a_frag[tirx.Ramp(quarter * 4, 1, 4)] = a_tile[tirx.Ramp(a_row + quarter * (bm // 2), 1, 4)]
+                            for quarter in range(tn // 4):
+                                b_frag[tirx.Ramp(quarter * 4, 1, 4)] = b_tile[tirx.Ramp(b_row + quarter * (bn // 2), 1, 4)]
+                            for p in range(tm):
+                                for q in range(tn):
+                                    acc[p * tn + q] = acc[p * tn + q] + a_frag[p] * b_frag[q]
+                        T.evaluate(T.tvm_storage_sync("shared"))
+                        with T.If(s + 1 < slices):
+                            with T.Then():
+                                stage(1 - current)
+                        T.evaluate(T.tvm_storage_sync("shared"))
+
+                    for q in range(tm * tn):
+                        acc[q] = zero
+                    fetch(tirx.const(0, "int32"))
+                    stage(0)
+                    T.evaluate(T.tvm_storage_sync("shared"))
+                    # two slices an iteration, so that each reads a buffer known at compile time
+                    with T.serial(tirx.const(0, "int32"), tirx.truncdiv(slices + 1, 2)) as pair:
+                        step(pair * 2, 0)
+                        with T.If(pair * 2 + 1 < slices):
+                            with T.Then():
+                                step(pair * 2 + 1, 1)
+                    c_at = view(C, c_base + m0 * n + n0, bm * n32)
+                    for p in range(tm):
+                        row = T.bind(tirx.const((p // 4) * (bm // 2) + p % 4, "int32") + row_t * 4)
+                        with T.If(row < rows):
+                            with T.Then():
+                                for q in range(tn):
+                                    col = tirx.const((q // 4) * (bn // 2) + q % 4, "int32") + col_t * 4
+                                    with T.If(col < cols):
+                                        with T.Then():
+                                            c_at[row * n32 + col] = acc[p * tn + q]
+
+                if use_small is None:
+                    body(tiles[0])
+                else:
+                    with T.If(use_small):
+                        with T.Then():
+                            body(small)
+                        with T.Else():
+                            body(large)
+            return ib.get()
+
+    out_buf = tirx.decl_buffer(out_shape, "float32", "out_buf", layout=None)
+    return te.extern([out_shape], [a, b], lambda ins, outs: gen_ir(list(ins), outs[0]), dtype="float32",
+                     out_buffers=[out_buf], name="matmul.tpat", tag="matmul.tpat")
+
+
+def _flat(dims: list[Any]) -> int:
+    out = 1
+    for d in dims:
+        out *= _static(d) or 1
+    return out
+
+
+def legalize_matmul(bb: Any, call: Any) -> Any:
+    """``relax.matmul``: TPAT's GEMM where ``covered``, else TVM's."""
+    a, b = call.args
+    form = covered(a.ty, b.ty)
+    if form is None or str(call.attrs.out_dtype) not in ("None", "", "void", "float32"):
+        return default_legalizer("relax.matmul")(bb, call)
+    return call_kernel_own_index_types(bb, "matmul_tpat", [a, b], ["a", "b"], lambda ap, bp: _gemm(ap, bp, form))
