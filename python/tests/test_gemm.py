@@ -2,8 +2,9 @@
 
 Here, without a GPU: which MatMuls take it (attention's batched ones and an activation against a
 weight, with symbolic dims; not small static problems, other dtypes or batch dims that broadcast),
-the tile it picks, and that the CUDA has the shape the module docstring describes (double-buffered
-shared tiles read as float4, one barrier a slice). Its numbers are checked on a GPU by the dynamic
+the tile it picks, that the CUDA has the shape the module docstring describes (double-buffered
+shared tiles read as float4), and its numbers: TVM's CUDA source run on the CPU (cuda_on_cpu.py), on
+both tiles, static and symbolic, with ragged edges. On a GPU they are checked by the dynamic
 self-tests (make-bench-models.py --dynamic-check: the score and context MatMuls and a weight whose
 depth and width are not multiples of the tiles, each at two sizes) and by the kernel benchmark
 against PyTorch (docs/benchmarks.md)."""
@@ -83,3 +84,38 @@ def test_the_kernel_is_double_buffered_and_reads_shared_memory_as_float4(a_shape
     assert body.count("*(float4*)") == sum(2 * (t // 4 + t // 4) * 8 * 2 for t in bodies)
     # 64-bit math only where a block's matrices start: the tile's own offsets are 32-bit
     assert "int64_t" not in body.split("_ptr[0]")[0] or "(int)S" in body
+
+
+# ---- The kernel's numbers on the CPU (cuda_on_cpu.py: TVM's CUDA source compiled by g++ against an
+# emulation of blocks, shared memory and barriers), against numpy, on both tiles and ragged edges.
+
+@pytest.mark.skipif(__import__("cuda_on_cpu").compiler() is None, reason="needs a C++20 compiler")
+@pytest.mark.parametrize("a_shape,b_shape,weight,a_size,b_size", [
+    # attention's scores with symbolic dims: 48 tiles of 64 x 64 (the small path), ragged at 40
+    (["B", 12, "S", 64], ["B", 12, 64, "S"], False, (1, 12, 40, 64), (1, 12, 64, 40)),
+    # the same kernel with enough 128 x 128 tiles to fill the GPU (288): the large path
+    (["B", 12, "S", 64], ["B", 12, 64, "S"], False, (6, 12, 200, 64), (6, 12, 64, 200)),
+    # the context MatMul: a run-time depth of 40 (five slices), 64 x 32 tiles of the narrow kind
+    (["B", 4, "S", "S"], ["B", 4, "S", 64], False, (2, 4, 40, 40), (2, 4, 40, 64)),
+    # an activation against a weight: batch folds into rows; depth 100 (a partial slice), width 200
+    (["N", "S", 100], [100, 200], True, (2, 40, 100), (100, 200)),
+    # static: small tiles, and large ones (264 of them) at a depth of one slice
+    ([2, 3, 40, 64], [2, 3, 64, 48], False, (2, 3, 40, 64), (2, 3, 64, 48)),
+    ([264, 128, 8], [264, 8, 128], False, (264, 128, 8), (264, 8, 128)),
+])
+def test_the_kernel_computes_the_product(tmp_path, a_shape, b_shape, weight, a_size, b_size):
+    from cuda_on_cpu import run_plan_on_cpu
+    from tpat_bridge.compiler import compile_model
+    from tpat_bridge.plan import build_plan
+
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal(a_size).astype(np.float32)
+    b = rng.standard_normal(b_size).astype(np.float32)
+    model = _matmul(a_shape, b_shape, weight=weight)
+    if weight:
+        model.graph.initializer[0].CopyFrom(numpy_helper.from_array(b, "b"))
+    compiled = compile_model(model, "sm_90", [])
+    assert list(compiled.device_funcs) == ["matmul_tpat_kernel"]
+    (got,) = run_plan_on_cpu(compiled, build_plan(compiled), [a] if weight else [a, b], str(tmp_path))
+    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,134 @@
+"""Running a plugin's CUDA kernels on the CPU, to check the numbers of kernels TPAT writes by hand
+(gemm.py) without a GPU.
+
+g++ compiles TVM's CUDA source against a small emulation of CUDA's execution model: the threads of
+a block are std::threads that meet at ``__syncthreads()`` on a std::barrier, ``__shared__`` arrays
+are static (blocks run one after another, so one copy serves them all), and a generated driver runs
+the plan's launches in order with the sizes evaluated here from the inputs' shapes. It covers
+kernels built from plain loads, stores, shared memory and barriers; warp intrinsics (``__shfl_*``)
+would need lockstep warps and are refused."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from typing import Any
+
+import numpy as np
+
+PRELUDE = r"""
+#include <algorithm>
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <thread>
+#include <vector>
+struct tpat_dim3 { unsigned x, y, z; };
+thread_local tpat_dim3 threadIdx, blockIdx;
+tpat_dim3 blockDim, gridDim;
+static std::barrier<>* tpat_block_barrier;
+#define __syncthreads() tpat_block_barrier->arrive_and_wait()
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __restrict__ __restrict
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(8) float2 { float x, y; };
+inline float2 make_float2(float x, float y) { return {x, y}; }
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+using std::max;
+using std::min;
+// A kernel's pointer argument, whatever its element type.
+struct tpat_any_ptr { void* p; template <class T> operator T*() const { return static_cast<T*>(p); } };
+"""
+
+
+def compiler() -> str | None:
+    """A C++20 compiler (std::barrier), or None."""
+    return shutil.which("g++") or shutil.which("clang++")
+
+
+def _literal(value: int, dtype: str) -> str:
+    return f"(int64_t){value}LL" if dtype == "int64" else f"(int32_t){value}"
+
+
+def run_plan_on_cpu(compiled: Any, plan: Any, arrays: list[np.ndarray], workdir: str) -> list[np.ndarray]:
+    """The plan's outputs for ``arrays`` (its inputs), computed by its CUDA kernels on the CPU."""
+    from tpat_bridge.expr import evaluate
+    from tpat_bridge.plan import BufferRef, LaunchStep, ScalarArg
+
+    source = compiled.cuda_source
+    if "__shfl" in source:
+        raise ValueError("warp intrinsics cannot run in this emulation")
+    values = {s.name: int(arrays[s.input].shape[s.dim]) for s in plan.symbols}
+    os.makedirs(os.path.join(workdir, "include"), exist_ok=True)
+    with open(os.path.join(workdir, "include", "cuda.h"), "w") as f:
+        f.write("// the driver API is not used by the kernels\n")
+    with open(os.path.join(workdir, "kernels.cu"), "w") as f:
+        # `static alignas(64) float` puts an attribute amid the specifiers, which g++ refuses
+        f.write(re.sub(r"__shared__\s+(alignas\(\d+\))\s+", r"\1 static ", source))
+    out_shapes = [[evaluate(d, values) for d in spec.shape] for spec in plan.outputs]
+    out_dtypes = [np.dtype(spec.dtype) for spec in plan.outputs]
+    lines = [PRELUDE, '#include "kernels.cu"', "static std::vector<char> tpat_read(const char* path, size_t n) {",
+             "    std::vector<char> data(n); FILE* f = std::fopen(path, \"rb\");",
+             "    if (n && std::fread(data.data(), 1, n, f) != n) std::abort(); std::fclose(f); return data; }",
+             "int main() {"]
+    for k, a in enumerate(arrays):
+        path = os.path.join(workdir, f"in{k}.bin")
+        np.ascontiguousarray(a).tofile(path)
+        lines.append(f'    auto in{k} = tpat_read("{path}", {a.nbytes});')
+    for k, c in enumerate(plan.constants):
+        path = os.path.join(workdir, f"c{k}.bin")
+        np.ascontiguousarray(c.data).tofile(path)
+        lines.append(f'    auto constant{k} = tpat_read("{path}", {c.data.nbytes});')
+    for k, (shape, dtype) in enumerate(zip(out_shapes, out_dtypes)):
+        lines.append(f"    std::vector<char> out{k}({int(np.prod(shape)) * dtype.itemsize}, (char)0xFF);")
+    for k, region in enumerate(plan.regions):
+        lines.append(f"    std::vector<char> workspace{k}({evaluate(region, values)});")
+    for step in plan.steps:
+        if not isinstance(step, LaunchStep):
+            raise ValueError(f"{type(step).__name__} steps are not emulated")
+        grid = [evaluate(d, values) for d in step.grid]
+        block = [evaluate(d, values) for d in step.block]
+        args = []
+        for arg in step.args:
+            if isinstance(arg, ScalarArg):
+                args.append(_literal(evaluate(arg.value, values), arg.dtype))
+            elif isinstance(arg, BufferRef):
+                name = {"input": "in", "output": "out", "constant": "constant", "workspace": "workspace"}[arg.kind]
+                args.append(f"tpat_any_ptr{{{name}{arg.index}.data() + {evaluate(arg.byte_offset, values)}}}")
+            else:
+                raise ValueError(f"argument {arg} is not emulated")
+        threads = block[0] * block[1] * block[2]
+        lines += [
+            f"    gridDim = {{{grid[0]}u, {grid[1]}u, {grid[2]}u}}; blockDim = {{{block[0]}u, {block[1]}u, {block[2]}u}};",
+            f"    for (unsigned bz = 0; bz < {grid[2]}u; ++bz) for (unsigned by = 0; by < {grid[1]}u; ++by)",
+            f"    for (unsigned bx = 0; bx < {grid[0]}u; ++bx) {{",
+            f"        std::barrier<> barrier({threads}); tpat_block_barrier = &barrier;",
+            "        std::vector<std::thread> threads;",
+            f"        for (unsigned t = 0; t < {threads}u; ++t) threads.emplace_back([&, t] {{",
+            f"            threadIdx = {{t % {block[0]}u, t / {block[0]}u % {block[1]}u, t / {block[0] * block[1]}u}};",
+            "            blockIdx = {bx, by, bz};",
+            f"            {step.kernel}({', '.join(args)});",
+            "        });",
+            "        for (auto& th : threads) th.join();",
+            "    }",
+        ]
+    for k in range(len(out_shapes)):
+        path = os.path.join(workdir, f"out{k}.bin")
+        lines.append(f'    {{ FILE* f = std::fopen("{path}", "wb"); std::fwrite(out{k}.data(), 1, out{k}.size(), f); std::fclose(f); }}')
+    lines += ["    return 0;", "}"]
+    with open(os.path.join(workdir, "main.cpp"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    binary = os.path.join(workdir, "run")
+    subprocess.run([compiler(), "-std=c++20", "-O1", "-pthread", "-fno-strict-aliasing", "-w",
+                    "-I", os.path.join(workdir, "include"), "-I", workdir, os.path.join(workdir, "main.cpp"),
+                    "-o", binary], check=True, capture_output=True, text=True)
+    subprocess.run([binary], check=True, capture_output=True, timeout=600)
+    return [np.fromfile(os.path.join(workdir, f"out{k}.bin"), dtype=dt).reshape(shape)
+            for k, (shape, dt) in enumerate(zip(out_shapes, out_dtypes))]
