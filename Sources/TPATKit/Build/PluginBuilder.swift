@@ -94,6 +94,16 @@ public struct PluginBuilder: Sendable {
         return keys
     }
 
+    /// A successful build's log keeps nvcc's warnings and drops make's command lines (the
+    /// Makefile's rules, tens of KB a plugin): a failed build keeps its whole log.
+    static func keepWarningsOnly(_ log: URL) {
+        guard let text = try? String(contentsOf: log, encoding: .utf8) else { return }
+        let warnings = text.split(separator: "\n").filter { $0.localizedCaseInsensitiveContains("warning") }
+        var summary = "built with make and nvcc (their command lines are the Makefile's rules); \(warnings.count) warning line(s)\n"
+        summary += warnings.map { $0 + "\n" }.joined()
+        try? Data(summary.utf8).write(to: log)
+    }
+
     private func build(_ name: String, root: URL, key: String?) async -> PluginBuildResult {
         let dir = root.appendingPathComponent("plugins/\(name)")
         let log = dir.appendingPathComponent("build.log")
@@ -125,6 +135,7 @@ public struct PluginBuilder: Sendable {
                 return PluginBuildResult(succeeded: false, message: "nvcc failed for plugin \(name): \(firstError)", log: log)
             }
             if let key, !restored { cache?.store(key: key, plugin: name, from: root) }
+            Self.keepWarningsOnly(log)
             return PluginBuildResult(
                 succeeded: true, message: "built", log: log, selfTest: test,
                 library: tensorRTDirectory == nil ? nil : library, cached: restored)
