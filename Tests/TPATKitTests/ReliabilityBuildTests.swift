@@ -113,6 +113,20 @@ struct ReliabilityBuildTests {
         #expect(TestSupport.listing(tmp).filter { $0.hasPrefix("tmp.") }.isEmpty, "\(TestSupport.listing(tmp))")
     }
 
+    @Test("a successful build's log keeps nvcc's warnings and drops make's command lines")
+    func successfulBuildLogKeepsWarningsOnly() throws {
+        let dir = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = dir.appendingPathComponent("build.log")
+        let commands = String(repeating: "tpat_link=$(mktemp -d) && nvcc -O3 -c src/x.cu -o out/x.o\n", count: 200)
+        try Data((commands + "src/x.cu(12): warning #177-D: variable \"k\" was declared but never referenced\n").utf8).write(to: log)
+        PluginBuilder.keepWarningsOnly(log)
+        let kept = try String(contentsOf: log, encoding: .utf8)
+        #expect(kept.contains("1 warning line(s)"))
+        #expect(kept.contains("warning #177-D"))
+        #expect(!kept.contains("mktemp"))
+    }
+
     @Test("make command-line values reach the shell as the exact words, and the environment unchanged")
     func makeCommandLineQuoting() throws {
         let dir = try TestSupport.temporaryDirectory()
