@@ -4,7 +4,8 @@
 g++ compiles TVM's CUDA source against a small emulation of CUDA's execution model: the threads of
 a block are std::threads that meet at ``__syncthreads()`` on a std::barrier, ``__shared__`` arrays
 are static (blocks run one after another, so one copy serves them all), and a generated driver runs
-the plan's launches in order with the sizes evaluated here from the inputs' shapes. It covers
+the plan's launches in order with the sizes evaluated here from the inputs' shapes, reading and
+writing its files by bare names in the work folder (no path is ever part of the C++ text). It covers
 kernels built from plain loads, stores, shared memory and barriers; warp intrinsics (``__shfl_*``)
 would need lockstep warps and are refused."""
 from __future__ import annotations
@@ -79,13 +80,11 @@ def run_plan_on_cpu(compiled: Any, plan: Any, arrays: list[np.ndarray], workdir:
              "    if (n && std::fread(data.data(), 1, n, f) != n) std::abort(); std::fclose(f); return data; }",
              "int main() {"]
     for k, a in enumerate(arrays):
-        path = os.path.join(workdir, f"in{k}.bin")
-        np.ascontiguousarray(a).tofile(path)
-        lines.append(f'    auto in{k} = tpat_read("{path}", {a.nbytes});')
+        np.ascontiguousarray(a).tofile(os.path.join(workdir, f"in{k}.bin"))
+        lines.append(f'    auto in{k} = tpat_read("in{k}.bin", {a.nbytes});')
     for k, c in enumerate(plan.constants):
-        path = os.path.join(workdir, f"c{k}.bin")
-        np.ascontiguousarray(c.data).tofile(path)
-        lines.append(f'    auto constant{k} = tpat_read("{path}", {c.data.nbytes});')
+        np.ascontiguousarray(c.data).tofile(os.path.join(workdir, f"c{k}.bin"))
+        lines.append(f'    auto constant{k} = tpat_read("c{k}.bin", {c.data.nbytes});')
     for k, (shape, dtype) in enumerate(zip(out_shapes, out_dtypes)):
         lines.append(f"    std::vector<char> out{k}({int(np.prod(shape)) * dtype.itemsize}, (char)0xFF);")
     for k, region in enumerate(plan.regions):
@@ -120,8 +119,7 @@ def run_plan_on_cpu(compiled: Any, plan: Any, arrays: list[np.ndarray], workdir:
             "    }",
         ]
     for k in range(len(out_shapes)):
-        path = os.path.join(workdir, f"out{k}.bin")
-        lines.append(f'    {{ FILE* f = std::fopen("{path}", "wb"); std::fwrite(out{k}.data(), 1, out{k}.size(), f); std::fclose(f); }}')
+        lines.append(f'    {{ FILE* f = std::fopen("out{k}.bin", "wb"); std::fwrite(out{k}.data(), 1, out{k}.size(), f); std::fclose(f); }}')
     lines += ["    return 0;", "}"]
     with open(os.path.join(workdir, "main.cpp"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -129,6 +127,6 @@ def run_plan_on_cpu(compiled: Any, plan: Any, arrays: list[np.ndarray], workdir:
     subprocess.run([compiler(), "-std=c++20", "-O1", "-pthread", "-fno-strict-aliasing", "-w",
                     "-I", os.path.join(workdir, "include"), "-I", workdir, os.path.join(workdir, "main.cpp"),
                     "-o", binary], check=True, capture_output=True, text=True)
-    subprocess.run([binary], check=True, capture_output=True, timeout=600)
+    subprocess.run([binary], cwd=workdir, check=True, capture_output=True, timeout=600)
     return [np.fromfile(os.path.join(workdir, f"out{k}.bin"), dtype=dt).reshape(shape)
             for k, (shape, dt) in enumerate(zip(out_shapes, out_dtypes))]

@@ -131,6 +131,14 @@ def op_name(req: NodeRequest) -> str:
 LOG_DUMP_LINES = 20
 
 
+def _abridged(entry: str) -> str:
+    """A log entry as a generated node keeps it: a module dump becomes its first line."""
+    breaks = entry.count("\n")
+    if breaks < LOG_DUMP_LINES:
+        return entry
+    return f"[{entry.splitlines()[0].strip()} ... {breaks + 1} lines: kept only when the node fails]"
+
+
 def run_node(req: NodeRequest, arch: str, version: str, tuning: Any = None, progress: Any = None,
              warnings: list[str] | None = None) -> dict[str, Any]:
     """Generate one node's manifest; never raises (per-node errors go to the result). ``warnings``
@@ -165,9 +173,7 @@ def run_node(req: NodeRequest, arch: str, version: str, tuning: Any = None, prog
     if entry["status"] == "ok":
         # The modules TVM went through (tens of KB a node) matter when a node fails; a node that
         # generated keeps the notes alone, so that OUT stays small (resnet50: 4.8 MB of 156).
-        log = [e if e.count("\n") < LOG_DUMP_LINES else
-               f"[{e.splitlines()[0].strip()} ... {e.count(chr(10)) + 1} lines: kept only when the node fails]"
-               for e in log]
+        log = [_abridged(e) for e in log]
     with open(log_path, "w") as f:
         f.write("\n\n".join(log))
         f.write("\n")

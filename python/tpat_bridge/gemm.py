@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .lowering import call_kernel_own_index_types, default_legalizer
+from .lowering import call_kernel_own_index_types, default_legalizer, prod
 
 BK = 8                  # depth of a staged slice
 
@@ -73,16 +73,12 @@ def covered(a_ty: Any, b_ty: Any) -> str | None:
         return None
     if str(a_ty.dtype) != "float32" or str(b_ty.dtype) != "float32":
         return None
+    # two symbolic depths are equal by the frontend's own check; a static one must match
     if not _same(da[-1], db[-2]) and not (_static(da[-1]) is None and _static(db[-2]) is None):
         return None
-    rows, n = da[:-1], db[-1]
-    static_rows = [_static(d) for d in rows]
-    if all(s is not None for s in static_rows):
-        count = 1
-        for s in static_rows:
-            count *= s
-        if count < MIN_ROWS:
-            return None
+    rows, n = [_static(d) for d in da[:-1]], db[-1]
+    if all(r is not None for r in rows) and prod(rows) < MIN_ROWS:
+        return None
     if _static(n) is not None and _static(n) < MIN_ROWS:
         return None
     if all(_static(d) == 1 for d in db[:-2]):
@@ -106,24 +102,29 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
     else:
         batch_dims, m_dims = da[:-2], da[-2:-1]
     out_shape = [*da[:-1], n_dim]
-    every = [*da, *db]
-    static = all(_static(d) is not None for d in every)
-    idx = "int32" if static and max(_flat(da), _flat(db), _flat(out_shape)) < 2**31 else "int64"
+    static = all(_static(d) is not None for d in [*da, *db])
+
+    def flat(dims: list[Any]) -> int:      # of static dims
+        return prod([_static(d) for d in dims])
+
+    idx = "int32" if static and max(flat(da), flat(db), flat(out_shape)) < 2**31 else "int64"
 
     def i(v: Any) -> Any:
         return tirx.const(v, idx) if isinstance(v, int) else tirx.Cast(idx, v)
 
+    def size(d: Any) -> Any:
+        """A dim as an index value: a constant, or the symbol cast to the index type."""
+        return i(_static(d)) if _static(d) is not None else i(d)
+
     def product(dims: list[Any]) -> Any:
         out: Any = i(1)
         for d in dims:
-            s = _static(d)
-            out = out * (i(s) if s is not None else i(d))
+            out = out * size(d)
         return out
 
     large, small = NARROW if _static(n_dim) is not None and _static(n_dim) <= NARROW[0].bn else WIDE
     if static:
-        m_s, n_s = _flat(m_dims), _static(n_dim)
-        blocks = _flat(batch_dims) * -(-m_s // large.bm) * -(-n_s // large.bn)
+        blocks = flat(batch_dims) * -(-flat(m_dims) // large.bm) * -(-_static(n_dim) // large.bn)
         tiles = [large if blocks >= FILL_BLOCKS else small]
     else:
         tiles = [large, small]
@@ -133,8 +134,7 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
         a_buf, b_buf = ins
         with IRBuilder() as ib:
             m = product(m_dims)
-            n = i(_static(n_dim)) if _static(n_dim) is not None else i(n_dim)
-            k = i(_static(k_dim)) if _static(k_dim) is not None else i(k_dim)
+            n, k = size(n_dim), size(k_dim)
             batch = product(batch_dims)
 
             def grid(tile: Tile) -> tuple[Any, Any]:
@@ -282,13 +282,6 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
     out_buf = tirx.decl_buffer(out_shape, "float32", "out_buf", layout=None)
     return te.extern([out_shape], [a, b], lambda ins, outs: gen_ir(list(ins), outs[0]), dtype="float32",
                      out_buffers=[out_buf], name="matmul.tpat", tag="matmul.tpat")
-
-
-def _flat(dims: list[Any]) -> int:
-    out = 1
-    for d in dims:
-        out *= _static(d) or 1
-    return out
 
 
 def legalize_matmul(bb: Any, call: Any) -> Any:

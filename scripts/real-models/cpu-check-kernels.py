@@ -23,8 +23,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "python"), str(ROOT / "python" / "tests")]
 
-DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "bool": np.bool_,
-          "int8": np.int8, "uint8": np.uint8}
+from synthesize_selftest_data import DTYPES  # noqa: E402 - numpy's dtype per dtype name, one table
+
 
 
 def main() -> int:

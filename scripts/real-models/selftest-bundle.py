@@ -29,6 +29,9 @@ import zlib
 
 import numpy as np
 
+# numpy's dtype for each dtype name of reference.json and the manifest: the device script's table
+from synthesize_selftest_data import DTYPES
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # What `make tests` and a self-test read; the plugin library's source and the node's model stay.
 KEEP_SUFFIXES = ("_kernels.cu", "_kernels.h", "_test.cu", "_constants.cpp")
@@ -78,9 +81,6 @@ def plugin_files(folder: pathlib.Path) -> list[pathlib.Path]:
     return files
 
 
-# Numpy's dtype for each dtype name of reference.json and the manifest.
-DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int64": np.int64,
-          "int32": np.int32, "int16": np.int16, "int8": np.int8, "uint8": np.uint8, "bool": np.bool_}
 # A file this small always travels as it is.
 SMALL_FILE = 64 * 1024
 # A file whose first MiBs compress at least this well by zlib (a mask, position ids, zeros)

@@ -29,6 +29,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+# numpy's dtype for each dtype name of reference.json and the manifest (selftest-bundle.py and
+# cpu-check-kernels.py read this table too)
 DTYPES = {
     "float32": np.float32, "float16": np.float16, "float64": np.float64,
     "int64": np.int64, "int32": np.int32, "int16": np.int16, "int8": np.int8,
