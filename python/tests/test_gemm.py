@@ -119,3 +119,30 @@ def test_the_kernel_computes_the_product(tmp_path, a_shape, b_shape, weight, a_s
     (got,) = run_plan_on_cpu(compiled, build_plan(compiled), [a] if weight else [a, b], str(tmp_path))
     want = np.matmul(a.astype(np.float64), b.astype(np.float64))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(__import__("cuda_on_cpu").compiler() is None, reason="needs a C++20 compiler")
+@pytest.mark.parametrize("tile", [
+    (64, 64, 4, 4, 16, 4),      # deeper slices, A's shared rows padded
+    (32, 32, 4, 4, 32, 4),      # a slice deeper than the tile is wide, 64 threads
+    (128, 64, 8, 4, 8, 4),      # 8 x 4 a thread
+    (64, 128, 4, 8, 16, 0),     # 4 x 8 a thread
+    (64, 64, 8, 8, 8, 4),       # 8 x 8 a thread on a 64 x 64 tile: 64 threads
+])
+def test_every_tile_shape_computes_the_product(tmp_path, monkeypatch, tile):
+    """The tile parameters gemm.Tile takes (thread tiles of 4 or 8 each way, slice depth, padding)
+    on a ragged problem: rows, columns and a depth of 40 (a partial slice for every depth)."""
+    from cuda_on_cpu import run_plan_on_cpu
+    from tpat_bridge import gemm
+    from tpat_bridge.compiler import compile_model
+    from tpat_bridge.plan import build_plan
+
+    t = gemm.Tile(*tile)
+    monkeypatch.setattr(gemm, "WIDE", (t, t))
+    monkeypatch.setattr(gemm, "NARROW", (t, t))
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((1, 2, 40, 40)).astype(np.float32)
+    b = rng.standard_normal((1, 2, 40, 70)).astype(np.float32)
+    compiled = compile_model(_matmul(["B", 2, "S", "S"], ["B", 2, "S", "N"]), "sm_90", [])
+    (got,) = run_plan_on_cpu(compiled, build_plan(compiled), [a, b], str(tmp_path))
+    np.testing.assert_allclose(got, np.matmul(a.astype(np.float64), b.astype(np.float64)), rtol=1e-4, atol=1e-4)

@@ -18,21 +18,41 @@ Everything else keeps TVM's lowering, as do small static problems where a GEMV s
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .lowering import call_kernel_own_index_types, default_legalizer, prod
 
-BK = 8                  # depth of a staged slice
-
-
+@dataclass(frozen=True)
 class Tile:
-    """A block's tile of C (bm x bn) and a thread's register tile (tm x tn, in quarters of 4 x 4
-    half a tile apart when 8)."""
+    """A block's tile of C (bm x bn), a thread's register tile (tm x tn, in quarters of 4 x 4 half a
+    tile apart when 8), the depth of a staged slice (bk) and the padding of A's shared rows (a_pad
+    floats: a multiple of 4 keeps the float4 reads aligned and spreads the transposing stores over
+    the banks)."""
 
-    def __init__(self, bm: int, bn: int, tm: int, tn: int) -> None:
-        self.bm, self.bn, self.tm, self.tn = bm, bn, tm, tn
-        self.threads_m, self.threads_n = bm // tm, bn // tn
-        self.threads = self.threads_m * self.threads_n
+    bm: int
+    bn: int
+    tm: int
+    tn: int
+    bk: int = 8
+    a_pad: int = 0
+
+    @property
+    def threads_m(self) -> int:
+        return self.bm // self.tm
+
+    @property
+    def threads_n(self) -> int:
+        return self.bn // self.tn
+
+    @property
+    def threads(self) -> int:
+        return self.threads_m * self.threads_n
+
+    @property
+    def a_stride(self) -> int:
+        """Floats between two k of A's shared slice."""
+        return self.bm + self.a_pad
 
 
 # (large, small) of the same thread count; a problem with too few large tiles to fill the GPU
@@ -127,8 +147,9 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
         blocks = flat(batch_dims) * -(-flat(m_dims) // large.bm) * -(-_static(n_dim) // large.bn)
         tiles = [large if blocks >= FILL_BLOCKS else small]
     else:
-        tiles = [large, small]
+        tiles = [large] if large == small else [large, small]
     threads = large.threads
+    assert all(t.threads == threads for t in tiles), "one kernel, one block size"
 
     def gen_ir(ins: list[Any], out: Any) -> Any:
         a_buf, b_buf = ins
@@ -156,13 +177,13 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
                 B = T.buffer_proxy(T.decl_buffer((product(db),), "float32", data=b_buf.data))
                 C = T.buffer_proxy(T.decl_buffer((product(out_shape),), "float32", data=out.data))
                 # two slices each: [buffer][k][m] and [buffer][k][n], sized for the larger tile
-                a_tile = T.buffer_proxy(T.alloc_shared((2 * BK * large.bm,), "float32"))
-                b_tile = T.buffer_proxy(T.alloc_shared((2 * BK * large.bn,), "float32"))
-                acc = T.buffer_proxy(T.alloc_local((large.tm * large.tn,), "float32"))
-                a_frag = T.buffer_proxy(T.alloc_local((large.tm,), "float32"))
-                b_frag = T.buffer_proxy(T.alloc_local((large.tn,), "float32"))
-                a_next = T.buffer_proxy(T.alloc_local((large.bm * BK // threads,), "float32"))
-                b_next = T.buffer_proxy(T.alloc_local((BK * large.bn // threads,), "float32"))
+                a_tile = T.buffer_proxy(T.alloc_shared((max(2 * t.bk * t.a_stride for t in tiles),), "float32"))
+                b_tile = T.buffer_proxy(T.alloc_shared((max(2 * t.bk * t.bn for t in tiles),), "float32"))
+                acc = T.buffer_proxy(T.alloc_local((max(t.tm * t.tn for t in tiles),), "float32"))
+                a_frag = T.buffer_proxy(T.alloc_local((max(t.tm for t in tiles),), "float32"))
+                b_frag = T.buffer_proxy(T.alloc_local((max(t.tn for t in tiles),), "float32"))
+                a_next = T.buffer_proxy(T.alloc_local((max(t.bm * t.bk // threads for t in tiles),), "float32"))
+                b_next = T.buffer_proxy(T.alloc_local((max(t.bk * t.bn // threads for t in tiles),), "float32"))
                 t = T.bind(tirx.Cast("int32", tx.var))
                 blk = T.bind(i(bx.var))
                 # C's division (truncdiv): every operand is non-negative, and floor division by a
@@ -175,7 +196,6 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
                 b_base = T.bind(z * k * n) if form == "batched" else i(0)
                 c_base = T.bind(z * m * n)
                 k32, n32 = T.bind(tirx.Cast("int32", k)), T.bind(tirx.Cast("int32", n))
-                slices = T.bind(tirx.Cast("int32", tirx.truncdiv(k + i(BK - 1), i(BK))))
                 zero = tirx.const(0.0, "float32")
                 pointer = tvm.ir.PointerType(tvm.ir.PrimType("float32"))
 
@@ -185,8 +205,9 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
                                                         data=T.bind(tirx.address_of(buf[at]), type_annotation=pointer)))
 
                 def body(tile: Tile) -> None:
-                    bm, bn, tm, tn = tile.bm, tile.bn, tile.tm, tile.tn
-                    a_loads, b_loads = bm * BK // threads, BK * bn // threads
+                    bm, bn, tm, tn, bk, a_stride = tile.bm, tile.bn, tile.tm, tile.tn, tile.bk, tile.a_stride
+                    a_loads, b_loads = bm * bk // threads, bk * bn // threads
+                    slices = T.bind(tirx.Cast("int32", tirx.truncdiv(k + i(bk - 1), i(bk))))
                     row_t = T.bind(t // tile.threads_n)     # the thread's rows: quarter-tiles at row_t * 4
                     col_t = T.bind(t % tile.threads_n)      # and columns at col_t * 4
                     m0 = T.bind(i(by.var) * i(bm))
@@ -196,7 +217,7 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
 
                     def a_elem(r: int) -> tuple[Any, Any]:      # (row in the tile, k in the slice)
                         e = t + r * threads
-                        return e // BK, e % BK
+                        return e // bk, e % bk
 
                     def b_elem(r: int) -> tuple[Any, Any]:      # (k in the slice, column in the tile)
                         e = t + r * threads
@@ -204,10 +225,10 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
 
                     def fetch(s: Any) -> None:
                         """Slice ``s``'s share of this thread, into registers."""
-                        k0 = T.bind(i(s) * i(BK))
-                        depth = T.bind(tirx.Cast("int32", tirx.min(k - k0, i(BK))))
+                        k0 = T.bind(i(s) * i(bk))
+                        depth = T.bind(tirx.Cast("int32", tirx.min(k - k0, i(bk))))
                         a_at = view(A, a_base + m0 * k + k0, bm * k32)
-                        b_at = view(B, b_base + k0 * n + n0, BK * n32)
+                        b_at = view(B, b_base + k0 * n + n0, bk * n32)
                         for r in range(a_loads):
                             row, kk = a_elem(r)
                             a_next[r] = tirx.if_then_else(tirx.all(row < rows, kk < depth), a_at[row * k32 + kk], zero)
@@ -218,10 +239,10 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
                     def stage(buffer: int) -> None:
                         for r in range(a_loads):
                             row, kk = a_elem(r)
-                            a_tile[buffer * (BK * bm) + kk * bm + row] = a_next[r]
+                            a_tile[buffer * (bk * a_stride) + kk * a_stride + row] = a_next[r]
                         for r in range(b_loads):
                             kk, col = b_elem(r)
-                            b_tile[buffer * (BK * bn) + kk * bn + col] = b_next[r]
+                            b_tile[buffer * (bk * bn) + kk * bn + col] = b_next[r]
 
                     def step(s: Any, current: int) -> None:
                         """Slice ``s`` (in buffer ``current``): the next one's loads issued, this
@@ -231,9 +252,9 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
                         with T.If(s + 1 < slices):
                             with T.Then():
                                 fetch(s + 1)
-                        for kk in range(BK):
-                            a_row = current * (BK * bm) + kk * bm + row_t * 4
-                            b_row = current * (BK * bn) + kk * bn + col_t * 4
+                        for kk in range(bk):
+                            a_row = current * (bk * a_stride) + kk * a_stride + row_t * 4
+                            b_row = current * (bk * bn) + kk * bn + col_t * 4
                             for quarter in range(tm // 4):
                                 a_frag[tirx.Ramp(quarter * 4, 1, 4)] = a_tile[tirx.Ramp(a_row + quarter * (bm // 2), 1, 4)]
                             for quarter in range(tn // 4):
