@@ -8,8 +8,8 @@ to choose which tile each problem size takes.
 `prepare` compiles, for every candidate tile (TILES below) and every form of MatMul TPAT sees in
 attention and in a linear layer, the symbolic-size kernel gemm.py generates with that one tile, and
 records its CUDA source and, for each problem size (SHAPES), its launch (grid, block, arguments)
-evaluated from the launch plan. `run` compiles each source with CuPy, launches it on random inputs
-with a poisoned output, compares with cuBLAS (cupy.matmul, TF32 off) and times both the same way:
+evaluated from the launch plan. `run` compiles each source with nvcc (in parallel), loads it with CuPy, launches it on random inputs
+with a poisoned output, compares with cuBLAS (cupy.matmul) and times it and cuBLAS (torch.matmul, TF32 off) the same way:
 a CUDA graph of R launches replayed many times, median replay / R. It prints one table per form
 (microseconds; the fastest tile of each size marked) and writes OUT/results.json.
 """
@@ -135,6 +135,34 @@ def run(out: str, repeats: int) -> None:
                 times.append(cp.cuda.get_elapsed_time(start, end) * 1000 / repeats)
         return statistics.median(times)
 
+    def torch_timed(a_shape: list[int], b_shape: list[int]) -> float:
+        """cuBLAS through PyTorch (CuPy's cuBLAS calls cannot be captured in a graph), timed alike."""
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = False
+        a, b = torch.randn(a_shape, device="cuda"), torch.randn(b_shape, device="cuda")
+        o = torch.matmul(a, b)
+        s = torch.cuda.Stream()
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                torch.matmul(a, b, out=o)
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(repeats):
+                torch.matmul(a, b, out=o)
+        graph.replay()
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(15):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            graph.replay()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) * 1000 / repeats)
+        return statistics.median(times)
+
     rng = cp.random.default_rng(5)
     results: dict = {}
     cases: dict = {}
@@ -148,14 +176,30 @@ def run(out: str, repeats: int) -> None:
                     want = cp.matmul(a, b)
                     out_buf = cp.empty_like(want)
                 cases[key] = (a, b, want, out_buf)
-                cublas = timed(lambda a=a, b=b, o=out_buf: cp.matmul(a, b, out=o))
+                cublas = torch_timed(launch["a"], launch["b"])
                 results.setdefault(v["form"], {}).setdefault(size, {})["cuBLAS"] = cublas
-    for v in data["variants"]:
-        try:
-            function = cp.RawModule(code=v["source"], options=("-std=c++17",)).get_function(v["kernel"])
-        except Exception as exc:
-            print(f"{v['form']} {v['tile']}: does not compile: {str(exc)[:300]}")
+    # nvcc, in parallel, into cubins CuPy loads (NVRTC one at a time would take minutes)
+    import concurrent.futures
+    import subprocess
+    import tempfile
+
+    work = tempfile.mkdtemp(prefix="gemm-tiles-")
+
+    def build(k: int) -> str | None:
+        src, cubin = os.path.join(work, f"v{k}.cu"), os.path.join(work, f"v{k}.cubin")
+        with open(src, "w") as f:
+            f.write(data["variants"][k]["source"])
+        done = subprocess.run(["nvcc", "-cubin", "-O3", "-arch=sm_90", "-std=c++17", src, "-o", cubin],
+                              capture_output=True, text=True)
+        return cubin if done.returncode == 0 else None
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 8) as pool:
+        cubins = list(pool.map(build, range(len(data["variants"]))))
+    for v, cubin in zip(data["variants"], cubins):
+        if cubin is None:
+            print(f"{v['form']} {v['tile']}: does not compile")
             continue
+        function = cp.RawModule(path=cubin).get_function(v["kernel"])
         for size, launch in v["launches"].items():
             a, b, want, out_buf = cases[(v["form"], size)]
             buffers = {("input", 0): a, ("input", 1): b, ("output", 0): out_buf}

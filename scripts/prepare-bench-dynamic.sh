@@ -5,7 +5,8 @@
 # and norm workloads static at 1x128, 8x128 and 64x512 (bench-transformer-*), dynamic without a
 # profile (bench-transformer-dynamic) and with one (bench-transformer-profiled: the specialized
 # launch plan at 8x128); and the dynamic check model with self-test data (dyncheck).
-# Then, on a GPU machine, from the repository root:
+# Then, on a GPU machine, from the repository root, `OUT=RESULTS bash DIR/run.sh` (written here; the
+# whole check in one call: the self-tests, then both benchmark lines):
 #   make -C DIR/dyncheck check
 #   scripts/bench-kernels.sh static=DIR/{model} generic=DIR/bench-transformer-dynamic dynamic=DIR/bench-transformer-profiled -- \
 #       --model models/generated/bench-transformer-1x128.onnx --model models/generated/bench-transformer-8x128.onnx \
@@ -39,4 +40,21 @@ gen bench-transformer-profiled models/generated/bench-transformer-dynamic.onnx -
   --no-reference --profile B=1:8:64 --profile S=16:128:512
 gen dyncheck models/generated/bench-dynamic-check.onnx --op-types GatherND,ScatterND,Resize,ReduceMax,Softmax,LayerNormalization,MatMul \
   --profile N=1:2:4 --profile S=8:40:64
+cat > "$DIR/run.sh" <<RUN
+#!/usr/bin/env bash
+# Issue 15's GPU check, one call (written by scripts/prepare-bench-dynamic.sh): results into \$OUT.
+set -uo pipefail
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee \$OUT/gpu.txt
+( time make -s -C $DIR/dyncheck check -j16 ) > \$OUT/dyncheck.log 2>&1; grep -v "^PASS" \$OUT/dyncheck.log | tail -12
+G=models/generated
+timeout 280 scripts/bench-kernels.sh static=$DIR/{model} generic=$DIR/bench-transformer-dynamic \\
+  dynamic=$DIR/bench-transformer-profiled \${EXTRA_TRANSFORMER:-} -- --model \$G/bench-transformer-1x128.onnx \\
+  --model \$G/bench-transformer-8x128.onnx --model \$G/bench-transformer-64x512.onnx --compile-dynamic --no-compile \\
+  --out \$OUT/bench-transformer.json > \$OUT/bench-transformer.log 2>&1
+echo "transformer rc=\$?"; tail -40 \$OUT/bench-transformer.log
+timeout 280 scripts/bench-kernels.sh static=$DIR/{model} dynamic=$DIR/bench-dynamic -- --model \$G/bench-n1.onnx \\
+  --model \$G/bench.onnx --model \$G/bench-nmax.onnx --compile-dynamic --no-compile \\
+  --out \$OUT/bench-dynamic.json > \$OUT/bench-dynamic.log 2>&1
+echo "dynamic twin rc=\$?"; tail -45 \$OUT/bench-dynamic.log
+RUN
 echo "$DIR"

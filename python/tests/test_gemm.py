@@ -64,10 +64,11 @@ def test_tile_width_follows_a_static_width(n, threads):
 
 
 @pytest.mark.parametrize("a_shape,b_shape,bodies", [
-    # symbolic: the large tile (8 x 8 a thread) and the small one (4 x 4), chosen at run time
-    (["B", 12, "S", 64], ["B", 12, 64, "S"], [8, 4]),
-    ([64, 12, 512, 64], [64, 12, 64, 512], [8]),    # enough large tiles to fill the GPU
-    ([8, 12, 128, 64], [8, 12, 64, 128], [4]),      # 96 large tiles: the small ones
+    # (a thread's tile, the slice depth) of each body. Symbolic: the large tile (8 x 8 a thread,
+    # 8-deep slices) and the small one (4 x 4, 16-deep), chosen at run time
+    (["B", 12, "S", 64], ["B", 12, 64, "S"], [(8, 8), (4, 16)]),
+    ([64, 12, 512, 64], [64, 12, 64, 512], [(8, 8)]),    # enough large tiles to fill the GPU
+    ([8, 12, 128, 64], [8, 12, 64, 128], [(4, 16)]),     # 96 large tiles: the small ones
 ])
 def test_the_kernel_is_double_buffered_and_reads_shared_memory_as_float4(a_shape, b_shape, bodies):
     from tpat_bridge.compiler import compile_model
@@ -79,9 +80,9 @@ def test_the_kernel_is_double_buffered_and_reads_shared_memory_as_float4(a_shape
     # next), the slice loop unrolled by two (each half reads a buffer known at compile time)
     assert body.count("__syncthreads()") == 5 * len(bodies)
     # a thread's values of A and of B per step: float4 copies from shared memory into registers
-    # (`*(float4*)(frag) = *(float4*)(tile + ...)`), 2 + 2 for an 8 x 8 tile, 1 + 1 for 4 x 4; 8
-    # steps a slice, two slices in the loop's body
-    assert body.count("*(float4*)") == sum(2 * (t // 4 + t // 4) * 8 * 2 for t in bodies)
+    # (`*(float4*)(frag) = *(float4*)(tile + ...)`), 2 + 2 for an 8 x 8 tile, 1 + 1 for 4 x 4; a
+    # step per k of a slice, two slices in the loop's body
+    assert body.count("*(float4*)") == sum(2 * (t // 4 + t // 4) * depth * 2 for t, depth in bodies)
     # 64-bit math only where a block's matrices start: the tile's own offsets are 32-bit
     assert "int64_t" not in body.split("_ptr[0]")[0] or "(int)S" in body
 

@@ -58,8 +58,10 @@ class Tile:
 # (large, small) of the same thread count; a problem with too few large tiles to fill the GPU
 # takes the small ones (chosen at generation for static sizes, at run time otherwise). Narrow: a
 # static N of at most 64 (attention's context MatMul, N = head size).
-WIDE = (Tile(128, 128, 8, 8), Tile(64, 64, 4, 4))
-NARROW = (Tile(128, 64, 8, 8), Tile(64, 32, 4, 4))
+# The small tiles stage 16-deep slices: their problems are short, so the fewer serial slices (each
+# a round trip to memory) matter more than the registers. A's shared rows are padded by 4 floats.
+WIDE = (Tile(128, 128, 8, 8, 8, 4), Tile(64, 64, 4, 4, 16, 4))
+NARROW = (Tile(128, 64, 8, 8, 8, 4), Tile(64, 32, 4, 4, 16, 4))
 # Fewer large tiles than this take the small ones: twice an H100's 132 SMs.
 FILL_BLOCKS = 264
 MIN_ROWS = 32           # a static problem with fewer rows (M times batch) or columns keeps TVM's
