@@ -6,8 +6,11 @@ a block are std::threads that meet at ``__syncthreads()`` on a std::barrier, ``_
 are static (blocks run one after another, so one copy serves them all), and a generated driver runs
 the plan's launches in order with the sizes evaluated here from the inputs' shapes, reading and
 writing its files by bare names in the work folder (no path is ever part of the C++ text). It covers
-kernels built from plain loads, stores, shared memory and barriers; warp intrinsics (``__shfl_*``)
-would need lockstep warps and are refused."""
+kernels built from plain loads, stores, shared memory and barriers, and warp shuffles
+(``__shfl_xor_sync``, ``__shfl_down_sync``, ``__shfl_sync``): the lanes of a warp meet on the
+warp's own barrier, exchange values through a slot each, and meet again, which is what a converged
+warp does (a kernel that shuffles in divergent code would deadlock here, as it is undefined on a
+GPU). Other warp intrinsics (votes, matches) are refused."""
 from __future__ import annotations
 
 import os
@@ -24,6 +27,8 @@ PRELUDE = r"""
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <thread>
 #include <vector>
 struct tpat_dim3 { unsigned x, y, z; };
@@ -44,6 +49,36 @@ inline float2 make_float2(float x, float y) { return {x, y}; }
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 using std::max;
 using std::min;
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline float __expf(float x) { return std::exp(x); }
+inline float __fdividef(float x, float y) { return x / y; }
+// Warp shuffles: the 32 lanes of a warp (fewer in a block's last, partial warp) meet on its
+// barrier around an exchange through one 8-byte slot per thread.
+static std::vector<std::barrier<>*> tpat_warp_barriers;
+static unsigned long long tpat_shuffle_slots[1024];
+inline unsigned tpat_thread_index() { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
+template <class T> T tpat_exchange(T value, int source_lane) {
+    static_assert(sizeof(T) <= 8, "a shuffled value fits a slot");
+    unsigned t = tpat_thread_index(), warp = t / 32;
+    std::memcpy(&tpat_shuffle_slots[t], &value, sizeof(T));
+    tpat_warp_barriers[warp]->arrive_and_wait();
+    T other;
+    std::memcpy(&other, &tpat_shuffle_slots[warp * 32 + source_lane], sizeof(T));
+    tpat_warp_barriers[warp]->arrive_and_wait();
+    return other;
+}
+template <class T> T __shfl_xor_sync(unsigned, T value, int mask, int width = 32) {
+    int lane = tpat_thread_index() % 32, base = lane / width * width, src = lane ^ mask;
+    return tpat_exchange(value, src >= base + width ? lane : src);
+}
+template <class T> T __shfl_down_sync(unsigned, T value, unsigned delta, int width = 32) {
+    int lane = tpat_thread_index() % 32, base = lane / width * width, src = lane + (int)delta;
+    return tpat_exchange(value, src >= base + width ? lane : src);
+}
+template <class T> T __shfl_sync(unsigned, T value, int src_lane, int width = 32) {
+    int lane = tpat_thread_index() % 32, base = lane / width * width;
+    return tpat_exchange(value, base + src_lane % width);
+}
 // A kernel's pointer argument, whatever its element type.
 struct tpat_any_ptr { void* p; template <class T> operator T*() const { return static_cast<T*>(p); } };
 """
@@ -64,8 +99,9 @@ def run_plan_on_cpu(compiled: Any, plan: Any, arrays: list[np.ndarray], workdir:
     from tpat_bridge.plan import BufferRef, LaunchStep, ScalarArg
 
     source = compiled.cuda_source
-    if "__shfl" in source:
-        raise ValueError("warp intrinsics cannot run in this emulation")
+    refused = sorted(set(re.findall(r"__(?:ballot|any|all|match\w*|activemask|reduce\w*)_sync", source)))
+    if refused:
+        raise ValueError(f"warp intrinsics {refused} are not emulated")
     values = {s.name: int(arrays[s.input].shape[s.dim]) for s in plan.symbols}
     os.makedirs(os.path.join(workdir, "include"), exist_ok=True)
     with open(os.path.join(workdir, "include", "cuda.h"), "w") as f:
@@ -109,6 +145,10 @@ def run_plan_on_cpu(compiled: Any, plan: Any, arrays: list[np.ndarray], workdir:
             f"    for (unsigned bz = 0; bz < {grid[2]}u; ++bz) for (unsigned by = 0; by < {grid[1]}u; ++by)",
             f"    for (unsigned bx = 0; bx < {grid[0]}u; ++bx) {{",
             f"        std::barrier<> barrier({threads}); tpat_block_barrier = &barrier;",
+            "        std::vector<std::unique_ptr<std::barrier<>>> warps;",
+            f"        for (unsigned w = 0; w < {(threads + 31) // 32}u; ++w)",
+            f"            warps.push_back(std::make_unique<std::barrier<>>(std::min(32u, {threads}u - w * 32)));",
+            "        tpat_warp_barriers.clear(); for (auto& w : warps) tpat_warp_barriers.push_back(w.get());",
             "        std::vector<std::thread> threads;",
             f"        for (unsigned t = 0; t < {threads}u; ++t) threads.emplace_back([&, t] {{",
             f"            threadIdx = {{t % {block[0]}u, t / {block[0]}u % {block[1]}u, t / {block[0] * block[1]}u}};",

@@ -235,12 +235,15 @@ def _streaming_softmax(x: Any, rows: Any, length: Any) -> Any:
         acc[1] = tirx.const(0.0, "float32")
         with T.serial(0, tirx.floordiv(n + i(32 * chunk - 1), i(32 * chunk))) as it:
             first = T.bind(i(it) * i(32 * chunk) + lane)
-            vals = []
+            vals, inside = [], []
             for k in range(chunk):
                 c = first + i(32 * k)
-                vals.append(T.bind(tirx.if_then_else(c < n, tirx.Cast("float32", src[base + c]), lowest)))
+                inside.append(c < n)
+                vals.append(T.bind(tirx.if_then_else(inside[-1], tirx.Cast("float32", src[base + c]), lowest)))
             m_new = T.bind(tirx.max(acc[0], _tree(list(vals), tirx.max)))
-            acc[1] = acc[1] * tirx.exp(acc[0] - m_new) + _tree([tirx.exp(v - m_new) for v in vals], lambda a, b: a + b)
+            # slots past the row add nothing (else a row of -inf would sum their exp(0) = 1s)
+            terms = [tirx.if_then_else(ok, tirx.exp(v - m_new), tirx.const(0.0, "float32")) for ok, v in zip(inside, vals)]
+            acc[1] = acc[1] * tirx.exp(acc[0] - m_new) + _tree(terms, lambda a, b: a + b)
             acc[0] = m_new
         mask = tirx.const(0xFFFFFFFF, "uint32")
         for offset in (16, 8, 4, 2, 1):
