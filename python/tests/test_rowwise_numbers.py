@@ -1,9 +1,9 @@
 """The numbers of TPAT's row kernels (rowwise.py: Softmax and LayerNormalization, one warp per
 row, warp shuffles for the row's max and sum) computed by their CUDA on the CPU (cuda_on_cpu.py,
 lockstep warps), against numpy. On a GPU they are checked by the self-tests and the kernel
-benchmark (docs/benchmarks.md); here every path of the Softmax is run: the static register kernel,
-the run-time-length kernel's register path (rows of at most rowwise.SHORT_ROW) and its streamed
-path (longer rows), ragged lengths, and a row of -inf."""
+benchmark (docs/benchmarks.md); here both Softmax kernels are run: the static register kernel and
+the streaming kernel (rows of run-time length, or static ones too long or ragged for registers),
+short and long rows, ragged lengths, and a row of -inf."""
 from __future__ import annotations
 
 import numpy as np
@@ -41,9 +41,9 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("shape,size,kernel", [
-    ([4, "L"], (4, 100), "softmax_rows_tpat_kernel"),     # run-time length: the register path, ragged
-    ([4, "L"], (4, 512), "softmax_rows_tpat_kernel"),     # the register path's longest row
-    ([4, "L"], (4, 600), "softmax_rows_tpat_kernel"),     # longer: the streamed path, ragged
+    ([4, "L"], (4, 100), "softmax_rows_tpat_kernel"),     # run-time length, ragged: a partial chunk
+    ([4, "L"], (4, 512), "softmax_rows_tpat_kernel"),     # whole chunks of 4 x 32
+    ([4, "L"], (4, 600), "softmax_rows_tpat_kernel"),     # longer, ragged
     (["B", 2, "S", "S"], (1, 2, 40, 40), "softmax_rows_tpat_kernel"),   # attention's scores
     ([3, 100], (3, 100), "softmax_rows_tpat_kernel"),     # static but ragged: the streaming kernel
     ([6, 128], (6, 128), "softmax_tpat_kernel"),          # static: the register kernel

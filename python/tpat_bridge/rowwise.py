@@ -31,7 +31,6 @@ from .lowering import call_kernel, default_legalizer, prod, static_shape
 
 WARPS_PER_BLOCK = 4
 MAX_ROW = 2048          # 64 values a lane, kept in registers
-SHORT_ROW = 512         # a run-time row length up to this takes registers (16 values a lane)
 REDUCE_SPLIT = 8        # rows of threads splitting a reduced axis
 FLOAT_DTYPES = ("float32",)   # other dtypes keep TVM's lowering until a GPU run has checked them
 
@@ -181,14 +180,12 @@ def _streaming_softmax(x: Any, rows: Any, length: Any) -> Any:
     or too long for registers: one warp per row, two passes over it. The first keeps each lane's
     running max and sum of exponentials, rescaled when the max grows (one rescale per 4 elements a
     lane loads at once), then combines the lanes' pairs with shuffles; the second reads the row again
-    (from L1/L2 for the rows attention has) and writes exp(x - max) / sum. A row of at most
-    SHORT_ROW elements (attention at a short sequence: 128 keys) takes a register path chosen at run
-    time instead, as the static kernel does: one read, the lane's values kept in registers. A row of
-    only -inf gives NaN, as ONNX's reference does."""
+    (from L1/L2 for the rows attention has) and writes exp(x - max) / sum. A row of only -inf gives
+    NaN, as ONNX's reference does. (A register path for short rows, 16 values a lane chosen at run
+    time, was measured slower at attention's 128 keys, 3.04 against 2.34 us on an H100:
+    docs/benchmarks.md.)"""
     from tvm import tirx
     from tvm.script.ir_builder import tirx as T
-
-    import tvm
 
     dtype = x.dtype
     chunk = 4   # elements a lane loads before one rescale of its running sum
@@ -198,38 +195,6 @@ def _streaming_softmax(x: Any, rows: Any, length: Any) -> Any:
         src = ins[0]
         n = T.bind(i(length))
         base = T.bind(row * n)
-        with T.If(n <= i(SHORT_ROW)):
-            with T.Then():
-                _short_row(src, out, base, n, lane, i)
-            with T.Else():
-                _streamed_row(src, out, base, n, lane, i)
-
-    def _short_row(src: Any, out: Any, base: Any, n: Any, lane: Any, i: Callable[[int], Any]) -> None:
-        # the row's start in 64 bits once, the lane's offsets in 32 (the row is short)
-        def row_view(buf: Any) -> Any:
-            pointer = tvm.ir.PointerType(tvm.ir.PrimType(buf.dtype))
-            return T.buffer_proxy(T.decl_buffer((SHORT_ROW,), buf.dtype,
-                                                data=T.bind(tirx.address_of(buf[base]), type_annotation=pointer)))
-
-        src_row, out_row = row_view(src), row_view(out)
-        n32, lane32 = T.bind(tirx.Cast("int32", n)), T.bind(tirx.Cast("int32", lane))
-        slots = SHORT_ROW // 32
-        vals = T.buffer_proxy(T.alloc_local((slots,), "float32"))
-        for j in range(slots):
-            c = lane32 + 32 * j
-            vals[j] = tirx.if_then_else(c < n32, tirx.Cast("float32", src_row[c]), lowest)
-        m = _warp_allreduce(T.bind(_tree([vals[j] for j in range(slots)], tirx.max)), tirx.max)
-        for j in range(slots):   # slots past the row add nothing (a row of -inf gives NaN)
-            vals[j] = tirx.if_then_else(lane32 + 32 * j < n32, tirx.exp(vals[j] - m), tirx.const(0.0, "float32"))
-        s = _warp_allreduce(T.bind(_tree([vals[j] for j in range(slots)], lambda a, b: a + b)), lambda a, b: a + b)
-        inv = T.bind(tirx.const(1.0, "float32") / s)
-        for j in range(slots):
-            c = T.bind(lane32 + 32 * j)
-            with T.If(c < n32):
-                with T.Then():
-                    out_row[c] = tirx.Cast(dtype, vals[j] * inv)
-
-    def _streamed_row(src: Any, out: Any, base: Any, n: Any, lane: Any, i: Callable[[int], Any]) -> None:
         acc = T.buffer_proxy(T.alloc_local((2,), "float32"))   # running max, running sum
         acc[0] = lowest
         acc[1] = tirx.const(0.0, "float32")
