@@ -11,6 +11,9 @@ memory (A transposed there, so that a thread's column of A is one 16-byte load),
 current slice's multiply-adds (register prefetch, their latency hidden behind the arithmetic) and
 staged into the other half of a double buffer. Every size may be a run-time value; loads past an
 edge read 0, stores past it are skipped; index math is 32-bit where every size is static and fits.
+The tile is chosen per problem (choose_tile: the largest that fills the GPU): at generation for
+static sizes; for symbolic ones the plan holds a kernel per tile and launches the one the sizes
+choose (the others' grids are empty and skipped).
 
 Covered: float32 A [..., M, K] times B [..., K, N] where B is a matrix (its batch dims, if any, are
 all 1: a weight; A's batch dims then fold into M) or both have the same batch dims (attention).
@@ -55,16 +58,25 @@ class Tile:
         return self.bm + self.a_pad
 
 
-# (large, small) of the same thread count; a problem with too few large tiles to fill the GPU
-# takes the small ones (chosen at generation for static sizes, at run time otherwise). Narrow: a
-# static N of at most 64 (attention's context MatMul, N = head size).
-# The small tiles stage 16-deep slices: their problems are short, so the fewer serial slices (each
-# a round trip to memory) matter more than the registers. A's shared rows are padded by 4 floats.
-WIDE = (Tile(128, 128, 8, 8, 8, 4), Tile(64, 64, 4, 4, 16, 4))
+# Tile families, largest first: a problem takes the first tile of which it has at least
+# FILL_BLOCKS blocks (enough to fill the GPU), else the last; chosen at generation for static sizes,
+# in the launch plan at run time otherwise (choose_tile). Measured one by one on an H100
+# (scripts/bench-gemm-tiles.py; docs/benchmarks.md): each tile here was the fastest, or within 9% of
+# it, at the attention sizes where this rule picks it. Narrow: a static N of at most 64 (attention's
+# context MatMul, N = head size).
+WIDE = (Tile(128, 128, 8, 8, 16, 4), Tile(128, 64, 8, 8, 8, 4), Tile(64, 32, 4, 4, 16, 4))
 NARROW = (Tile(128, 64, 8, 8, 8, 4), Tile(64, 32, 4, 4, 16, 4))
-# Fewer large tiles than this take the small ones: twice an H100's 132 SMs.
+# Fewer blocks of a tile than this take the next smaller one: twice an H100's 132 SMs.
 FILL_BLOCKS = 264
 MIN_ROWS = 32           # a static problem with fewer rows (M times batch) or columns keeps TVM's
+
+
+def choose_tile(family: tuple[Tile, ...], batch: int, m: int, n: int) -> Tile:
+    """The tile a static problem takes: the first of the family that fills the GPU, else the last."""
+    for tile in family[:-1]:
+        if batch * -(-m // tile.bm) * -(-n // tile.bn) >= FILL_BLOCKS:
+            return tile
+    return family[-1]
 
 
 def _dims(ty: Any) -> list[Any] | None:
@@ -144,14 +156,11 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
             out = out * size(d)
         return out
 
-    large, small = NARROW if _static(n_dim) is not None and _static(n_dim) <= NARROW[0].bn else WIDE
+    family = NARROW if _static(n_dim) is not None and _static(n_dim) <= NARROW[0].bn else WIDE
     if static:
-        blocks = flat(batch_dims) * -(-flat(m_dims) // large.bm) * -(-_static(n_dim) // large.bn)
-        tiles = [large if blocks >= FILL_BLOCKS else small]
+        tiles = [choose_tile(family, flat(batch_dims), flat(m_dims), _static(n_dim))]
     else:
-        tiles = [large] if large == small else [large, small]
-    threads = large.threads
-    assert all(t.threads == threads for t in tiles), "one kernel, one block size"
+        tiles = list(dict.fromkeys(family))
 
     def gen_ir(ins: list[Any], out: Any) -> Any:
         a_buf, b_buf = ins
@@ -164,143 +173,147 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
                 tiles_n = tirx.truncdiv(n + i(tile.bn - 1), i(tile.bn))
                 return tiles_n, tirx.truncdiv(m + i(tile.bm - 1), i(tile.bm))
 
-            if len(tiles) == 1:
-                use_small = None
-                tiles_n, tiles_m = grid(tiles[0])
-            else:
-                (ln, lm), (sn, sm) = grid(large), grid(small)
-                use_small = batch * ln * lm < i(FILL_BLOCKS)
-                tiles_n, tiles_m = tirx.Select(use_small, sn, ln), tirx.Select(use_small, sm, lm)
-            bx, by, tx = te.thread_axis("blockIdx.x"), te.thread_axis("blockIdx.y"), te.thread_axis("threadIdx.x")
-            with T.frame_scope([T.attr(bx, "thread_extent", tirx.Cast("int32", batch * tiles_n)),
-                                T.attr(by, "thread_extent", tirx.Cast("int32", tiles_m)),
-                                T.attr(tx, "thread_extent", threads)]):
-                A = T.buffer_proxy(T.decl_buffer((product(da),), "float32", data=a_buf.data))
-                B = T.buffer_proxy(T.decl_buffer((product(db),), "float32", data=b_buf.data))
-                C = T.buffer_proxy(T.decl_buffer((product(out_shape),), "float32", data=out.data))
-                # two slices each: [buffer][k][m] and [buffer][k][n], sized for the larger tile
-                a_tile = T.buffer_proxy(T.alloc_shared((max(2 * t.bk * t.a_stride for t in tiles),), "float32"))
-                b_tile = T.buffer_proxy(T.alloc_shared((max(2 * t.bk * t.bn for t in tiles),), "float32"))
-                acc = T.buffer_proxy(T.alloc_local((max(t.tm * t.tn for t in tiles),), "float32"))
-                a_frag = T.buffer_proxy(T.alloc_local((max(t.tm for t in tiles),), "float32"))
-                b_frag = T.buffer_proxy(T.alloc_local((max(t.tn for t in tiles),), "float32"))
-                a_next = T.buffer_proxy(T.alloc_local((max(t.bm * t.bk // threads for t in tiles),), "float32"))
-                b_next = T.buffer_proxy(T.alloc_local((max(t.bk * t.bn // threads for t in tiles),), "float32"))
-                t = T.bind(tirx.Cast("int32", tx.var))
-                blk = T.bind(i(bx.var))
-                # C's division (truncdiv): every operand is non-negative, and floor division by a
-                # run-time value costs sign fix-ups on every index
-                z = T.bind(tirx.truncdiv(blk, tiles_n))
-                # 64-bit math only for where a block's matrices start (once a slice); inside a tile
-                # 32-bit offsets from base pointers: rows and slices are at most 128 apart, so an
-                # offset fits while K and N are below 2^24
-                a_base = T.bind(z * m * k)
-                b_base = T.bind(z * k * n) if form == "batched" else i(0)
-                c_base = T.bind(z * m * n)
-                k32, n32 = T.bind(tirx.Cast("int32", k)), T.bind(tirx.Cast("int32", n))
-                zero = tirx.const(0.0, "float32")
-                pointer = tvm.ir.PointerType(tvm.ir.PrimType("float32"))
-
-                def view(buf: Any, at: Any, extent: Any) -> Any:
-                    """``buf`` from element ``at`` on, indexed in 32 bits."""
-                    return T.buffer_proxy(T.decl_buffer((extent,), "float32",
-                                                        data=T.bind(tirx.address_of(buf[at]), type_annotation=pointer)))
-
-                def body(tile: Tile) -> None:
-                    bm, bn, tm, tn, bk, a_stride = tile.bm, tile.bn, tile.tm, tile.tn, tile.bk, tile.a_stride
-                    a_loads, b_loads = bm * bk // threads, bk * bn // threads
-                    slices = T.bind(tirx.Cast("int32", tirx.truncdiv(k + i(bk - 1), i(bk))))
-                    row_t = T.bind(t // tile.threads_n)     # the thread's rows: quarter-tiles at row_t * 4
-                    col_t = T.bind(t % tile.threads_n)      # and columns at col_t * 4
-                    m0 = T.bind(i(by.var) * i(bm))
-                    n0 = T.bind(tirx.truncmod(blk, tiles_n) * i(bn))
-                    rows = T.bind(tirx.Cast("int32", tirx.min(m - m0, i(bm))))   # of this tile, in C
-                    cols = T.bind(tirx.Cast("int32", tirx.min(n - n0, i(bn))))
-
-                    def a_elem(r: int) -> tuple[Any, Any]:      # (row in the tile, k in the slice)
-                        e = t + r * threads
-                        return e // bk, e % bk
-
-                    def b_elem(r: int) -> tuple[Any, Any]:      # (k in the slice, column in the tile)
-                        e = t + r * threads
-                        return e // bn, e % bn
-
-                    def fetch(s: Any) -> None:
-                        """Slice ``s``'s share of this thread, into registers."""
-                        k0 = T.bind(i(s) * i(bk))
-                        depth = T.bind(tirx.Cast("int32", tirx.min(k - k0, i(bk))))
-                        a_at = view(A, a_base + m0 * k + k0, bm * k32)
-                        b_at = view(B, b_base + k0 * n + n0, bk * n32)
-                        for r in range(a_loads):
-                            row, kk = a_elem(r)
-                            a_next[r] = tirx.if_then_else(tirx.all(row < rows, kk < depth), a_at[row * k32 + kk], zero)
-                        for r in range(b_loads):
-                            kk, col = b_elem(r)
-                            b_next[r] = tirx.if_then_else(tirx.all(kk < depth, col < cols), b_at[kk * n32 + col], zero)
-
-                    def stage(buffer: int) -> None:
-                        for r in range(a_loads):
-                            row, kk = a_elem(r)
-                            a_tile[buffer * (bk * a_stride) + kk * a_stride + row] = a_next[r]
-                        for r in range(b_loads):
-                            kk, col = b_elem(r)
-                            b_tile[buffer * (bk * bn) + kk * bn + col] = b_next[r]
-
-                    def step(s: Any, current: int) -> None:
-                        """Slice ``s`` (in buffer ``current``): the next one's loads issued, this
-                        one's multiply-adds, the next one staged in the other buffer. Two barriers
-                        (TVM's ThreadSync would insert the first, as it cannot tell the buffers
-                        apart; written here because it inserts none inside a branch)."""
-                        with T.If(s + 1 < slices):
-                            with T.Then():
-                                fetch(s + 1)
-                        for kk in range(bk):
-                            a_row = current * (bk * a_stride) + kk * a_stride + row_t * 4
-                            b_row = current * (bk * bn) + kk * bn + col_t * 4
-                            for quarter in range(tm // 4):
-                                a_frag[tirx.Ramp(quarter * 4, 1, 4)] = a_tile[tirx.Ramp(a_row + quarter * (bm // 2), 1, 4)]
-                            for quarter in range(tn // 4):
-                                b_frag[tirx.Ramp(quarter * 4, 1, 4)] = b_tile[tirx.Ramp(b_row + quarter * (bn // 2), 1, 4)]
-                            for p in range(tm):
-                                for q in range(tn):
-                                    acc[p * tn + q] = acc[p * tn + q] + a_frag[p] * b_frag[q]
-                        T.evaluate(T.tvm_storage_sync("shared"))
-                        with T.If(s + 1 < slices):
-                            with T.Then():
-                                stage(1 - current)
-                        T.evaluate(T.tvm_storage_sync("shared"))
-
-                    for q in range(tm * tn):
-                        acc[q] = zero
-                    fetch(tirx.const(0, "int32"))
-                    stage(0)
-                    T.evaluate(T.tvm_storage_sync("shared"))
-                    # two slices an iteration, so that each reads a buffer known at compile time
-                    with T.serial(tirx.const(0, "int32"), tirx.truncdiv(slices + 1, 2)) as pair:
-                        step(pair * 2, 0)
-                        with T.If(pair * 2 + 1 < slices):
-                            with T.Then():
-                                step(pair * 2 + 1, 1)
-                    c_at = view(C, c_base + m0 * n + n0, bm * n32)
-                    for p in range(tm):
-                        row = T.bind(tirx.const((p // 4) * (bm // 2) + p % 4, "int32") + row_t * 4)
-                        with T.If(row < rows):
-                            with T.Then():
-                                for q in range(tn):
-                                    col = tirx.const((q // 4) * (bn // 2) + q % 4, "int32") + col_t * 4
-                                    with T.If(col < cols):
-                                        with T.Then():
-                                            c_at[row * n32 + col] = acc[p * tn + q]
-
-                if use_small is None:
-                    body(tiles[0])
-                else:
-                    with T.If(use_small):
-                        with T.Then():
-                            body(small)
-                        with T.Else():
-                            body(large)
+            # Symbolic sizes: a kernel per tile, launched only when it is the one choose_tile
+            # would pick at these sizes (the others get an empty grid, which the plan skips).
+            # One kernel holding every tile's body would take the largest body's registers, and
+            # so its occupancy, for all of them.
+            chosen: Any = i(len(tiles) - 1)
+            for j in reversed(range(len(tiles) - 1)):
+                tn_, tm_ = grid(tiles[j])
+                chosen = tirx.Select(batch * tn_ * tm_ >= i(FILL_BLOCKS), i(j), chosen)
+            with T.seq_scope():
+                for j, tile in enumerate(tiles):
+                    kernel(tile, None if len(tiles) == 1 else tirx.EQ(chosen, i(j)), a_buf, b_buf, out, m, n, k,
+                           batch, grid)
             return ib.get()
+
+    def kernel(tile: Tile, active: Any, a_buf: Any, b_buf: Any, out: Any, m: Any, n: Any, k: Any, batch: Any,
+               grid: Any) -> None:
+        threads = tile.threads
+        tiles_n, tiles_m = grid(tile)
+        blocks_x = batch * tiles_n if active is None else tirx.Select(active, batch * tiles_n, i(0))
+        bx, by, tx = te.thread_axis("blockIdx.x"), te.thread_axis("blockIdx.y"), te.thread_axis("threadIdx.x")
+        with T.frame_scope([T.attr(bx, "thread_extent", tirx.Cast("int32", blocks_x)),
+                            T.attr(by, "thread_extent", tirx.Cast("int32", tiles_m)),
+                            T.attr(tx, "thread_extent", threads)]):
+            A = T.buffer_proxy(T.decl_buffer((product(da),), "float32", data=a_buf.data))
+            B = T.buffer_proxy(T.decl_buffer((product(db),), "float32", data=b_buf.data))
+            C = T.buffer_proxy(T.decl_buffer((product(out_shape),), "float32", data=out.data))
+            # two slices each: [buffer][k][m] and [buffer][k][n]
+            a_tile = T.buffer_proxy(T.alloc_shared((2 * tile.bk * tile.a_stride,), "float32"))
+            b_tile = T.buffer_proxy(T.alloc_shared((2 * tile.bk * tile.bn,), "float32"))
+            acc = T.buffer_proxy(T.alloc_local((tile.tm * tile.tn,), "float32"))
+            a_frag = T.buffer_proxy(T.alloc_local((tile.tm,), "float32"))
+            b_frag = T.buffer_proxy(T.alloc_local((tile.tn,), "float32"))
+            a_next = T.buffer_proxy(T.alloc_local((tile.bm * tile.bk // threads,), "float32"))
+            b_next = T.buffer_proxy(T.alloc_local((tile.bk * tile.bn // threads,), "float32"))
+            t = T.bind(tirx.Cast("int32", tx.var))
+            blk = T.bind(i(bx.var))
+            # C's division (truncdiv): every operand is non-negative, and floor division by a
+            # run-time value costs sign fix-ups on every index
+            z = T.bind(tirx.truncdiv(blk, tiles_n))
+            # 64-bit math only for where a block's matrices start (once a slice); inside a tile
+            # 32-bit offsets from base pointers: rows and slices are at most 128 apart, so an
+            # offset fits while K and N are below 2^24
+            a_base = T.bind(z * m * k)
+            b_base = T.bind(z * k * n) if form == "batched" else i(0)
+            c_base = T.bind(z * m * n)
+            k32, n32 = T.bind(tirx.Cast("int32", k)), T.bind(tirx.Cast("int32", n))
+            zero = tirx.const(0.0, "float32")
+            pointer = tvm.ir.PointerType(tvm.ir.PrimType("float32"))
+
+            def view(buf: Any, at: Any, extent: Any) -> Any:
+                """``buf`` from element ``at`` on, indexed in 32 bits."""
+                return T.buffer_proxy(T.decl_buffer((extent,), "float32",
+                                                    data=T.bind(tirx.address_of(buf[at]), type_annotation=pointer)))
+
+            def body(tile: Tile) -> None:
+                bm, bn, tm, tn, bk, a_stride = tile.bm, tile.bn, tile.tm, tile.tn, tile.bk, tile.a_stride
+                a_loads, b_loads = bm * bk // threads, bk * bn // threads
+                slices = T.bind(tirx.Cast("int32", tirx.truncdiv(k + i(bk - 1), i(bk))))
+                row_t = T.bind(t // tile.threads_n)     # the thread's rows: quarter-tiles at row_t * 4
+                col_t = T.bind(t % tile.threads_n)      # and columns at col_t * 4
+                m0 = T.bind(i(by.var) * i(bm))
+                n0 = T.bind(tirx.truncmod(blk, tiles_n) * i(bn))
+                rows = T.bind(tirx.Cast("int32", tirx.min(m - m0, i(bm))))   # of this tile, in C
+                cols = T.bind(tirx.Cast("int32", tirx.min(n - n0, i(bn))))
+
+                def a_elem(r: int) -> tuple[Any, Any]:      # (row in the tile, k in the slice)
+                    e = t + r * threads
+                    return e // bk, e % bk
+
+                def b_elem(r: int) -> tuple[Any, Any]:      # (k in the slice, column in the tile)
+                    e = t + r * threads
+                    return e // bn, e % bn
+
+                def fetch(s: Any) -> None:
+                    """Slice ``s``'s share of this thread, into registers."""
+                    k0 = T.bind(i(s) * i(bk))
+                    depth = T.bind(tirx.Cast("int32", tirx.min(k - k0, i(bk))))
+                    a_at = view(A, a_base + m0 * k + k0, bm * k32)
+                    b_at = view(B, b_base + k0 * n + n0, bk * n32)
+                    for r in range(a_loads):
+                        row, kk = a_elem(r)
+                        a_next[r] = tirx.if_then_else(tirx.all(row < rows, kk < depth), a_at[row * k32 + kk], zero)
+                    for r in range(b_loads):
+                        kk, col = b_elem(r)
+                        b_next[r] = tirx.if_then_else(tirx.all(kk < depth, col < cols), b_at[kk * n32 + col], zero)
+
+                def stage(buffer: int) -> None:
+                    for r in range(a_loads):
+                        row, kk = a_elem(r)
+                        a_tile[buffer * (bk * a_stride) + kk * a_stride + row] = a_next[r]
+                    for r in range(b_loads):
+                        kk, col = b_elem(r)
+                        b_tile[buffer * (bk * bn) + kk * bn + col] = b_next[r]
+
+                def step(s: Any, current: int) -> None:
+                    """Slice ``s`` (in buffer ``current``): the next one's loads issued, this
+                    one's multiply-adds, the next one staged in the other buffer. Two barriers
+                    (TVM's ThreadSync would insert the first, as it cannot tell the buffers
+                    apart; written here because it inserts none inside a branch)."""
+                    with T.If(s + 1 < slices):
+                        with T.Then():
+                            fetch(s + 1)
+                    for kk in range(bk):
+                        a_row = current * (bk * a_stride) + kk * a_stride + row_t * 4
+                        b_row = current * (bk * bn) + kk * bn + col_t * 4
+                        for quarter in range(tm // 4):
+                            a_frag[tirx.Ramp(quarter * 4, 1, 4)] = a_tile[tirx.Ramp(a_row + quarter * (bm // 2), 1, 4)]
+                        for quarter in range(tn // 4):
+                            b_frag[tirx.Ramp(quarter * 4, 1, 4)] = b_tile[tirx.Ramp(b_row + quarter * (bn // 2), 1, 4)]
+                        for p in range(tm):
+                            for q in range(tn):
+                                acc[p * tn + q] = acc[p * tn + q] + a_frag[p] * b_frag[q]
+                    T.evaluate(T.tvm_storage_sync("shared"))
+                    with T.If(s + 1 < slices):
+                        with T.Then():
+                            stage(1 - current)
+                    T.evaluate(T.tvm_storage_sync("shared"))
+
+                for q in range(tm * tn):
+                    acc[q] = zero
+                fetch(tirx.const(0, "int32"))
+                stage(0)
+                T.evaluate(T.tvm_storage_sync("shared"))
+                # two slices an iteration, so that each reads a buffer known at compile time
+                with T.serial(tirx.const(0, "int32"), tirx.truncdiv(slices + 1, 2)) as pair:
+                    step(pair * 2, 0)
+                    with T.If(pair * 2 + 1 < slices):
+                        with T.Then():
+                            step(pair * 2 + 1, 1)
+                c_at = view(C, c_base + m0 * n + n0, bm * n32)
+                for p in range(tm):
+                    row = T.bind(tirx.const((p // 4) * (bm // 2) + p % 4, "int32") + row_t * 4)
+                    with T.If(row < rows):
+                        with T.Then():
+                            for q in range(tn):
+                                col = tirx.const((q // 4) * (bn // 2) + q % 4, "int32") + col_t * 4
+                                with T.If(col < cols):
+                                    with T.Then():
+                                        c_at[row * n32 + col] = acc[p * tn + q]
+
+            body(tile)
 
     out_buf = tirx.decl_buffer(out_shape, "float32", "out_buf", layout=None)
     return te.extern([out_shape], [a, b], lambda ins, outs: gen_ir(list(ins), outs[0]), dtype="float32",
