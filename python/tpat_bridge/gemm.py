@@ -191,10 +191,14 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
                grid: Any) -> None:
         threads = tile.threads
         tiles_n, tiles_m = grid(tile)
-        blocks_x = batch * tiles_n if active is None else tirx.Select(active, batch * tiles_n, i(0))
+        blocks_x, blocks_y = batch * tiles_n, tiles_m
+        if active is not None:
+            # both empty when another tile is chosen: a grid too tall for this tile must not fail
+            # the launch check of a kernel that does not run
+            blocks_x, blocks_y = tirx.Select(active, blocks_x, i(0)), tirx.Select(active, blocks_y, i(0))
         bx, by, tx = te.thread_axis("blockIdx.x"), te.thread_axis("blockIdx.y"), te.thread_axis("threadIdx.x")
         with T.frame_scope([T.attr(bx, "thread_extent", tirx.Cast("int32", blocks_x)),
-                            T.attr(by, "thread_extent", tirx.Cast("int32", tiles_m)),
+                            T.attr(by, "thread_extent", tirx.Cast("int32", blocks_y)),
                             T.attr(tx, "thread_extent", threads)]):
             A = T.buffer_proxy(T.decl_buffer((product(da),), "float32", data=a_buf.data))
             B = T.buffer_proxy(T.decl_buffer((product(db),), "float32", data=b_buf.data))
