@@ -62,7 +62,7 @@ def test_tile_width_follows_a_static_width(n, threads):
     from tpat_bridge.compiler import compile_model
 
     source = compile_model(_matmul(["B", 12, "S", "S"], ["B", 12, "S", n]), "sm_90", []).cuda_source
-    assert f"__launch_bounds__({threads})" in source
+    assert re.search(rf"__launch_bounds__\({threads}[,)]", source)
 
 
 @pytest.mark.parametrize("a_shape,b_shape,kernels", [
@@ -81,7 +81,9 @@ def test_the_kernel_is_double_buffered_and_reads_shared_memory_as_float4(a_shape
     bodies = [b for b in bodies if "{" in b.split("\n")[0]]     # definitions, not declarations
     assert len(bodies) == len(kernels)
     for body, (threads, tm, tn, depth) in zip(bodies, kernels):
-        assert body.startswith(f"__launch_bounds__({threads})")
+        # an 8 x 8 thread tile also bounds its registers through blocks per SM (gemm.MAX_REGISTERS)
+        bound = f"{threads}, {65536 // (threads * 128)}" if tm * tn == 64 else f"{threads}"
+        assert body.startswith(f"__launch_bounds__({bound})")
         assert "__shared__ alignas(64) float" in body
         # after the first slice is staged, and two a slice (before and after staging the next),
         # the slice loop unrolled by two (each half reads a buffer known at compile time)
@@ -159,3 +161,30 @@ def test_every_tile_shape_computes_the_product(tmp_path, monkeypatch, tile):
     compiled = compile_model(_matmul(["B", 2, "S", "S"], ["B", 2, "S", "N"]), "sm_90", [])
     (got,) = run_plan_on_cpu(compiled, build_plan(compiled), [a, b], str(tmp_path))
     np.testing.assert_allclose(got, np.matmul(a.astype(np.float64), b.astype(np.float64)), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [
+    (["B", 12, "S", 64], ["B", 12, 64, "S"]),        # symbolic: all three wide tiles
+    ([64, 12, 512, 64], [64, 12, 64, 512]),          # static 128 x 128 (133 registers unbounded)
+    (["B", 12, "S", "S"], ["B", 12, "S", 64]),       # symbolic narrow: 128 x 64 (139 unbounded)
+])
+def test_no_kernel_needs_more_than_128_registers_or_spills(tmp_path, a_shape, b_shape):
+    """ptxas's own count (nvcc -Xptxas -v): an 8 x 8 thread tile within gemm.MAX_REGISTERS, so
+    that an SM holds the blocks the tile was measured with, and nothing spilled to local memory."""
+    import subprocess
+
+    from conftest import NVCC
+    from tpat_bridge import gemm
+    from tpat_bridge.compiler import compile_model
+
+    if not NVCC.exists():
+        pytest.skip(f"nvcc not found at {NVCC}")
+    source = tmp_path / "gemm.cu"
+    source.write_text(compile_model(_matmul(a_shape, b_shape), "sm_90", []).cuda_source)
+    done = subprocess.run([str(NVCC), "-cubin", "-arch=sm_90", "-O3", "-Xptxas", "-v", str(source),
+                           "-o", str(tmp_path / "gemm.cubin")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    registers = [int(r) for r in re.findall(r"Used (\d+) registers", done.stderr)]
+    spills = [int(s) for s in re.findall(r"(\d+) bytes spill (?:stores|loads)", done.stderr)]
+    assert registers and max(registers) <= gemm.MAX_REGISTERS, done.stderr
+    assert spills and not any(spills), done.stderr

@@ -68,6 +68,13 @@ WIDE = (Tile(128, 128, 8, 8, 16, 4), Tile(128, 64, 8, 8, 8, 4), Tile(64, 32, 4, 
 NARROW = (Tile(128, 64, 8, 8, 8, 4), Tile(64, 32, 4, 4, 16, 4))
 # Fewer blocks of a tile than this take the next smaller one: twice an H100's 132 SMs.
 FILL_BLOCKS = 264
+# Registers a thread of an 8 x 8 tile may use (through __launch_bounds__' blocks per SM): unbounded,
+# ptxas gives the static 128 x 128 kernel 133 and the symbolic 128 x 64 one 139, which halves or cuts
+# by a quarter the blocks an SM holds; on the H100 each ran slower than its twin at 125-127
+# (docs/benchmarks.md; scores at 64x512 952 against 816 us, context 781 against 633). Bounded, both
+# fit 128 without spilling.
+MAX_REGISTERS = 128
+REGISTER_FILE = 65536   # 32-bit registers of an SM
 MIN_ROWS = 32           # a static problem with fewer rows (M times batch) or columns keeps TVM's
 
 
@@ -187,6 +194,14 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
                            batch, grid)
             return ib.get()
 
+    def register_cap(tile: Tile) -> list[Any]:
+        """__launch_bounds__' blocks per SM for an 8 x 8 thread tile (see MAX_REGISTERS); a 4 x 4
+        one needs about 70 registers, and a bound would only let ptxas spend more of them."""
+        if tile.tm * tile.tn < 64:
+            return []
+        return [T.attr(tirx.const(0, "int32"), "tirx.launch_bounds_min_blocks_per_sm",
+                       tirx.const(REGISTER_FILE // (tile.threads * MAX_REGISTERS), "int32"))]
+
     def kernel(tile: Tile, active: Any, a_buf: Any, b_buf: Any, out: Any, m: Any, n: Any, k: Any, batch: Any,
                grid: Any) -> None:
         threads = tile.threads
@@ -199,7 +214,7 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
         bx, by, tx = te.thread_axis("blockIdx.x"), te.thread_axis("blockIdx.y"), te.thread_axis("threadIdx.x")
         with T.frame_scope([T.attr(bx, "thread_extent", tirx.Cast("int32", blocks_x)),
                             T.attr(by, "thread_extent", tirx.Cast("int32", blocks_y)),
-                            T.attr(tx, "thread_extent", threads)]):
+                            T.attr(tx, "thread_extent", threads), *register_cap(tile)]):
             A = T.buffer_proxy(T.decl_buffer((product(da),), "float32", data=a_buf.data))
             B = T.buffer_proxy(T.decl_buffer((product(db),), "float32", data=b_buf.data))
             C = T.buffer_proxy(T.decl_buffer((product(out_shape),), "float32", data=out.data))
