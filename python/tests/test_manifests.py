@@ -56,7 +56,8 @@ EXPECT: dict[str, dict[str, Any]] = {
                    constants=1, workspace=True),
 }
 
-SIGNATURE = re.compile(r'extern "C" __global__ void (?:__launch_bounds__\((\d+)\) )?(\w+)\(([^)]*)\)')
+# `__launch_bounds__(threads)` or `(threads, blocks per SM)` (TPAT's GEMM bounds its registers so)
+SIGNATURE = re.compile(r'extern "C" __global__ void (?:__launch_bounds__\((\d+)(?:, \d+)?\) )?(\w+)\(([^)]*)\)')
 
 
 def expr_ok(e: dict[str, Any]) -> None:
