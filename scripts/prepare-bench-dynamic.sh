@@ -40,21 +40,24 @@ gen bench-transformer-profiled models/generated/bench-transformer-dynamic.onnx -
   --no-reference --profile B=1:8:64 --profile S=16:128:512
 gen dyncheck models/generated/bench-dynamic-check.onnx --op-types GatherND,ScatterND,Resize,ReduceMax,Softmax,LayerNormalization,MatMul \
   --profile N=1:2:4 --profile S=8:40:64
-cat > "$DIR/run.sh" <<RUN
+# run.sh finds its folder from its own path: no path of the user's is written into its text.
+cat > "$DIR/run.sh" <<'RUN'
 #!/usr/bin/env bash
-# Issue 15's GPU check, one call (written by scripts/prepare-bench-dynamic.sh): results into \$OUT.
+# Issue 15's GPU check, one call (written by scripts/prepare-bench-dynamic.sh; run from the
+# repository root): results into $OUT.
 set -uo pipefail
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee \$OUT/gpu.txt
-( time make -s -C $DIR/dyncheck check -j16 ) > \$OUT/dyncheck.log 2>&1; grep -v "^PASS" \$OUT/dyncheck.log | tail -12
+D=$(dirname "$0")
 G=models/generated
-timeout 280 scripts/bench-kernels.sh static=$DIR/{model} generic=$DIR/bench-transformer-dynamic \\
-  dynamic=$DIR/bench-transformer-profiled \${EXTRA_TRANSFORMER:-} -- --model \$G/bench-transformer-1x128.onnx \\
-  --model \$G/bench-transformer-8x128.onnx --model \$G/bench-transformer-64x512.onnx --compile-dynamic --no-compile \\
-  --out \$OUT/bench-transformer.json > \$OUT/bench-transformer.log 2>&1
-echo "transformer rc=\$?"; tail -40 \$OUT/bench-transformer.log
-timeout 280 scripts/bench-kernels.sh static=$DIR/{model} dynamic=$DIR/bench-dynamic -- --model \$G/bench-n1.onnx \\
-  --model \$G/bench.onnx --model \$G/bench-nmax.onnx --compile-dynamic --no-compile \\
-  --out \$OUT/bench-dynamic.json > \$OUT/bench-dynamic.log 2>&1
-echo "dynamic twin rc=\$?"; tail -45 \$OUT/bench-dynamic.log
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+( time make -s -C "$D/dyncheck" check -j16 ) > "$OUT/dyncheck.log" 2>&1; grep -v "^PASS" "$OUT/dyncheck.log" | tail -12
+timeout 280 scripts/bench-kernels.sh "static=$D/{model}" "generic=$D/bench-transformer-dynamic" \
+  "dynamic=$D/bench-transformer-profiled" ${EXTRA_TRANSFORMER:-} -- --model "$G/bench-transformer-1x128.onnx" \
+  --model "$G/bench-transformer-8x128.onnx" --model "$G/bench-transformer-64x512.onnx" --compile-dynamic --no-compile \
+  --out "$OUT/bench-transformer.json" > "$OUT/bench-transformer.log" 2>&1
+echo "transformer rc=$?"; tail -40 "$OUT/bench-transformer.log"
+timeout 280 scripts/bench-kernels.sh "static=$D/{model}" "dynamic=$D/bench-dynamic" -- --model "$G/bench-n1.onnx" \
+  --model "$G/bench.onnx" --model "$G/bench-nmax.onnx" --compile-dynamic --no-compile \
+  --out "$OUT/bench-dynamic.json" > "$OUT/bench-dynamic.log" 2>&1
+echo "dynamic twin rc=$?"; tail -45 "$OUT/bench-dynamic.log"
 RUN
 echo "$DIR"

@@ -22,7 +22,7 @@ Everything else keeps TVM's lowering, as do small static problems where a GEMV s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .lowering import call_kernel_own_index_types, default_legalizer, prod
 
@@ -78,12 +78,15 @@ REGISTER_FILE = 65536   # 32-bit registers of an SM
 MIN_ROWS = 32           # a static problem with fewer rows (M times batch) or columns keeps TVM's
 
 
-def choose_tile(family: tuple[Tile, ...], batch: int, m: int, n: int) -> Tile:
-    """The tile a static problem takes: the first of the family that fills the GPU, else the last."""
-    for tile in family[:-1]:
-        if batch * -(-m // tile.bm) * -(-n // tile.bn) >= FILL_BLOCKS:
-            return tile
-    return family[-1]
+def choose_tile(family: tuple[Tile, ...], blocks: Callable[[Tile], Any],
+                select: Callable[[Any, Any, Any], Any] = lambda fills, this, other: this if fills else other) -> Any:
+    """The index in ``family`` of the tile a problem takes: the first with at least FILL_BLOCKS
+    blocks (``blocks(tile)``), else the last. With static sizes an int; with symbolic ones, given
+    TIR's select, the expression the launch plan evaluates at run time."""
+    chosen: Any = len(family) - 1
+    for j in reversed(range(len(family) - 1)):
+        chosen = select(blocks(family[j]) >= FILL_BLOCKS, j, chosen)
+    return chosen
 
 
 def _dims(ty: Any) -> list[Any] | None:
@@ -165,7 +168,8 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
 
     family = NARROW if _static(n_dim) is not None and _static(n_dim) <= NARROW[0].bn else WIDE
     if static:
-        tiles = [choose_tile(family, flat(batch_dims), flat(m_dims), _static(n_dim))]
+        batch_s, m_s, n_s = flat(batch_dims), flat(m_dims), _static(n_dim)
+        tiles = [family[choose_tile(family, lambda t: batch_s * -(-m_s // t.bm) * -(-n_s // t.bn))]]
     else:
         tiles = list(dict.fromkeys(family))
 
@@ -180,159 +184,158 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
                 tiles_n = tirx.truncdiv(n + i(tile.bn - 1), i(tile.bn))
                 return tiles_n, tirx.truncdiv(m + i(tile.bm - 1), i(tile.bm))
 
+            def register_cap(tile: Tile) -> list[Any]:
+                """__launch_bounds__' blocks per SM for an 8 x 8 thread tile (see MAX_REGISTERS); a 4 x 4
+                one needs about 70 registers, and a bound would only let ptxas spend more of them."""
+                if tile.tm * tile.tn < 64:
+                    return []
+                return [T.attr(tirx.const(0, "int32"), "tirx.launch_bounds_min_blocks_per_sm",
+                               tirx.const(REGISTER_FILE // (tile.threads * MAX_REGISTERS), "int32"))]
+
+            def kernel(tile: Tile, active: Any) -> None:
+                """The kernel of one tile; ``active`` (None: the only kernel) empties its grid when false."""
+                threads = tile.threads
+                tiles_n, tiles_m = grid(tile)
+                blocks_x, blocks_y = batch * tiles_n, tiles_m
+                if active is not None:
+                    # both empty when another tile is chosen: a grid too tall for this tile must not fail
+                    # the launch check of a kernel that does not run
+                    blocks_x, blocks_y = tirx.Select(active, blocks_x, i(0)), tirx.Select(active, blocks_y, i(0))
+                bx, by, tx = te.thread_axis("blockIdx.x"), te.thread_axis("blockIdx.y"), te.thread_axis("threadIdx.x")
+                with T.frame_scope([T.attr(bx, "thread_extent", tirx.Cast("int32", blocks_x)),
+                                    T.attr(by, "thread_extent", tirx.Cast("int32", blocks_y)),
+                                    T.attr(tx, "thread_extent", threads), *register_cap(tile)]):
+                    A = T.buffer_proxy(T.decl_buffer((product(da),), "float32", data=a_buf.data))
+                    B = T.buffer_proxy(T.decl_buffer((product(db),), "float32", data=b_buf.data))
+                    C = T.buffer_proxy(T.decl_buffer((product(out_shape),), "float32", data=out.data))
+                    # two slices each: [buffer][k][m] and [buffer][k][n]
+                    a_tile = T.buffer_proxy(T.alloc_shared((2 * tile.bk * tile.a_stride,), "float32"))
+                    b_tile = T.buffer_proxy(T.alloc_shared((2 * tile.bk * tile.bn,), "float32"))
+                    acc = T.buffer_proxy(T.alloc_local((tile.tm * tile.tn,), "float32"))
+                    a_frag = T.buffer_proxy(T.alloc_local((tile.tm,), "float32"))
+                    b_frag = T.buffer_proxy(T.alloc_local((tile.tn,), "float32"))
+                    a_next = T.buffer_proxy(T.alloc_local((tile.bm * tile.bk // threads,), "float32"))
+                    b_next = T.buffer_proxy(T.alloc_local((tile.bk * tile.bn // threads,), "float32"))
+                    t = T.bind(tirx.Cast("int32", tx.var))
+                    blk = T.bind(i(bx.var))
+                    # C's division (truncdiv): every operand is non-negative, and floor division by a
+                    # run-time value costs sign fix-ups on every index
+                    z = T.bind(tirx.truncdiv(blk, tiles_n))
+                    # 64-bit math only for where a block's matrices start (once a slice); inside a tile
+                    # 32-bit offsets from base pointers: rows and slices are at most 128 apart, so an
+                    # offset fits while K and N are below 2^24
+                    a_base = T.bind(z * m * k)
+                    b_base = T.bind(z * k * n) if form == "batched" else i(0)
+                    c_base = T.bind(z * m * n)
+                    k32, n32 = T.bind(tirx.Cast("int32", k)), T.bind(tirx.Cast("int32", n))
+                    zero = tirx.const(0.0, "float32")
+                    pointer = tvm.ir.PointerType(tvm.ir.PrimType("float32"))
+
+                    def view(buf: Any, at: Any, extent: Any) -> Any:
+                        """``buf`` from element ``at`` on, indexed in 32 bits."""
+                        return T.buffer_proxy(T.decl_buffer((extent,), "float32",
+                                                            data=T.bind(tirx.address_of(buf[at]), type_annotation=pointer)))
+
+                    def body(tile: Tile) -> None:
+                        bm, bn, tm, tn, bk, a_stride = tile.bm, tile.bn, tile.tm, tile.tn, tile.bk, tile.a_stride
+                        a_loads, b_loads = bm * bk // threads, bk * bn // threads
+                        slices = T.bind(tirx.Cast("int32", tirx.truncdiv(k + i(bk - 1), i(bk))))
+                        row_t = T.bind(t // tile.threads_n)     # the thread's rows: quarter-tiles at row_t * 4
+                        col_t = T.bind(t % tile.threads_n)      # and columns at col_t * 4
+                        m0 = T.bind(i(by.var) * i(bm))
+                        n0 = T.bind(tirx.truncmod(blk, tiles_n) * i(bn))
+                        rows = T.bind(tirx.Cast("int32", tirx.min(m - m0, i(bm))))   # of this tile, in C
+                        cols = T.bind(tirx.Cast("int32", tirx.min(n - n0, i(bn))))
+
+                        def a_elem(r: int) -> tuple[Any, Any]:      # (row in the tile, k in the slice)
+                            e = t + r * threads
+                            return e // bk, e % bk
+
+                        def b_elem(r: int) -> tuple[Any, Any]:      # (k in the slice, column in the tile)
+                            e = t + r * threads
+                            return e // bn, e % bn
+
+                        def fetch(s: Any) -> None:
+                            """Slice ``s``'s share of this thread, into registers."""
+                            k0 = T.bind(i(s) * i(bk))
+                            depth = T.bind(tirx.Cast("int32", tirx.min(k - k0, i(bk))))
+                            a_at = view(A, a_base + m0 * k + k0, bm * k32)
+                            b_at = view(B, b_base + k0 * n + n0, bk * n32)
+                            for r in range(a_loads):
+                                row, kk = a_elem(r)
+                                a_next[r] = tirx.if_then_else(tirx.all(row < rows, kk < depth), a_at[row * k32 + kk], zero)
+                            for r in range(b_loads):
+                                kk, col = b_elem(r)
+                                b_next[r] = tirx.if_then_else(tirx.all(kk < depth, col < cols), b_at[kk * n32 + col], zero)
+
+                        def stage(buffer: int) -> None:
+                            for r in range(a_loads):
+                                row, kk = a_elem(r)
+                                a_tile[buffer * (bk * a_stride) + kk * a_stride + row] = a_next[r]
+                            for r in range(b_loads):
+                                kk, col = b_elem(r)
+                                b_tile[buffer * (bk * bn) + kk * bn + col] = b_next[r]
+
+                        def step(s: Any, current: int) -> None:
+                            """Slice ``s`` (in buffer ``current``): the next one's loads issued, this
+                            one's multiply-adds, the next one staged in the other buffer. Two barriers
+                            (TVM's ThreadSync would insert the first, as it cannot tell the buffers
+                            apart; written here because it inserts none inside a branch)."""
+                            with T.If(s + 1 < slices):
+                                with T.Then():
+                                    fetch(s + 1)
+                            for kk in range(bk):
+                                a_row = current * (bk * a_stride) + kk * a_stride + row_t * 4
+                                b_row = current * (bk * bn) + kk * bn + col_t * 4
+                                for quarter in range(tm // 4):
+                                    a_frag[tirx.Ramp(quarter * 4, 1, 4)] = a_tile[tirx.Ramp(a_row + quarter * (bm // 2), 1, 4)]
+                                for quarter in range(tn // 4):
+                                    b_frag[tirx.Ramp(quarter * 4, 1, 4)] = b_tile[tirx.Ramp(b_row + quarter * (bn // 2), 1, 4)]
+                                for p in range(tm):
+                                    for q in range(tn):
+                                        acc[p * tn + q] = acc[p * tn + q] + a_frag[p] * b_frag[q]
+                            T.evaluate(T.tvm_storage_sync("shared"))
+                            with T.If(s + 1 < slices):
+                                with T.Then():
+                                    stage(1 - current)
+                            T.evaluate(T.tvm_storage_sync("shared"))
+
+                        for q in range(tm * tn):
+                            acc[q] = zero
+                        fetch(tirx.const(0, "int32"))
+                        stage(0)
+                        T.evaluate(T.tvm_storage_sync("shared"))
+                        # two slices an iteration, so that each reads a buffer known at compile time
+                        with T.serial(tirx.const(0, "int32"), tirx.truncdiv(slices + 1, 2)) as pair:
+                            step(pair * 2, 0)
+                            with T.If(pair * 2 + 1 < slices):
+                                with T.Then():
+                                    step(pair * 2 + 1, 1)
+                        c_at = view(C, c_base + m0 * n + n0, bm * n32)
+                        for p in range(tm):
+                            row = T.bind(tirx.const((p // 4) * (bm // 2) + p % 4, "int32") + row_t * 4)
+                            with T.If(row < rows):
+                                with T.Then():
+                                    for q in range(tn):
+                                        col = tirx.const((q // 4) * (bn // 2) + q % 4, "int32") + col_t * 4
+                                        with T.If(col < cols):
+                                            with T.Then():
+                                                c_at[row * n32 + col] = acc[p * tn + q]
+
+                    body(tile)
+
             # Symbolic sizes: a kernel per tile, launched only when it is the one choose_tile
             # would pick at these sizes (the others get an empty grid, which the plan skips).
             # One kernel holding every tile's body would take the largest body's registers, and
             # so its occupancy, for all of them.
-            chosen: Any = i(len(tiles) - 1)
-            for j in reversed(range(len(tiles) - 1)):
-                tn_, tm_ = grid(tiles[j])
-                chosen = tirx.Select(batch * tn_ * tm_ >= i(FILL_BLOCKS), i(j), chosen)
+            def select(fills: Any, this: int, other: Any) -> Any:
+                return tirx.Select(fills, i(this), i(other) if isinstance(other, int) else other)
+
+            chosen = choose_tile(tuple(tiles), lambda t: batch * grid(t)[0] * grid(t)[1], select)
             with T.seq_scope():
                 for j, tile in enumerate(tiles):
-                    kernel(tile, None if len(tiles) == 1 else tirx.EQ(chosen, i(j)), a_buf, b_buf, out, m, n, k,
-                           batch, grid)
+                    kernel(tile, None if len(tiles) == 1 else tirx.EQ(chosen, i(j)))
             return ib.get()
-
-    def register_cap(tile: Tile) -> list[Any]:
-        """__launch_bounds__' blocks per SM for an 8 x 8 thread tile (see MAX_REGISTERS); a 4 x 4
-        one needs about 70 registers, and a bound would only let ptxas spend more of them."""
-        if tile.tm * tile.tn < 64:
-            return []
-        return [T.attr(tirx.const(0, "int32"), "tirx.launch_bounds_min_blocks_per_sm",
-                       tirx.const(REGISTER_FILE // (tile.threads * MAX_REGISTERS), "int32"))]
-
-    def kernel(tile: Tile, active: Any, a_buf: Any, b_buf: Any, out: Any, m: Any, n: Any, k: Any, batch: Any,
-               grid: Any) -> None:
-        threads = tile.threads
-        tiles_n, tiles_m = grid(tile)
-        blocks_x, blocks_y = batch * tiles_n, tiles_m
-        if active is not None:
-            # both empty when another tile is chosen: a grid too tall for this tile must not fail
-            # the launch check of a kernel that does not run
-            blocks_x, blocks_y = tirx.Select(active, blocks_x, i(0)), tirx.Select(active, blocks_y, i(0))
-        bx, by, tx = te.thread_axis("blockIdx.x"), te.thread_axis("blockIdx.y"), te.thread_axis("threadIdx.x")
-        with T.frame_scope([T.attr(bx, "thread_extent", tirx.Cast("int32", blocks_x)),
-                            T.attr(by, "thread_extent", tirx.Cast("int32", blocks_y)),
-                            T.attr(tx, "thread_extent", threads), *register_cap(tile)]):
-            A = T.buffer_proxy(T.decl_buffer((product(da),), "float32", data=a_buf.data))
-            B = T.buffer_proxy(T.decl_buffer((product(db),), "float32", data=b_buf.data))
-            C = T.buffer_proxy(T.decl_buffer((product(out_shape),), "float32", data=out.data))
-            # two slices each: [buffer][k][m] and [buffer][k][n]
-            a_tile = T.buffer_proxy(T.alloc_shared((2 * tile.bk * tile.a_stride,), "float32"))
-            b_tile = T.buffer_proxy(T.alloc_shared((2 * tile.bk * tile.bn,), "float32"))
-            acc = T.buffer_proxy(T.alloc_local((tile.tm * tile.tn,), "float32"))
-            a_frag = T.buffer_proxy(T.alloc_local((tile.tm,), "float32"))
-            b_frag = T.buffer_proxy(T.alloc_local((tile.tn,), "float32"))
-            a_next = T.buffer_proxy(T.alloc_local((tile.bm * tile.bk // threads,), "float32"))
-            b_next = T.buffer_proxy(T.alloc_local((tile.bk * tile.bn // threads,), "float32"))
-            t = T.bind(tirx.Cast("int32", tx.var))
-            blk = T.bind(i(bx.var))
-            # C's division (truncdiv): every operand is non-negative, and floor division by a
-            # run-time value costs sign fix-ups on every index
-            z = T.bind(tirx.truncdiv(blk, tiles_n))
-            # 64-bit math only for where a block's matrices start (once a slice); inside a tile
-            # 32-bit offsets from base pointers: rows and slices are at most 128 apart, so an
-            # offset fits while K and N are below 2^24
-            a_base = T.bind(z * m * k)
-            b_base = T.bind(z * k * n) if form == "batched" else i(0)
-            c_base = T.bind(z * m * n)
-            k32, n32 = T.bind(tirx.Cast("int32", k)), T.bind(tirx.Cast("int32", n))
-            zero = tirx.const(0.0, "float32")
-            pointer = tvm.ir.PointerType(tvm.ir.PrimType("float32"))
-
-            def view(buf: Any, at: Any, extent: Any) -> Any:
-                """``buf`` from element ``at`` on, indexed in 32 bits."""
-                return T.buffer_proxy(T.decl_buffer((extent,), "float32",
-                                                    data=T.bind(tirx.address_of(buf[at]), type_annotation=pointer)))
-
-            def body(tile: Tile) -> None:
-                bm, bn, tm, tn, bk, a_stride = tile.bm, tile.bn, tile.tm, tile.tn, tile.bk, tile.a_stride
-                a_loads, b_loads = bm * bk // threads, bk * bn // threads
-                slices = T.bind(tirx.Cast("int32", tirx.truncdiv(k + i(bk - 1), i(bk))))
-                row_t = T.bind(t // tile.threads_n)     # the thread's rows: quarter-tiles at row_t * 4
-                col_t = T.bind(t % tile.threads_n)      # and columns at col_t * 4
-                m0 = T.bind(i(by.var) * i(bm))
-                n0 = T.bind(tirx.truncmod(blk, tiles_n) * i(bn))
-                rows = T.bind(tirx.Cast("int32", tirx.min(m - m0, i(bm))))   # of this tile, in C
-                cols = T.bind(tirx.Cast("int32", tirx.min(n - n0, i(bn))))
-
-                def a_elem(r: int) -> tuple[Any, Any]:      # (row in the tile, k in the slice)
-                    e = t + r * threads
-                    return e // bk, e % bk
-
-                def b_elem(r: int) -> tuple[Any, Any]:      # (k in the slice, column in the tile)
-                    e = t + r * threads
-                    return e // bn, e % bn
-
-                def fetch(s: Any) -> None:
-                    """Slice ``s``'s share of this thread, into registers."""
-                    k0 = T.bind(i(s) * i(bk))
-                    depth = T.bind(tirx.Cast("int32", tirx.min(k - k0, i(bk))))
-                    a_at = view(A, a_base + m0 * k + k0, bm * k32)
-                    b_at = view(B, b_base + k0 * n + n0, bk * n32)
-                    for r in range(a_loads):
-                        row, kk = a_elem(r)
-                        a_next[r] = tirx.if_then_else(tirx.all(row < rows, kk < depth), a_at[row * k32 + kk], zero)
-                    for r in range(b_loads):
-                        kk, col = b_elem(r)
-                        b_next[r] = tirx.if_then_else(tirx.all(kk < depth, col < cols), b_at[kk * n32 + col], zero)
-
-                def stage(buffer: int) -> None:
-                    for r in range(a_loads):
-                        row, kk = a_elem(r)
-                        a_tile[buffer * (bk * a_stride) + kk * a_stride + row] = a_next[r]
-                    for r in range(b_loads):
-                        kk, col = b_elem(r)
-                        b_tile[buffer * (bk * bn) + kk * bn + col] = b_next[r]
-
-                def step(s: Any, current: int) -> None:
-                    """Slice ``s`` (in buffer ``current``): the next one's loads issued, this
-                    one's multiply-adds, the next one staged in the other buffer. Two barriers
-                    (TVM's ThreadSync would insert the first, as it cannot tell the buffers
-                    apart; written here because it inserts none inside a branch)."""
-                    with T.If(s + 1 < slices):
-                        with T.Then():
-                            fetch(s + 1)
-                    for kk in range(bk):
-                        a_row = current * (bk * a_stride) + kk * a_stride + row_t * 4
-                        b_row = current * (bk * bn) + kk * bn + col_t * 4
-                        for quarter in range(tm // 4):
-                            a_frag[tirx.Ramp(quarter * 4, 1, 4)] = a_tile[tirx.Ramp(a_row + quarter * (bm // 2), 1, 4)]
-                        for quarter in range(tn // 4):
-                            b_frag[tirx.Ramp(quarter * 4, 1, 4)] = b_tile[tirx.Ramp(b_row + quarter * (bn // 2), 1, 4)]
-                        for p in range(tm):
-                            for q in range(tn):
-                                acc[p * tn + q] = acc[p * tn + q] + a_frag[p] * b_frag[q]
-                    T.evaluate(T.tvm_storage_sync("shared"))
-                    with T.If(s + 1 < slices):
-                        with T.Then():
-                            stage(1 - current)
-                    T.evaluate(T.tvm_storage_sync("shared"))
-
-                for q in range(tm * tn):
-                    acc[q] = zero
-                fetch(tirx.const(0, "int32"))
-                stage(0)
-                T.evaluate(T.tvm_storage_sync("shared"))
-                # two slices an iteration, so that each reads a buffer known at compile time
-                with T.serial(tirx.const(0, "int32"), tirx.truncdiv(slices + 1, 2)) as pair:
-                    step(pair * 2, 0)
-                    with T.If(pair * 2 + 1 < slices):
-                        with T.Then():
-                            step(pair * 2 + 1, 1)
-                c_at = view(C, c_base + m0 * n + n0, bm * n32)
-                for p in range(tm):
-                    row = T.bind(tirx.const((p // 4) * (bm // 2) + p % 4, "int32") + row_t * 4)
-                    with T.If(row < rows):
-                        with T.Then():
-                            for q in range(tn):
-                                col = tirx.const((q // 4) * (bn // 2) + q % 4, "int32") + col_t * 4
-                                with T.If(col < cols):
-                                    with T.Then():
-                                        c_at[row * n32 + col] = acc[p * tn + q]
-
-            body(tile)
 
     out_buf = tirx.decl_buffer(out_shape, "float32", "out_buf", layout=None)
     return te.extern([out_shape], [a, b], lambda ins, outs: gen_ir(list(ins), outs[0]), dtype="float32",
