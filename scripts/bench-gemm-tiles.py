@@ -2,7 +2,7 @@
 """Sweeps the tiles of TPAT's float32 GEMM (python/tpat_bridge/gemm.py) on one GPU, against cuBLAS,
 to choose which tile each problem size takes.
 
-    scripts/bench-gemm-tiles.py prepare OUT     # here, with TVM: one kernel per tile and form
+    scripts/bench-gemm-tiles.py prepare OUT [--static scores,context]   # here, with TVM
     python3 OUT/bench-gemm-tiles.py run OUT     # on the GPU machine (CuPy): time and check them
 
 `prepare` compiles, for every candidate tile (TILES below) and every form of MatMul TPAT sees in
@@ -34,6 +34,14 @@ TILES = [
     (32, 32, 4, 4, 16, 4), (32, 32, 4, 4, 32, 4),
 ]
 
+# Tiles also compiled for static shapes with `prepare --static FORMS`: the families' and their
+# nearest rivals (static and symbolic kernels of one tile were measured far apart: scores 64x512
+# 128x128 static 945 us, symbolic 715; context 128x64 static 631, symbolic 782).
+STATIC_TILES = [
+    (128, 128, 8, 8, 16, 4), (128, 128, 8, 8, 8, 4), (128, 64, 8, 8, 8, 4), (128, 64, 8, 8, 16, 4),
+    (64, 64, 8, 8, 8, 4), (64, 64, 8, 4, 16, 4), (64, 32, 4, 4, 16, 4), (32, 64, 4, 4, 16, 4),
+]
+
 # form: (A's dims, B's dims, {size name: symbol values})
 FORMS = {
     "scores": (["B", 12, "S", 64], ["B", 12, 64, "S"],
@@ -54,7 +62,7 @@ def tile_name(t: tuple[int, ...]) -> str:
     return f"{bm}x{bn}/{tm}x{tn}/k{bk}" + (f"/p{pad}" if pad else "")
 
 
-def prepare(out: str) -> None:
+def prepare(out: str, static_forms: list[str]) -> None:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
     import onnx
     from onnx import TensorProto, helper
@@ -66,41 +74,54 @@ def prepare(out: str) -> None:
 
     os.makedirs(out, exist_ok=True)
     variants = []
-    for form, (a_dims, b_dims, sizes) in FORMS.items():
+
+    def model_of(a_dims: list, b_dims: list):
         g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "g",
                               [helper.make_tensor_value_info("a", TensorProto.FLOAT, a_dims),
                                helper.make_tensor_value_info("b", TensorProto.FLOAT, b_dims)],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+    def variant(form: str, name: str, t: tuple[int, ...], model, sizes: dict) -> None:
+        """Compiles ``model`` with tile ``t`` alone and records its launch at each of ``sizes``."""
+        tile = gemm.Tile(*t)
+        gemm.WIDE = gemm.NARROW = (tile, tile)
+        try:
+            compiled = compile_model(model, "sm_90", [])
+            plan = build_plan(compiled)
+        except Exception as exc:  # a tile the generator cannot make is reported, not fatal
+            print(f"{form} {name}: not generated: {exc}", file=sys.stderr)
+            return
+        (step,) = [s for s in plan.steps if isinstance(s, LaunchStep)]
+        launches = {}
+        for size, (symbols, a_shape, b_shape) in sizes.items():
+            values = {s.name: symbols[s.name if s.name in symbols else s.name.upper()] for s in plan.symbols}
+            args = []
+            for arg in step.args:
+                if isinstance(arg, ScalarArg):
+                    args.append([arg.dtype, evaluate(arg.value, values)])
+                elif isinstance(arg, BufferRef):
+                    args.append([arg.kind, arg.index])
+                else:
+                    raise ValueError(f"unexpected argument {arg}")
+            launches[size] = {"grid": [evaluate(d, values) for d in step.grid],
+                              "block": [evaluate(d, values) for d in step.block],
+                              "shared": evaluate(step.shared, values), "args": args, "a": a_shape, "b": b_shape}
+        variants.append({"form": form, "tile": name, "kernel": step.kernel,
+                         "source": compiled.cuda_source, "launches": launches})
+        print(f"{form} {name}: ok", file=sys.stderr)
+
+    for form, (a_dims, b_dims, sizes) in FORMS.items():
+        def at(dims: list, symbols: dict) -> list[int]:
+            return [symbols[d] if isinstance(d, str) else d for d in dims]
+
+        shapes = {size: (symbols, at(a_dims, symbols), at(b_dims, symbols)) for size, symbols in sizes.items()}
         for t in TILES:
-            tile = gemm.Tile(*t)
-            gemm.WIDE = gemm.NARROW = (tile, tile)
-            try:
-                compiled = compile_model(model, "sm_90", [])
-                plan = build_plan(compiled)
-            except Exception as exc:  # a tile the generator cannot make is reported, not fatal
-                print(f"{form} {tile_name(t)}: not generated: {exc}", file=sys.stderr)
-                continue
-            (step,) = [s for s in plan.steps if isinstance(s, LaunchStep)]
-            launches = {}
-            for size, symbols in sizes.items():
-                values = {s.name: symbols[s.name if s.name in symbols else s.name.upper()] for s in plan.symbols}
-                args = []
-                for arg in step.args:
-                    if isinstance(arg, ScalarArg):
-                        args.append([arg.dtype, evaluate(arg.value, values)])
-                    elif isinstance(arg, BufferRef):
-                        args.append([arg.kind, arg.index])
-                    else:
-                        raise ValueError(f"unexpected argument {arg}")
-                launches[size] = {"grid": [evaluate(d, values) for d in step.grid],
-                                  "block": [evaluate(d, values) for d in step.block],
-                                  "shared": evaluate(step.shared, values), "args": args,
-                                  "a": [values.get(str(d), d) if isinstance(d, str) else d for d in a_dims],
-                                  "b": [values.get(str(d), d) if isinstance(d, str) else d for d in b_dims]}
-            variants.append({"form": form, "tile": tile_name(t), "kernel": step.kernel,
-                             "source": compiled.cuda_source, "launches": launches})
-            print(f"{form} {tile_name(t)}: ok", file=sys.stderr)
+            variant(form, tile_name(t), t, model_of(a_dims, b_dims), shapes)
+            # the same tile compiled for each size's static shapes (--static-tiles)
+            if form in static_forms and t in STATIC_TILES:
+                for size, shape in shapes.items():
+                    variant(form, tile_name(t) + " static", t, model_of(shape[1], shape[2]), {size: shape})
     with open(os.path.join(out, "variants.json"), "w") as f:
         json.dump({"forms": list(FORMS), "variants": variants}, f)
     shutil.copy(os.path.abspath(__file__), os.path.join(out, "bench-gemm-tiles.py"))
@@ -228,8 +249,11 @@ def run(out: str, repeats: int) -> None:
           f"median of 15 replays of a graph of {repeats}")
     for form, by_size in results.items():
         sizes = list(by_size)
-        names = ["cuBLAS"] + sorted({t for s in sizes for t in by_size[s]} - {"cuBLAS"},
-                                    key=lambda t: [int(x) for x in t.replace("/k", "x").replace("/p", "x").replace("/", "x").split("x")])
+        def order(name: str) -> list[int]:
+            tile, _, static = name.partition(" ")
+            return [int(x) for x in tile.replace("/k", "x").replace("/p", "x").replace("/", "x").split("x")] + [bool(static)]
+
+        names = ["cuBLAS"] + sorted({t for s in sizes for t in by_size[s]} - {"cuBLAS"}, key=order)
         print(f"\n{form}\n| tile | " + " | ".join(sizes) + " |\n|---|" + "---:|" * len(sizes))
         for name in names:
             cells = []
@@ -243,13 +267,16 @@ def run(out: str, repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("prepare").add_argument("out")
+    p = sub.add_parser("prepare")
+    p.add_argument("out")
+    p.add_argument("--static", default="", help="comma-separated forms whose STATIC_TILES are also "
+                   "compiled for each size's static shapes (a row 'TILE static')")
     r = sub.add_parser("run")
     r.add_argument("out")
     r.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     if args.command == "prepare":
-        prepare(args.out)
+        prepare(args.out, [f for f in args.static.split(",") if f])
     else:
         run(args.out, args.repeats)
 

@@ -41,7 +41,9 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("shape,size,kernel", [
+    ([4, "L"], (4, 20), "softmax_rows_tpat_kernel"),      # shorter than a warp: lanes with nothing
     ([4, "L"], (4, 100), "softmax_rows_tpat_kernel"),     # run-time length, ragged: a partial chunk
+    ([4, "L"], (4, 128), "softmax_rows_tpat_kernel"),     # one whole chunk: read once, from registers
     ([4, "L"], (4, 512), "softmax_rows_tpat_kernel"),     # whole chunks of 4 x 32
     ([4, "L"], (4, 600), "softmax_rows_tpat_kernel"),     # longer, ragged
     (["B", 2, "S", "S"], (1, 2, 40, 40), "softmax_rows_tpat_kernel"),   # attention's scores

@@ -177,54 +177,56 @@ def _fast_softmax(x: Any, rows: Any, length: int) -> Any:
 
 def _streaming_softmax(x: Any, rows: Any, length: Any) -> Any:
     """Softmax over rows whose length is a run-time size (an attention score's dynamic key length)
-    or too long for registers: one warp per row, two passes over it. The first keeps each lane's
-    running max and sum of exponentials, rescaled when the max grows (one rescale per 4 elements a
-    lane loads at once), then combines the lanes' pairs with shuffles; the second reads the row again
-    (from L1/L2 for the rows attention has) and writes exp(x - max) / sum. A row of only -inf gives
-    NaN, as ONNX's reference does. (A register path for short rows, 16 values a lane chosen at run
-    time, was measured slower at attention's 128 keys, 3.04 against 2.34 us on an H100:
-    docs/benchmarks.md.)"""
+    or too long for registers: one warp per row, the row read in chunks of 128 (4 values a lane,
+    loaded together). The first pass keeps each lane's running max and sum of exponentials,
+    rescaled once a chunk, and keeps the last chunk's values; the lanes then agree on the row's max
+    (shuffles), rescale their sums to it once and add them up (shuffles): one exponential a lane
+    instead of one per shuffle step. The second pass reads the earlier chunks again (from L1/L2 for
+    the rows attention has) and takes the last from registers, so a row of at most 128 values is
+    read once. A row of only -inf gives NaN, as ONNX's reference does. (A register path for short
+    rows, 16 values a lane chosen at run time, was measured slower at attention's 128 keys, 3.04
+    against 2.34 us on an H100: docs/benchmarks.md.)"""
     from tvm import tirx
     from tvm.script.ir_builder import tirx as T
 
     dtype = x.dtype
-    chunk = 4   # elements a lane loads before one rescale of its running sum
+    chunk = 4   # values a lane loads at once: one rescale of its running sum per chunk
     lowest = tirx.const(-3.4028234663852886e38, "float32")   # not -inf: -inf - -inf would be NaN
+    zero = tirx.const(0.0, "float32")
 
     def body(row: Any, lane: Any, ins: list[Any], out: Any, i: Callable[[int], Any]) -> None:
         src = ins[0]
         n = T.bind(i(length))
         base = T.bind(row * n)
+        chunks = T.bind(tirx.floordiv(n + i(32 * chunk - 1), i(32 * chunk)))
         acc = T.buffer_proxy(T.alloc_local((2,), "float32"))   # running max, running sum
+        last = T.buffer_proxy(T.alloc_local((chunk,), "float32"))   # the latest chunk's values
         acc[0] = lowest
-        acc[1] = tirx.const(0.0, "float32")
-        with T.serial(0, tirx.floordiv(n + i(32 * chunk - 1), i(32 * chunk))) as it:
+        acc[1] = zero
+        with T.serial(0, chunks) as it:
             first = T.bind(i(it) * i(32 * chunk) + lane)
-            vals, inside = [], []
+            inside = [first + i(32 * k) < n for k in range(chunk)]
             for k in range(chunk):
-                c = first + i(32 * k)
-                inside.append(c < n)
-                vals.append(T.bind(tirx.if_then_else(inside[-1], tirx.Cast("float32", src[base + c]), lowest)))
-            m_new = T.bind(tirx.max(acc[0], _tree(list(vals), tirx.max)))
+                last[k] = tirx.if_then_else(inside[k], tirx.Cast("float32", src[base + first + i(32 * k)]), lowest)
+            m_new = T.bind(tirx.max(acc[0], _tree([last[k] for k in range(chunk)], tirx.max)))
             # slots past the row add nothing (else a row of -inf would sum their exp(0) = 1s)
-            terms = [tirx.if_then_else(ok, tirx.exp(v - m_new), tirx.const(0.0, "float32")) for ok, v in zip(inside, vals)]
+            terms = [tirx.if_then_else(inside[k], tirx.exp(last[k] - m_new), zero) for k in range(chunk)]
             acc[1] = acc[1] * tirx.exp(acc[0] - m_new) + _tree(terms, lambda a, b: a + b)
             acc[0] = m_new
-        mask = tirx.const(0xFFFFFFFF, "uint32")
-        for offset in (16, 8, 4, 2, 1):
-            om = T.bind(tirx.call_extern("float32", "__shfl_xor_sync", mask, acc[0], tirx.const(offset, "int32"),
-                                         tirx.const(32, "int32")))
-            os_ = T.bind(tirx.call_extern("float32", "__shfl_xor_sync", mask, acc[1], tirx.const(offset, "int32"),
-                                          tirx.const(32, "int32")))
-            m_new = T.bind(tirx.max(acc[0], om))
-            acc[1] = acc[1] * tirx.exp(acc[0] - m_new) + os_ * tirx.exp(om - m_new)
-            acc[0] = m_new
-        inv = T.bind(tirx.const(1.0, "float32") / acc[1])
-        with T.serial(0, tirx.floordiv(n + i(31), i(32))) as it:
-            c = T.bind(i(it) * i(32) + lane)
-            with T.If(c < n):
+        row_max = _warp_allreduce(acc[0], tirx.max)
+        total = _warp_allreduce(T.bind(acc[1] * tirx.exp(acc[0] - row_max)), lambda a, b: a + b)
+        inv = T.bind(tirx.const(1.0, "float32") / total)
+        # every chunk before the last lies wholly inside the row: no bounds checks there
+        with T.serial(0, chunks - i(1)) as it:
+            first = T.bind(i(it) * i(32 * chunk) + lane)
+            vals = [T.bind(tirx.Cast("float32", src[base + first + i(32 * k)])) for k in range(chunk)]
+            for k, v in enumerate(vals):
+                out[base + first + i(32 * k)] = tirx.Cast(dtype, tirx.exp(v - row_max) * inv)
+        tail = T.bind((chunks - i(1)) * i(32 * chunk) + lane)
+        for k in range(chunk):
+            with T.If(tail + i(32 * k) < n):
                 with T.Then():
-                    out[base + c] = tirx.Cast(dtype, tirx.exp(tirx.Cast("float32", src[base + c]) - acc[0]) * inv)
+                    out[base + tail + i(32 * k)] = tirx.Cast(dtype, tirx.exp(last[k] - row_max) * inv)
 
     return _row_extern("softmax_rows.tpat", [x], list(x.shape), dtype, rows, length, body)
 
