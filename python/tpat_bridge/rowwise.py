@@ -6,9 +6,11 @@ under the memory-bandwidth limit.
   addresses), the row's max / sum / mean / variance are reduced with warp shuffles, and the row is
   written once: one read and one write of the tensor, the floor (dlight's reduction schedules
   reached 76-80% of it on an H200, TPAT's 86%: docs/benchmarks.md).
-* ``relax.nn.softmax`` over a last axis the register kernel does not cover (a row of run-time
-  length, as attention's scores over a dynamic sequence have, or a row longer than 2048 or not a
-  multiple of 32): one warp per row streaming it twice, an online max and sum, then the write.
+* ``relax.nn.softmax`` over a last axis of run-time length (attention's scores over a dynamic
+  sequence) or a static one not a multiple of 32 or longer than 2048: the same register kernel
+  with the slots past the row's end unused, one for rows of up to 128 and one for up to 512, and
+  past that one warp per row streaming it twice (an online max and sum, then the write); the plan
+  launches the kernel the row's length picks.
 * ``relax.max`` / ``relax.min`` / ``relax.sum`` over one axis (or consecutive axes) with at least
   32 contiguous elements after it, e.g. ReduceMax (256, 82, 128) over axis 1: a block of 32 x 8
   threads covers 32 consecutive columns of one outer index; its 8 rows of threads split the
@@ -90,11 +92,14 @@ def _warp_allreduce(value: Any, op: Callable[[Any, Any], Any]) -> Any:
 
 
 def _row_extern(name: str, inputs: list[Any], out_shape: list[Any], dtype: str, rows: Any, length: Any,
-                body: Callable[..., None], prologue: Callable[[Any, list[Any], Callable[[int], Any]], Any] | None = None
-                ) -> Any:
+                body: Callable[..., None] | list[tuple[Callable[..., None], Any]],
+                prologue: Callable[[Any, list[Any], Callable[[int], Any]], Any] | None = None) -> Any:
     """A te.extern running ``body(row, lane, in_buffers, out_buffer, idx[, state])`` on one warp per
     row; ``prologue(thread, in_buffers, idx)``, when given, runs first in every thread of the block
-    (e.g. staging parameters in shared memory) and its result is passed to ``body`` as ``state``."""
+    (e.g. staging parameters in shared memory) and its result is passed to ``body`` as ``state``.
+    ``body`` may be a list of (body, condition) pairs: a kernel each, the plan launching the one
+    whose condition (over ``length``, given ``idx``) holds; the others get an empty grid, which the
+    plan skips."""
     from tvm import te, tirx
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
@@ -103,6 +108,7 @@ def _row_extern(name: str, inputs: list[Any], out_shape: list[Any], dtype: str, 
     static = isinstance(rows, int) and isinstance(length, int)
     idx = "int32" if static and rows * length < 2**31 else "int64"
     threads = 32 * WARPS_PER_BLOCK
+    kernels = body if isinstance(body, list) else [(body, None)]
 
     def i(v: Any) -> Any:
         return _const(v, idx)
@@ -115,22 +121,25 @@ def _row_extern(name: str, inputs: list[Any], out_shape: list[Any], dtype: str, 
 
     def gen_ir(ins: list[Any], out: Any) -> Any:
         with IRBuilder() as ib:
-            tx = te.thread_axis("threadIdx.x")
-            bx = te.thread_axis("blockIdx.x")
-            nblk = -(-rows // WARPS_PER_BLOCK) if isinstance(rows, int) else \
+            nblk = tirx.const(-(-rows // WARPS_PER_BLOCK), "int32") if isinstance(rows, int) else \
                 tirx.Cast("int32", tirx.floordiv(i(rows) + i(WARPS_PER_BLOCK - 1), i(WARPS_PER_BLOCK)))
-            with T.frame_scope([T.attr(bx, "thread_extent", nblk), T.attr(tx, "thread_extent", threads)]):
-                lane = T.bind(tirx.Cast(idx, tx.var) % i(32))
-                row = T.bind(tirx.Cast(idx, bx.var) * i(WARPS_PER_BLOCK) + tirx.Cast(idx, tx.var) // i(32))
-                flat_in = [T.buffer_proxy(T.decl_buffer((flat_size(b),), b.dtype, data=b.data)) for b in ins]
-                flat_out = T.buffer_proxy(T.decl_buffer((i(rows) * i(length),), dtype, data=out.data))
-                state = prologue(tirx.Cast(idx, tx.var), flat_in, i) if prologue is not None else None
-                with T.If(row < i(rows)):
-                    with T.Then():
-                        if prologue is None:
-                            body(row, lane, flat_in, flat_out, i)
-                        else:
-                            body(row, lane, flat_in, flat_out, i, state)
+            with T.seq_scope():
+                for kernel_body, when in kernels:
+                    tx = te.thread_axis("threadIdx.x")
+                    bx = te.thread_axis("blockIdx.x")
+                    blocks = nblk if when is None else tirx.Select(when(i), nblk, tirx.const(0, "int32"))
+                    with T.frame_scope([T.attr(bx, "thread_extent", blocks), T.attr(tx, "thread_extent", threads)]):
+                        lane = T.bind(tirx.Cast(idx, tx.var) % i(32))
+                        row = T.bind(tirx.Cast(idx, bx.var) * i(WARPS_PER_BLOCK) + tirx.Cast(idx, tx.var) // i(32))
+                        flat_in = [T.buffer_proxy(T.decl_buffer((flat_size(b),), b.dtype, data=b.data)) for b in ins]
+                        flat_out = T.buffer_proxy(T.decl_buffer((i(rows) * i(length),), dtype, data=out.data))
+                        state = prologue(tirx.Cast(idx, tx.var), flat_in, i) if prologue is not None else None
+                        with T.If(row < i(rows)):
+                            with T.Then():
+                                if prologue is None:
+                                    kernel_body(row, lane, flat_in, flat_out, i)
+                                else:
+                                    kernel_body(row, lane, flat_in, flat_out, i, state)
             return ib.get()
 
     out_buf = tirx.decl_buffer(out_shape, dtype, "out_buf", layout=None)
@@ -153,49 +162,106 @@ def _load_row(buf: Any, row: Any, lane: Any, length: int, i: Callable[[int], Any
     return [values[j] for j in range(n)]
 
 
-def _fast_softmax(x: Any, rows: Any, length: int) -> Any:
+def _softmax_in_registers(length: Any, slots: int) -> Callable[..., None]:
+    """The body of the register Softmax: a lane's ``slots`` values of the row (element 32 * j +
+    lane) loaded once, the max and the sum reduced with warp shuffles, the row written once. When
+    ``length`` is exactly 32 * slots (static) no slot is checked; otherwise (a run-time or ragged
+    length of at most 32 * slots) slots past the row's end load nothing, add nothing and store
+    nothing (a row of only -inf still gives NaN)."""
     from tvm import tirx
     from tvm.script.ir_builder import tirx as T
 
-    dtype = x.dtype
+    exact = isinstance(length, int) and length == 32 * slots
+    lowest = tirx.const(-3.4028234663852886e38, "float32")
 
     def body(row: Any, lane: Any, ins: list[Any], out: Any, i: Callable[[int], Any]) -> None:
-        xs = _load_row(ins[0], row, lane, length, i)
+        dtype = out.dtype
+        if exact:
+            xs = _load_row(ins[0], row, lane, length, i)
+            inside = [None] * slots
+        else:
+            n = T.bind(i(length))
+            base = T.bind(row * n + lane)
+            inside = [lane + i(32 * j) < n for j in range(slots)]
+            values = T.buffer_proxy(T.alloc_local((slots,), "float32"))
+            for j in range(slots):
+                values[j] = tirx.if_then_else(inside[j], tirx.Cast("float32", ins[0][base + i(32 * j)]), lowest)
+            xs = [values[j] for j in range(slots)]
         m = _warp_allreduce(T.bind(_tree(list(xs), tirx.max)), tirx.max)
-        exps = T.buffer_proxy(T.alloc_local((len(xs),), "float32"))
+        exps = T.buffer_proxy(T.alloc_local((slots,), "float32"))
         for j, v in enumerate(xs):
-            exps[j] = tirx.exp(v - m)
-        es = [exps[j] for j in range(len(xs))]
+            exps[j] = tirx.exp(v - m) if exact else tirx.if_then_else(inside[j], tirx.exp(v - m), tirx.const(0.0, "float32"))
+        es = [exps[j] for j in range(slots)]
         s = _warp_allreduce(T.bind(_tree(list(es), lambda a, b: a + b)), lambda a, b: a + b)
         inv = T.bind(tirx.const(1.0, "float32") / s)
         base = T.bind(row * i(length) + lane)
         for j, e in enumerate(es):
-            out[base + i(32 * j)] = tirx.Cast(dtype, e * inv)
+            if exact:
+                out[base + i(32 * j)] = tirx.Cast(dtype, e * inv)
+            else:
+                with T.If(inside[j]):
+                    with T.Then():
+                        out[base + i(32 * j)] = tirx.Cast(dtype, e * inv)
 
-    return _row_extern("softmax.tpat", [x], list(x.shape), dtype, rows, length, body)
+    return body
 
 
-def _streaming_softmax(x: Any, rows: Any, length: Any) -> Any:
+def _fast_softmax(x: Any, rows: Any, length: int) -> Any:
+    return _row_extern("softmax.tpat", [x], list(x.shape), x.dtype, rows, length,
+                       _softmax_in_registers(length, length // 32))
+
+
+# Rows of a run-time length (or a ragged static one) up to 32 x these slots a lane are held in
+# registers by a kernel of that many slots, the smallest that fits (few slots load nothing); longer
+# rows stream. Measured on an H100 at attention's 128 keys (docs/benchmarks.md): the static
+# register kernel 2.11 us, the streaming one 2.66.
+SHORT_ROW_SLOTS = (4, 16)
+
+
+def _softmax_any_length(x: Any, rows: Any, length: Any) -> Any:
     """Softmax over rows whose length is a run-time size (an attention score's dynamic key length)
-    or too long for registers: one warp per row, the row read in chunks of 128 (4 values a lane,
-    loaded together). The first pass keeps each lane's running max and sum of exponentials,
-    rescaled once a chunk, and keeps the last chunk's values; the lanes then agree on the row's max
-    (shuffles), rescale their sums to it once and add them up (shuffles): one exponential a lane
-    instead of one per shuffle step. The second pass reads the earlier chunks again (from L1/L2 for
-    the rows attention has) and takes the last from registers, so a row of at most 128 values is
-    read once. A row of only -inf gives NaN, as ONNX's reference does. (A register path for short
-    rows, 16 values a lane chosen at run time, was measured slower at attention's 128 keys, 3.04
-    against 2.34 us on an H100: docs/benchmarks.md.)"""
+    or is static but ragged or longer than MAX_ROW: a register kernel for each bucket of
+    SHORT_ROW_SLOTS, the streaming kernel past them; the plan launches the one the row's length
+    falls in (for a static length only that one is generated)."""
+    from tvm import tirx
+
+    ranges: list[tuple[int, int | None, Callable[..., None]]] = []   # (above, up to, body)
+    above = 0
+    for slots in SHORT_ROW_SLOTS:
+        ranges.append((above, 32 * slots, _softmax_in_registers(length, slots)))
+        above = 32 * slots
+    ranges.append((above, None, _streaming_softmax_body(length)))
+    if isinstance(length, int):
+        body = next(body for _, up_to, body in ranges if up_to is None or length <= up_to)
+        return _row_extern("softmax_rows.tpat", [x], list(x.shape), x.dtype, rows, length, body)
+
+    def launched_when(above: int, up_to: int | None) -> Callable[[Callable[[int], Any]], Any]:
+        def holds(i: Callable[[int], Any]) -> Any:
+            return tirx.all(*([i(above) < i(length)] if above else []),
+                            *([i(length) <= i(up_to)] if up_to is not None else []))
+        return holds
+
+    return _row_extern("softmax_rows.tpat", [x], list(x.shape), x.dtype, rows, length,
+                       [(body, launched_when(above, up_to)) for above, up_to, body in ranges])
+
+
+def _streaming_softmax_body(length: Any) -> Callable[..., None]:
+    """The body of the streaming Softmax, for rows longer than the register kernels hold (any
+    length): one warp per row, the row read in chunks of 128 (4 values a lane, loaded together). The
+    first pass keeps each lane's running max and sum of exponentials, rescaled once a chunk, and
+    keeps the last chunk's values; the lanes then agree on the row's max (shuffles), rescale their
+    sums to it once and add them up (shuffles). The second pass reads the earlier chunks again (from
+    L1/L2) and takes the last from registers. A row of only -inf gives NaN, as ONNX's reference
+    does."""
     from tvm import tirx
     from tvm.script.ir_builder import tirx as T
 
-    dtype = x.dtype
     chunk = 4   # values a lane loads at once: one rescale of its running sum per chunk
     lowest = tirx.const(-3.4028234663852886e38, "float32")   # not -inf: -inf - -inf would be NaN
     zero = tirx.const(0.0, "float32")
 
     def body(row: Any, lane: Any, ins: list[Any], out: Any, i: Callable[[int], Any]) -> None:
-        src = ins[0]
+        src, dtype = ins[0], out.dtype
         n = T.bind(i(length))
         base = T.bind(row * n)
         chunks = T.bind(tirx.floordiv(n + i(32 * chunk - 1), i(32 * chunk)))
@@ -228,7 +294,7 @@ def _streaming_softmax(x: Any, rows: Any, length: Any) -> Any:
                 with T.Then():
                     out[base + tail + i(32 * k)] = tirx.Cast(dtype, tirx.exp(last[k] - row_max) * inv)
 
-    return _row_extern("softmax_rows.tpat", [x], list(x.shape), dtype, rows, length, body)
+    return body
 
 
 def _fast_layer_norm(x: Any, gamma: Any, beta: Any, rows: Any, length: int, eps: float, center: bool,
@@ -321,7 +387,7 @@ def _legalize_softmax(bb: Any, call: Any) -> Any:
         # A row of run-time length (attention's scores over a dynamic sequence) or one too long
         # or ragged for registers: the streaming kernel, any row length.
         return call_kernel(bb, "softmax_rows_tpat", [x], ["x"],
-                           lambda xp: _streaming_softmax(xp, *_rows_and_length(list(xp.shape))))
+                           lambda xp: _softmax_any_length(xp, *_rows_and_length(list(xp.shape))))
     length = covered[1]
     # rows from the placeholder: call_te gives the PrimFunc its own symbols
     return call_kernel(bb, "softmax_tpat", [x], ["x"], lambda xp: _fast_softmax(xp, _leading(list(xp.shape), len(xp.shape) - 1)[0], length))
