@@ -34,7 +34,7 @@ TILES = [
     (32, 32, 4, 4, 16, 4), (32, 32, 4, 4, 32, 4),
 ]
 
-# Tiles also compiled for static shapes with `prepare --static FORMS`: the families' and their
+# Tiles also compiled for static shapes with `prepare --static FORMS`: gemm.TILES and their
 # nearest rivals (static and symbolic kernels of one tile were measured far apart: scores 64x512
 # 128x128 static 945 us, symbolic 715; context 128x64 static 631, symbolic 782).
 STATIC_TILES = [
@@ -85,7 +85,7 @@ def prepare(out: str, static_forms: list[str]) -> None:
     def variant(form: str, name: str, t: tuple[int, ...], model, sizes: dict) -> None:
         """Compiles ``model`` with tile ``t`` alone and records its launch at each of ``sizes``."""
         tile = gemm.Tile(*t)
-        gemm.WIDE = gemm.NARROW = (tile, tile)
+        gemm.TILES = (tile, tile)
         try:
             compiled = compile_model(model, "sm_90", [])
             plan = build_plan(compiled)

@@ -58,34 +58,34 @@ class Tile:
         return self.bm + self.a_pad
 
 
-# Tile families, largest first: a problem takes the first tile of which it has at least
-# FILL_BLOCKS blocks (enough to fill the GPU), else the last; chosen at generation for static sizes,
-# in the launch plan at run time otherwise (choose_tile). Measured one by one on an H100
-# (scripts/bench-gemm-tiles.py; docs/benchmarks.md): each tile here was the fastest, or within 9% of
-# it, at the attention sizes where this rule picks it. Narrow: a static N of at most 64 (attention's
-# context MatMul, N = head size).
-WIDE = (Tile(128, 128, 8, 8, 16, 4), Tile(128, 64, 8, 8, 8, 4), Tile(64, 32, 4, 4, 16, 4))
-NARROW = (Tile(128, 64, 8, 8, 8, 4), Tile(64, 32, 4, 4, 16, 4))
+# The tiles, largest first: a problem takes the first of which it has at least FILL_BLOCKS blocks
+# (enough to fill the GPU), else the last; chosen at generation for static sizes, in the launch
+# plan at run time otherwise (choose_tile). Measured one by one on an H100, static and symbolic
+# (scripts/bench-gemm-tiles.py; docs/benchmarks.md): at attention's sizes each tile here was the
+# fastest, or within 9% of it, where this rule picks it. A 128 x 128 tile
+# (8 x 8 a thread, 16-deep slices) was slower than 128 x 64 everywhere but the symbolic score
+# MatMul at 64x512 (1.5% faster there), and compiled for static sizes it was slower at every size
+# (scores 64x512: 946 us against 749).
+TILES = (Tile(128, 64, 8, 8, 8, 4), Tile(64, 32, 4, 4, 16, 4))
 # Fewer blocks of a tile than this take the next smaller one: twice an H100's 132 SMs.
 FILL_BLOCKS = 264
 # Registers a thread of an 8 x 8 tile may use (through __launch_bounds__' blocks per SM): unbounded,
-# ptxas gives the static 128 x 128 kernel 133 and the symbolic 128 x 64 one 139, which halves or cuts
-# by a quarter the blocks an SM holds; on the H100 each ran slower than its twin at 125-127
-# (docs/benchmarks.md; scores at 64x512 952 against 816 us, context 781 against 633). Bounded, both
-# fit 128 without spilling.
+# ptxas gives the symbolic 128 x 64 kernel 139, which cuts by a quarter the blocks an SM holds; on
+# the H100 it ran slower than its static twin at 125 (docs/benchmarks.md; context at 64x512 781
+# against 633 us). Bounded, it fits 128 without spilling.
 MAX_REGISTERS = 128
 REGISTER_FILE = 65536   # 32-bit registers of an SM
 MIN_ROWS = 32           # a static problem with fewer rows (M times batch) or columns keeps TVM's
 
 
-def choose_tile(family: tuple[Tile, ...], blocks: Callable[[Tile], Any],
+def choose_tile(tiles: tuple[Tile, ...], blocks: Callable[[Tile], Any],
                 select: Callable[[Any, Any, Any], Any] = lambda fills, this, other: this if fills else other) -> Any:
-    """The index in ``family`` of the tile a problem takes: the first with at least FILL_BLOCKS
+    """The index in ``tiles`` of the tile a problem takes: the first with at least FILL_BLOCKS
     blocks (``blocks(tile)``), else the last. With static sizes an int; with symbolic ones, given
     TIR's select, the expression the launch plan evaluates at run time."""
-    chosen: Any = len(family) - 1
-    for j in reversed(range(len(family) - 1)):
-        chosen = select(blocks(family[j]) >= FILL_BLOCKS, j, chosen)
+    chosen: Any = len(tiles) - 1
+    for j in reversed(range(len(tiles) - 1)):
+        chosen = select(blocks(tiles[j]) >= FILL_BLOCKS, j, chosen)
     return chosen
 
 
@@ -166,12 +166,11 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
             out = out * size(d)
         return out
 
-    family = NARROW if _static(n_dim) is not None and _static(n_dim) <= NARROW[0].bn else WIDE
     if static:
         batch_s, m_s, n_s = flat(batch_dims), flat(m_dims), _static(n_dim)
-        tiles = [family[choose_tile(family, lambda t: batch_s * -(-m_s // t.bm) * -(-n_s // t.bn))]]
+        tiles = [TILES[choose_tile(TILES, lambda t: batch_s * -(-m_s // t.bm) * -(-n_s // t.bn))]]
     else:
-        tiles = list(dict.fromkeys(family))
+        tiles = list(dict.fromkeys(TILES))
 
     def gen_ir(ins: list[Any], out: Any) -> Any:
         a_buf, b_buf = ins
