@@ -93,13 +93,18 @@ def _literal(value: int, dtype: str) -> str:
     return f"(int64_t){value}LL" if dtype == "int64" else f"(int32_t){value}"
 
 
+def unemulated(source: str) -> list[str]:
+    """The warp intrinsics of ``source`` this emulation does not run (shuffles it does)."""
+    return sorted(set(re.findall(r"__(?:ballot|any|all|match\w*|activemask|reduce\w*)_sync", source)))
+
+
 def run_plan_on_cpu(compiled: Any, plan: Any, arrays: list[np.ndarray], workdir: str) -> list[np.ndarray]:
     """The plan's outputs for ``arrays`` (its inputs), computed by its CUDA kernels on the CPU."""
     from tpat_bridge.expr import evaluate
     from tpat_bridge.plan import BufferRef, LaunchStep, ScalarArg
 
     source = compiled.cuda_source
-    refused = sorted(set(re.findall(r"__(?:ballot|any|all|match\w*|activemask|reduce\w*)_sync", source)))
+    refused = unemulated(source)
     if refused:
         raise ValueError(f"warp intrinsics {refused} are not emulated")
     values = {s.name: int(arrays[s.input].shape[s.dim]) for s in plan.symbols}
