@@ -35,6 +35,9 @@ WARPS_PER_BLOCK = 4
 MAX_ROW = 2048          # 64 values a lane, kept in registers
 REDUCE_SPLIT = 8        # rows of threads splitting a reduced axis
 FLOAT_DTYPES = ("float32",)   # other dtypes keep TVM's lowering until a GPU run has checked them
+# What a Softmax slot past the row's end holds, and a running max starts from: the lowest float32,
+# not -inf (-inf - -inf would be NaN where a row's max is -inf).
+LOWEST_FLOAT32 = -3.4028234663852886e38
 
 
 def _leading(ty: Any, static_from: int) -> tuple[Any, list[int]] | None:
@@ -172,7 +175,7 @@ def _softmax_in_registers(length: Any, slots: int) -> Callable[..., None]:
     from tvm.script.ir_builder import tirx as T
 
     exact = isinstance(length, int) and length == 32 * slots
-    lowest = tirx.const(-3.4028234663852886e38, "float32")
+    lowest = tirx.const(LOWEST_FLOAT32, "float32")
 
     def body(row: Any, lane: Any, ins: list[Any], out: Any, i: Callable[[int], Any]) -> None:
         dtype = out.dtype
@@ -236,10 +239,10 @@ def _softmax_any_length(x: Any, rows: Any, length: Any) -> Any:
         return _row_extern("softmax_rows.tpat", [x], list(x.shape), x.dtype, rows, length, body)
 
     def launched_when(above: int, up_to: int | None) -> Callable[[Callable[[int], Any]], Any]:
-        def holds(i: Callable[[int], Any]) -> Any:
-            return tirx.all(*([i(above) < i(length)] if above else []),
-                            *([i(length) <= i(up_to)] if up_to is not None else []))
-        return holds
+        """above < length <= up_to, in the kernel's index type (the first range has no lower
+        bound, the last no upper)."""
+        return lambda i: tirx.all(*([i(above) < i(length)] if above else []),
+                                  *([i(length) <= i(up_to)] if up_to is not None else []))
 
     return _row_extern("softmax_rows.tpat", [x], list(x.shape), x.dtype, rows, length,
                        [(body, launched_when(above, up_to)) for above, up_to, body in ranges])
@@ -257,7 +260,7 @@ def _streaming_softmax_body(length: Any) -> Callable[..., None]:
     from tvm.script.ir_builder import tirx as T
 
     chunk = 4   # values a lane loads at once: one rescale of its running sum per chunk
-    lowest = tirx.const(-3.4028234663852886e38, "float32")   # not -inf: -inf - -inf would be NaN
+    lowest = tirx.const(LOWEST_FLOAT32, "float32")
     zero = tirx.const(0.0, "float32")
 
     def body(row: Any, lane: Any, ins: list[Any], out: Any, i: Callable[[int], Any]) -> None:
