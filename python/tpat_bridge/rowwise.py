@@ -197,7 +197,8 @@ def _softmax_in_registers(length: Any, slots: int) -> Callable[..., None]:
         es = [exps[j] for j in range(slots)]
         s = _warp_allreduce(T.bind(_tree(list(es), lambda a, b: a + b)), lambda a, b: a + b)
         inv = T.bind(tirx.const(1.0, "float32") / s)
-        base = T.bind(row * i(length) + lane)
+        if exact:   # _load_row bound the row's start for itself; the checked path reuses its own
+            base = T.bind(row * i(length) + lane)
         for j, e in enumerate(es):
             if exact:
                 out[base + i(32 * j)] = tirx.Cast(dtype, e * inv)
@@ -388,7 +389,7 @@ def _legalize_softmax(bb: Any, call: Any) -> Any:
     covered = _row_covered(x.ty, str(x.ty.dtype))
     if covered is None:
         # A row of run-time length (attention's scores over a dynamic sequence) or one too long
-        # or ragged for registers: the streaming kernel, any row length.
+        # or ragged for _fast_softmax: register kernels for short rows, the streaming one beyond.
         return call_kernel(bb, "softmax_rows_tpat", [x], ["x"],
                            lambda xp: _softmax_any_length(xp, *_rows_and_length(list(xp.shape))))
     length = covered[1]

@@ -61,8 +61,9 @@ def main() -> int:
                 print(f"FAIL {tag}: compile: {error}", flush=True)
                 counts["FAIL"] += 1
                 continue
-            if unemulated(compiled.cuda_source):
-                print(f"SKIP {tag}: warp intrinsics {unemulated(compiled.cuda_source)} are not emulated", flush=True)
+            refused = unemulated(compiled.cuda_source)
+            if refused:
+                print(f"SKIP {tag}: warp intrinsics {refused} are not emulated", flush=True)
                 counts["SKIP"] += 1
                 continue
             reference = json.loads((pdir / "test" / "reference.json").read_text())
