@@ -191,9 +191,16 @@ def _softmax_in_registers(length: Any, slots: int) -> Callable[..., None]:
                 values[j] = tirx.if_then_else(inside[j], tirx.Cast("float32", ins[0][base + i(32 * j)]), lowest)
             xs = [values[j] for j in range(slots)]
         m = _warp_allreduce(T.bind(_tree(list(xs), tirx.max)), tirx.max)
+        # Every slot's exponential is computed and the empty ones zeroed by a select, and every
+        # slot is scaled, so that only the loads and the stores are predicated: computed inside a
+        # branch per slot, nvcc kept a branch around each exponential and each reciprocal of the
+        # sum (its slow path included): 20 branches in the 4-slot kernel against the static
+        # kernel's 7. What an empty slot computes (from LOWEST_FLOAT32) the select discards.
         exps = T.buffer_proxy(T.alloc_local((slots,), "float32"))
         for j, v in enumerate(xs):
-            exps[j] = tirx.exp(v - m) if exact else tirx.if_then_else(inside[j], tirx.exp(v - m), tirx.const(0.0, "float32"))
+            exps[j] = tirx.exp(v - m)
+            if not exact:
+                exps[j] = tirx.Select(inside[j], exps[j], tirx.const(0.0, "float32"))
         es = [exps[j] for j in range(slots)]
         s = _warp_allreduce(T.bind(_tree(list(es), lambda a, b: a + b)), lambda a, b: a + b)
         inv = T.bind(tirx.const(1.0, "float32") / s)
@@ -203,9 +210,10 @@ def _softmax_in_registers(length: Any, slots: int) -> Callable[..., None]:
             if exact:
                 out[base + i(32 * j)] = tirx.Cast(dtype, e * inv)
             else:
+                exps[j] = e * inv
                 with T.If(inside[j]):
                     with T.Then():
-                        out[base + i(32 * j)] = tirx.Cast(dtype, e * inv)
+                        out[base + i(32 * j)] = tirx.Cast(dtype, exps[j])
 
     return body
 
@@ -279,8 +287,9 @@ def _streaming_softmax_body(length: Any) -> Callable[..., None]:
             for k in range(chunk):
                 last[k] = tirx.if_then_else(inside[k], tirx.Cast("float32", src[base + first + i(32 * k)]), lowest)
             m_new = T.bind(tirx.max(acc[0], _tree([last[k] for k in range(chunk)], tirx.max)))
-            # slots past the row add nothing (else a row of -inf would sum their exp(0) = 1s)
-            terms = [tirx.if_then_else(inside[k], tirx.exp(last[k] - m_new), zero) for k in range(chunk)]
+            # slots past the row add nothing (else a row of -inf would sum their exp(0) = 1s); a
+            # select, not a branch around each exponential (see _softmax_in_registers)
+            terms = [tirx.Select(inside[k], T.bind(tirx.exp(last[k] - m_new)), zero) for k in range(chunk)]
             acc[1] = acc[1] * tirx.exp(acc[0] - m_new) + _tree(terms, lambda a, b: a + b)
             acc[0] = m_new
         row_max = _warp_allreduce(acc[0], tirx.max)
@@ -293,10 +302,12 @@ def _streaming_softmax_body(length: Any) -> Callable[..., None]:
             for k, v in enumerate(vals):
                 out[base + first + i(32 * k)] = tirx.Cast(dtype, tirx.exp(v - row_max) * inv)
         tail = T.bind((chunks - i(1)) * i(32 * chunk) + lane)
+        for k in range(chunk):   # scaled outside the stores' branches, like the register kernels
+            last[k] = tirx.exp(last[k] - row_max) * inv
         for k in range(chunk):
             with T.If(tail + i(32 * k) < n):
                 with T.Then():
-                    out[base + tail + i(32 * k)] = tirx.Cast(dtype, tirx.exp(last[k] - row_max) * inv)
+                    out[base + tail + i(32 * k)] = tirx.Cast(dtype, last[k])
 
     return body
 
