@@ -104,6 +104,8 @@ def test_the_kernel_is_double_buffered_and_reads_shared_memory_as_float4(a_shape
     (["B", 12, "S", 64], ["B", 12, 64, "S"], False, (3, 12, 200, 64), (3, 12, 64, 200)),
     # the context MatMul: a run-time depth of 40 (three 16-deep slices), 64 x 32 tiles
     (["B", 4, "S", "S"], ["B", 4, "S", 64], False, (2, 4, 40, 40), (2, 4, 40, 64)),
+    # at the benchmark's 1x128: every tile and every slice whole, only the unchecked path runs
+    (["B", 12, "S", "S"], ["B", 12, "S", 64], False, (1, 12, 128, 128), (1, 12, 128, 64)),
     # an activation against a weight: batch folds into rows; depth 100 (a partial slice), width 200
     (["N", "S", 100], [100, 200], True, (2, 40, 100), (100, 200)),
     # static: small tiles, and large ones (528 of 128 x 64) at a depth of one slice
