@@ -218,8 +218,17 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
                     t = T.bind(tirx.Cast("int32", tx.var))
                     blk = T.bind(i(bx.var))
                     # C's division (truncdiv): every operand is non-negative, and floor division by a
-                    # run-time value costs sign fix-ups on every index
-                    z = T.bind(tirx.truncdiv(blk, tiles_n))
+                    # run-time value costs sign fix-ups on every index. By a run-time tile count it
+                    # is 32-bit: the block index and the count are below 2^31 (the plan checks the
+                    # grid against that), and a 64-bit division is a called routine of ~100
+                    # instructions (scripts/sass-stats.py: one CALL in each symbolic score kernel).
+                    if idx == "int64" and _static(n_dim) is None:
+                        blk32, tiles_n32 = T.bind(tirx.Cast("int32", bx.var)), T.bind(tirx.Cast("int32", tiles_n))
+                        z = T.bind(i(tirx.truncdiv(blk32, tiles_n32)))
+                        n_tile = T.bind(i(tirx.truncmod(blk32, tiles_n32)))
+                    else:
+                        z = T.bind(tirx.truncdiv(blk, tiles_n))
+                        n_tile = tirx.truncmod(blk, tiles_n)
                     # 64-bit math only for where a block's matrices start (once a slice); inside a tile
                     # 32-bit offsets from base pointers: rows and slices are at most 128 apart, so an
                     # offset fits while K and N are below 2^24
@@ -242,7 +251,7 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
                         row_t = T.bind(t // tile.threads_n)     # the thread's rows: quarter-tiles at row_t * 4
                         col_t = T.bind(t % tile.threads_n)      # and columns at col_t * 4
                         m0 = T.bind(i(by.var) * i(bm))
-                        n0 = T.bind(tirx.truncmod(blk, tiles_n) * i(bn))
+                        n0 = T.bind(n_tile * i(bn))
                         rows = T.bind(tirx.Cast("int32", tirx.min(m - m0, i(bm))))   # of this tile, in C
                         cols = T.bind(tirx.Cast("int32", tirx.min(n - n0, i(bn))))
 
