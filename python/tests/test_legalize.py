@@ -43,6 +43,30 @@ def test_scatter_rows_run_in_parallel_with_symbolic_dims():
     assert any("R" in str(g) for g in symbolic), grids  # the scatter's grid follows the row count
 
 
+@pytest.mark.skipif(__import__("cuda_on_cpu").compiler() is None, reason="needs a C++20 compiler")
+@pytest.mark.parametrize("batch,rows,size", [(4, 10, (4, 10)), ("N", "R", (2, 10)), ("N", "R", (3, 7))])
+def test_scatter_rows_write_the_right_elements(tmp_path, batch, rows, size):
+    """The parallel kernel's numbers (its CUDA run on the CPU): every index row, negative ones
+    counted from the end, writes its updates; every other element keeps the data."""
+    import numpy as np
+
+    from cuda_on_cpu import run_plan_on_cpu
+
+    n, r = size
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((n, 16, 16, 32)).astype(np.float32)
+    flat = rng.choice(n * 16 * 16, size=n * r, replace=False)   # distinct rows: ONNX's order is undefined
+    idx = np.stack(np.unravel_index(flat, (n, 16, 16)), axis=-1).reshape(n, r, 3).astype(np.int64)
+    idx[:, ::3, 1] -= 16                                         # the same elements, counted from the end
+    upd = rng.standard_normal((n, r, 32)).astype(np.float32)
+    want = data.copy()
+    for row, u in zip(idx.reshape(-1, 3), upd.reshape(-1, 32)):
+        want[tuple(row)] = u
+    compiled, plan = _launches(_scatter_model(batch=batch, rows=rows))
+    (got,) = run_plan_on_cpu(compiled, plan, [data, idx, upd], str(tmp_path))
+    np.testing.assert_array_equal(got, want)
+
+
 def test_scatter_add_keeps_ordered_kernel():
     compiled, _ = _launches(_scatter_model("add"))
     assert "float4" not in compiled.cuda_source

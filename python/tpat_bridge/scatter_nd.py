@@ -16,7 +16,10 @@ from typing import Any
 
 
 def _fast_scatter_nd(data: Any, indices: Any, updates: Any) -> Any:
-    """scatter_nd with ``indices`` already transposed to (M, Y...) like TOPI's; parallel rows."""
+    """scatter_nd with ``indices`` in ONNX's layout (Y..., M); parallel rows. Row i's index tuple is
+    read at i * M + l. (TOPI's kernel takes them transposed to (M, Y...); TVM inlines that
+    transpose into the read and, unable to prove the row below the symbolic row count, unravels it
+    with 64-bit divisions by the run-time dims: three called routines a thread.)"""
     import tvm
     from tvm import te, tirx
     from tvm.script.ir_builder import IRBuilder
@@ -26,12 +29,11 @@ def _fast_scatter_nd(data: Any, indices: Any, updates: Any) -> Any:
 
     def gen_ir(data_ptr: Any, indices_ptr: Any, updates_ptr: Any, out_ptr: Any) -> Any:
         data_b = T.buffer_proxy(data_ptr)
-        indices_b = T.buffer_proxy(indices_ptr)
         updates_b = T.buffer_proxy(updates_ptr)
         out_b = T.buffer_proxy(out_ptr)
-        mdim = int(indices_ptr.shape[0])
+        mdim = int(indices_ptr.shape[-1])
         rows = 1
-        for d in indices_ptr.shape[1:]:
+        for d in indices_ptr.shape[:-1]:
             rows *= d
         inner = 1
         for d in updates_ptr.shape[len(indices_ptr.shape) - 1:]:
@@ -52,6 +54,8 @@ def _fast_scatter_nd(data: Any, indices: Any, updates: Any) -> Any:
         idx64 = "int64"
         with IRBuilder() as ib:
             with T.seq_scope():
+                # a flat view of the indices: tuple l of row i at i * mdim + l
+                indices_b = T.buffer_proxy(T.decl_buffer((rows * mdim,), indices_ptr.dtype, data=indices_ptr.data))
                 # Copy data -> out, `vec` consecutive elements per thread.
                 nblk = cast(ceil_div(total // vec, threads), "int32")
                 tx = te.thread_axis("threadIdx.x")
@@ -84,15 +88,20 @@ def _fast_scatter_nd(data: Any, indices: Any, updates: Any) -> Any:
                             index = j
                             offset = inner
                             for l in reversed(range(mdim)):
-                                index = index + offset * cast(indices_b[i + l * rows], idx64)
+                                index = index + offset * cast(indices_b[i * mdim + l], idx64)
                                 offset = offset * data_ptr.shape[l]
                             out_b[index] = updates_b[g]
             return ib.get()
 
     out_buf = tirx.decl_buffer(data.shape, data.dtype, "out_buf", layout=None)
+    # named, so that the kernel's parameters say what they are (the indices' flat view stays "_ptr":
+    # T.decl_buffer takes no name, and an extern's input buffer must have its tensor's rank)
+    in_bufs = [tirx.decl_buffer(t.shape, t.dtype, name, layout=None)
+               for t, name in ((data, "data"), (indices, "indices"), (updates, "updates"))]
     return te.extern([data.shape], [data, indices, updates],
                      lambda ins, outs: gen_ir(ins[0], ins[1], ins[2], outs[0]),
-                     dtype=data.dtype, out_buffers=[out_buf], name="scatter_nd.tpat", tag="scatter_nd.tpat")
+                     dtype=data.dtype, in_buffers=in_bufs, out_buffers=[out_buf], name="scatter_nd.tpat",
+                     tag="scatter_nd.tpat")
 
 
 def legalize_scatter_nd(bb: Any, call: Any) -> Any:
@@ -102,12 +111,12 @@ def legalize_scatter_nd(bb: Any, call: Any) -> Any:
     reduction = str(call.attrs.reduction)
 
     def scatter_nd(data: Any, indices: Any, updates: Any) -> Any:
-        axes = list(range(len(indices.shape)))
-        indices = topi.transpose(indices, axes[-1:] + axes[:-1])
         # The index tuples' length decides the kernel's unrolled offset arithmetic: it must be static
         # (it is in every exported model); the other dims may be symbolic.
-        if reduction in ("update", "none") and isinstance(indices.shape[0], (int, tirx.IntImm)):
+        if reduction in ("update", "none") and isinstance(indices.shape[-1], (int, tirx.IntImm)):
             return _fast_scatter_nd(data, indices, updates)
-        return topi.gpu.scatter_nd(data, indices, updates, reduction)  # ordered: the reductions
+        axes = list(range(len(indices.shape)))
+        transposed = topi.transpose(indices, axes[-1:] + axes[:-1])   # TOPI's layout, (M, Y...)
+        return topi.gpu.scatter_nd(data, transposed, updates, reduction)  # ordered: the reductions
 
     return bb.call_te(scatter_nd, call.args[0], call.args[1], call.args[2])
