@@ -361,6 +361,8 @@ def relax_pipeline(target: Any, database: Any = None) -> Any:
     from tvm.relax.backend.cuda import pipeline as cuda_pipeline
     from tvm.s_tir import dlight as dl
 
+    from .injective import symbolic_injective_rule
+
     step_aside = _step_aside_rule()
 
     @tvm.transform.module_pass(opt_level=0)
@@ -372,7 +374,7 @@ def relax_pipeline(target: Any, database: Any = None) -> Any:
                     mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
             mod = dl.ApplyDefaultSchedule(
                 dl.gpu.Matmul(), step_aside(dl.gpu.GEMV()), step_aside(dl.gpu.Reduction()), dl.gpu.GeneralReduction(),
-                dl.gpu.Fallback(),
+                symbolic_injective_rule(), dl.gpu.Fallback(),
             )(mod)
             mod = tvm.transform.Sequential(
                 cuda_pipeline.dataflow_lower_passes(target) + cuda_pipeline.finalize_passes(target))(mod)
