@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """What nvcc makes of generated kernels, without a GPU: per kernel, ptxas's registers and spilled
-bytes, and from the SASS the instructions, branches, calls (slow paths such as a float division's),
-global loads and stores, and the instructions of its innermost loops. It measures code, not time:
-it is for comparing a run-time-size kernel with its static twin while no GPU is at hand (what a GPU
-measured is in docs/benchmarks.md).
+bytes, and from the SASS the instructions, branches, calls, global loads and stores, and the
+instructions of its innermost loops. It measures code, not time, and counts every path: a call is a
+slow path that runs only where its case arises (a float division by a denormal, a 64-bit integer
+division past 2^32: below that nvcc branches to an inline 32-bit one), and a loop's count holds
+all its branches. It is for comparing a run-time-size kernel with its static twin while no GPU is
+at hand (what a GPU measured is in docs/benchmarks.md).
 
     scripts/sass-stats.py [--arch sm_90] LABEL=PATH [LABEL=PATH ...]
 

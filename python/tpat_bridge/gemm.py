@@ -220,8 +220,9 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
                     # C's division (truncdiv): every operand is non-negative, and floor division by a
                     # run-time value costs sign fix-ups on every index. By a run-time tile count it
                     # is 32-bit: the block index and the count are below 2^31 (the plan checks the
-                    # grid against that), and a 64-bit division is a called routine of ~100
-                    # instructions (scripts/sass-stats.py: one CALL in each symbolic score kernel).
+                    # grid against that). In 64 bits nvcc tests the operands' width and branches to
+                    # an inline 32-bit division or, past 2^32, a called routine; this is the
+                    # division alone.
                     if idx == "int64" and _static(n_dim) is None:
                         blk32, tiles_n32 = T.bind(tirx.Cast("int32", bx.var)), T.bind(tirx.Cast("int32", tiles_n))
                         z = T.bind(i(tirx.truncdiv(blk32, tiles_n32)))

@@ -6,10 +6,11 @@ buffer addresses are then rebuilt from the dims unravelled from that index. With
 TVM folds them back into the index itself. With a symbolic dim it can, except where the trailing
 static dims are a multiple of the thread count (a hidden size of 1024, 2048, 3072, 4096: the
 feed-forward GELU of a transformer): TVM rewrites ``index % 3072`` as
-``blockIdx.x % 3 * 1024 + threadIdx.x``, no longer sees the whole, and every thread pays 64-bit
-divisions and remainders by the run-time dims (a called routine of ~100 instructions on sm_90;
-scripts/sass-stats.py: Relu over [B, S, 3072] 193 SASS instructions and a CALL, against 42 with
-the dims static).
+``blockIdx.x % 3 * 1024 + threadIdx.x``, no longer sees the whole, and every thread pays the
+divisions and remainders by the run-time dims of the unravelling: in 64 bits each is a test of the
+operands' width, an inline 32-bit division sequence (a called routine past 2^32) and TVM's sign
+fix-ups for floor division (scripts/sass-stats.py on sm_90: Relu over [B, S, 3072] compiles to 193
+SASS instructions, against 21 with this rule and 14 with the dims static at 8 x 128).
 
 This rule never unravels: the leading loops, up to the last symbolic one, go to blockIdx.x; the
 trailing static ones to blockIdx.y x threadIdx.x, with a thread count that divides them exactly

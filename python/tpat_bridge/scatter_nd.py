@@ -19,7 +19,8 @@ def _fast_scatter_nd(data: Any, indices: Any, updates: Any) -> Any:
     """scatter_nd with ``indices`` in ONNX's layout (Y..., M); parallel rows. Row i's index tuple is
     read at i * M + l. (TOPI's kernel takes them transposed to (M, Y...); TVM inlines that
     transpose into the read and, unable to prove the row below the symbolic row count, unravels it
-    with 64-bit divisions by the run-time dims: three called routines a thread.)"""
+    with three divisions and remainders by the run-time dims a thread, each with floor division's
+    sign fix-ups.)"""
     import tvm
     from tvm import te, tirx
     from tvm.script.ir_builder import IRBuilder
