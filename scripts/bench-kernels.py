@@ -165,6 +165,13 @@ def workloads(model_path: str) -> list[Workload]:
         ws.append(Workload("attn_context", f"Attention context MatMul {dims('attn_context.p')} x {dims('attn_context.v')}",
                            lambda g: [torch.softmax(rand(g, *shape["attn_context.p"]), -1), rand(g, *shape["attn_context.v"])],
                            torch.matmul, rw_bytes, exact=False, ref64=True))
+    if "bert_gelu_erf" in present:
+        ws.append(Workload("bert_gelu_erf", f"GELU's Erf {dims('bert_gelu_erf.x')}", of("bert_gelu_erf.x"),
+                           torch.erf, rw_bytes, exact=False, ref64=True))
+    if "attn_mask" in present:
+        ws.append(Workload("attn_mask", f"Attention mask Add {dims('attn_mask.x')} + {dims('attn_mask.m')}",
+                           lambda g: [rand(g, *shape["attn_mask.x"]), rand(g, *shape["attn_mask.m"])],
+                           torch.add, rw_bytes))
     return ws
 
 

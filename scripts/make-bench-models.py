@@ -15,8 +15,9 @@
 * ``--transformer SIZE`` (``1x128``, ``8x128``, ``64x512``: batch x sequence) and ``--transformer
   dynamic``: BERT-base's attention and norm workloads with a static or a symbolic batch ``B`` and
   sequence ``S``: the score MatMul Q [B,12,S,64] x K^T [B,12,64,S], the Softmax over the scores
-  (a row of length S), the context MatMul P [B,12,S,S] x V [B,12,S,64], and LayerNormalization
-  over [B,S,768].
+  (a row of length S), the context MatMul P [B,12,S,S] x V [B,12,S,64], LayerNormalization
+  over [B,S,768], the feed-forward GELU's Erf over [B,S,3072] and the attention mask's add
+  [B,12,S,S] + [B,1,1,S].
 * ``--dynamic-check``: ``bench-dynamic-check.onnx``, the ops at small sizes with symbolic dims,
   whose plugins' self-tests (``--dim N=1,3``) check the dynamic kernels at two sizes.
 
@@ -162,6 +163,13 @@ def build_transformer(size: str) -> onnx.ModelProto:
     inits.append(numpy_helper.from_array((0.1 * rng.standard_normal(HIDDEN)).astype(np.float32), "bert_layernorm.bias"))
     node("LayerNormalization", ["bert_layernorm.x", "bert_layernorm.scale", "bert_layernorm.bias"], "bert_layernorm",
          axis=-1, epsilon=1e-12)
+    # two elementwise workloads of TVM's default kernels: the feed-forward GELU's Erf (trailing
+    # static dims a multiple of 1024, TPAT's injective schedule) and the attention mask's
+    # broadcast add (the run-time dim last: dlight's Fallback)
+    inp("bert_gelu_erf.x", [b, s, 4 * HIDDEN])
+    node("Erf", ["bert_gelu_erf.x"], "bert_gelu_erf")
+    inp("attn_mask.x", [b, HEADS, s, s]); inp("attn_mask.m", [b, 1, 1, s])
+    node("Add", ["attn_mask.x", "attn_mask.m"], "attn_mask")
     return _finish("tpat_bench_transformer", nodes, inputs, outputs, inits)
 
 
@@ -208,6 +216,14 @@ def build_dynamic_check() -> onnx.ModelProto:
     inits.append(numpy_helper.from_array((0.1 * np.random.default_rng(13).standard_normal((100, 200))).astype(np.float32),
                                          "linear.w"))
     node("MatMul", ["linear.x", "linear.w"], "linear.y", "linear")
+    # an elementwise op of TVM's default kernel over trailing static dims of 3072 (TPAT's
+    # injective schedule) and a broadcast over a head dim before the symbolic one
+    inp("gelu_erf.x", F, ["N", "S", 3072])
+    node("Erf", ["gelu_erf.x"], "gelu_erf.y", "gelu_erf")
+    inp("head_scale.x", F, ["N", 4, "S", 64])
+    inits.append(numpy_helper.from_array(np.random.default_rng(14).standard_normal((4, 1, 64)).astype(np.float32),
+                                         "head_scale.w"))
+    node("Mul", ["head_scale.x", "head_scale.w"], "head_scale.y", "head_scale")
     inp("layernorm.x", F, ["N", 1024])
     rng = np.random.default_rng(12)
     inits.append(numpy_helper.from_array((1 + 0.1 * rng.standard_normal(1024)).astype(np.float32), "layernorm.scale"))

@@ -2,7 +2,8 @@
 # Generates the plugin folders of the dynamic-shape benchmark (issue 15; docs/benchmarks.md) into
 # DIR (default .device/b15): the benchmark model static at N = 1, the benchmark's N and the
 # largest N (bench-n1, bench, bench-nmax), its dynamic twin (bench-dynamic); BERT-base's attention
-# and norm workloads static at 1x128, 8x128 and 64x512 (bench-transformer-*), dynamic without a
+# and norm workloads (and two elementwise ones of TVM's kernels: the GELU's Erf, the attention mask's
+# Add) static at 1x128, 8x128 and 64x512 (bench-transformer-*), dynamic without a
 # profile (bench-transformer-dynamic) and with one (bench-transformer-profiled: the specialized
 # launch plan at 8x128); and the dynamic check model with self-test data (dyncheck).
 # Then, on a GPU machine, from the repository root, `OUT=RESULTS bash DIR/run.sh` (written here; the
@@ -33,12 +34,13 @@ done
 gen() { local out=$1; shift; rm -rf "$DIR/$out"; "$T" generate "$@" -o "$DIR/$out" --arch sm_90 --no-build --no-kernel-cache -q; }
 OPS=GatherND,ScatterND,OneHot,Resize,ReduceMax,Softmax,LayerNormalization
 for m in bench bench-n1 bench-nmax bench-dynamic; do gen $m models/generated/$m.onnx --op-types $OPS --no-reference; done
+TOPS=MatMul,Softmax,LayerNormalization,Erf,Add
 for m in 1x128 8x128 64x512 dynamic; do
-  gen bench-transformer-$m models/generated/bench-transformer-$m.onnx --op-types MatMul,Softmax,LayerNormalization --no-reference
+  gen bench-transformer-$m models/generated/bench-transformer-$m.onnx --op-types $TOPS --no-reference
 done
-gen bench-transformer-profiled models/generated/bench-transformer-dynamic.onnx --op-types MatMul,Softmax,LayerNormalization \
+gen bench-transformer-profiled models/generated/bench-transformer-dynamic.onnx --op-types $TOPS \
   --no-reference --profile B=1:8:64 --profile S=16:128:512
-gen dyncheck models/generated/bench-dynamic-check.onnx --op-types GatherND,ScatterND,Resize,ReduceMax,Softmax,LayerNormalization,MatMul \
+gen dyncheck models/generated/bench-dynamic-check.onnx --op-types GatherND,ScatterND,Resize,ReduceMax,Softmax,LayerNormalization,MatMul,Erf,Mul \
   --profile N=1:2:4 --profile S=8:40:64 --profile K=200:700:1100
 # run.sh finds its folder from its own path: no path of the user's is written into its text.
 cat > "$DIR/run.sh" <<'RUN'
