@@ -1,7 +1,8 @@
 """injective.py: TPAT's schedule of elementwise and broadcast kernels over run-time dims. Which
-functions it takes (trailing static dims that fill whole warps, after a symbolic dim) and leaves to
-dlight's Fallback; that what it takes indexes with no division or remainder by a run-time dim; and
-the numbers, its CUDA run on the CPU (cuda_on_cpu.py) at two sizes, against numpy."""
+functions it takes (trailing static dims that fill whole warps after a symbolic dim; a broadcast
+over a run-time last dim) and leaves to dlight's Fallback; that what it takes indexes with no
+division or remainder by a run-time dim in the elementwise case (one a row in a broadcast); and the
+numbers, its CUDA run on the CPU (cuda_on_cpu.py) at two sizes, against numpy."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,6 +41,9 @@ CASES = {
                  lambda b, s, r: [r.standard_normal((b, s, 768)), r.standard_normal(768)], lambda x, z: x + z),
     "head broadcast": (lambda: _model([helper.make_node("Mul", ["x", "z"], ["y"])], [("x", ["B", 12, "S", 64]), ("z", [12, 1, 64])]),
                        lambda b, s, r: [r.standard_normal((b, 12, s, 64)), r.standard_normal((12, 1, 64))], lambda x, z: x * z),
+    # the run-time dim last: rows of a warp, each lane looping over the columns 32 apart
+    "attention mask": (lambda: _model([helper.make_node("Add", ["x", "m"], ["y"])], [("x", ["B", 12, "S", "S"]), ("m", ["B", 1, 1, "S"])]),
+                       lambda b, s, r: [r.standard_normal((b, 12, s, s)), r.standard_normal((b, 1, 1, s))], lambda x, m: x + m),
 }
 
 
@@ -74,7 +78,7 @@ def test_the_rule_takes_them_and_indexes_without_dividing_by_a_run_time_dim(name
     # TVM's integer division and remainder by a run-time value (64-bit, a called routine): none;
     # a broadcast along a dim before the symbolic one still unravels the block index (the head
     # of [B, 12, S, 64] is blockIdx.x / S % 12), once a thread
-    if name == "head broadcast":
+    if name in ("head broadcast", "attention mask"):
         assert source.count("rdiv") <= 4 and "threadIdx.x) %" not in source, source[:1500]
     else:
         assert "rmod" not in source and "rdiv" not in source, source[:1500]
@@ -82,6 +86,8 @@ def test_the_rule_takes_them_and_indexes_without_dividing_by_a_run_time_dim(name
 
 @pytest.mark.parametrize("shape", [["B", "S"], ["B", "S", 100], ["B", "S", 16], [4, 3072]])
 def test_dims_that_cannot_fill_warps_or_are_static_are_left_to_dlight(shape):
+    """And with the run-time dim last and no broadcast ([B, S]): dlight's flat index has no
+    division there."""
     assert _taken(_model([helper.make_node("Relu", ["x"], ["y"])], [("x", shape)])) == [False]
 
 
@@ -95,6 +101,16 @@ def test_threads_divide_the_trailing_dims():
 @pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("sizes", [(1, 3), (2, 5)])
 def test_the_numbers(tmp_path, name, sizes):
+    _check_numbers(tmp_path, name, sizes)
+
+
+@pytest.mark.skipif(__import__("cuda_on_cpu").compiler() is None, reason="needs a C++20 compiler")
+def test_the_mask_over_two_column_chunks(tmp_path):
+    """40 columns: a lane takes two, the second chunk half outside the row."""
+    _check_numbers(tmp_path, "attention mask", (2, 40))
+
+
+def _check_numbers(tmp_path, name, sizes):
     from cuda_on_cpu import run_plan_on_cpu
     from tpat_bridge.plan import build_plan
 
