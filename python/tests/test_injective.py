@@ -91,6 +91,12 @@ def test_dims_that_cannot_fill_warps_or_are_static_are_left_to_dlight(shape):
     assert _taken(_model([helper.make_node("Relu", ["x"], ["y"])], [("x", shape)])) == [False]
 
 
+def test_a_long_last_dim_over_few_rows_is_left_to_dlight():
+    """[B, 1, T] by a window [1, 1, T]: B rows could be one, each looping over all of T."""
+    model = _model([helper.make_node("Mul", ["x", "w"], ["y"])], [("x", ["B", 1, "T"]), ("w", [1, 1, "T"])])
+    assert _taken(model) == [False]
+
+
 def test_threads_divide_the_trailing_dims():
     from tpat_bridge.injective import threads_for
 

@@ -24,9 +24,9 @@ static 20). Here a warp takes a row and each lane loops over the row's columns 3
 output's index is row * S + column, and the mask's batch is one division a row, which nvcc hoists
 out of the loop (about 33 instructions an element).
 
-Functions it does not fit (trailing static dims too few or too ragged to fill a warp's lanes, or
-the run-time dim last with no broadcast, where dlight's flat index has no division) are left to
-the next rule.
+Functions it does not fit (trailing static dims too few or too ragged to fill a warp's lanes; the
+run-time dim last with no broadcast, where dlight's flat index has no division, or with fewer rows
+than the last dim's own symbol guarantees) are left to the next rule.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def threads_for(inner: int) -> int | None:
 
 def symbolic_injective_rule() -> Any:
     """The dlight rule (see the module docstring); placed before dlight's Fallback."""
+    import tvm_ffi
     from tvm import s_tir, tirx
     from tvm.s_tir.dlight.analysis import normalize_prim_func
     from tvm.s_tir.dlight.base import try_inline
@@ -115,6 +116,12 @@ def symbolic_injective_rule() -> Any:
             the last dim. Functions with no broadcast keep dlight's flat index, which has no
             division there."""
             if len(loops) < 2 or not _broadcasts(sch.get(block)):
+                return None
+            # At least as many rows as columns: a leading dim is the last one's own symbol (the
+            # scores' [.., S, S]). Few rows and a long last dim ([B, 1, T] by [1, 1, T] in audio)
+            # would leave a few blocks looping over everything: Fallback's flat index spreads it.
+            last = sch.get(loops[-1]).extent
+            if not any(tvm_ffi.structural_equal(sch.get(loop).extent, last) for loop in loops[:-1]):
                 return None
             bx, ty = sch.split(sch.fuse(*loops[:-1]), factors=[None, ROWS_PER_BLOCK])
             column_chunks, tx = sch.split(loops[-1], factors=[None, 32])
