@@ -335,8 +335,7 @@ def _step_aside_rule() -> Any:
         constants) and then asserts that they have reduction loops; its Reduction rule raises a
         KeyError normalizing a reduction with a dilated, strided index (Col2Im's), and fails an
         internal check computing a mean over a gathered, sliced tensor (NegativeLogLikelihoodLoss's
-        body). TPAT's injective rule is wrapped too, so that a function it cannot schedule goes to
-        dlight's Fallback instead of failing the node."""
+        body). (TPAT's injective rule leaves any function it cannot schedule to Fallback itself.)"""
 
         def __init__(self, rule: Any) -> None:
             self.rule = rule
@@ -375,7 +374,7 @@ def relax_pipeline(target: Any, database: Any = None) -> Any:
                     mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
             mod = dl.ApplyDefaultSchedule(
                 dl.gpu.Matmul(), step_aside(dl.gpu.GEMV()), step_aside(dl.gpu.Reduction()), dl.gpu.GeneralReduction(),
-                step_aside(symbolic_injective_rule()), dl.gpu.Fallback(),
+                symbolic_injective_rule(), dl.gpu.Fallback(),
             )(mod)
             mod = tvm.transform.Sequential(
                 cuda_pipeline.dataflow_lower_passes(target) + cuda_pipeline.finalize_passes(target))(mod)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .lowering import call_kernel_own_index_types, default_legalizer, prod
+from .lowering import call_kernel_own_index_types, default_legalizer, prod, static_dim
 
 @dataclass(frozen=True)
 class Tile:
@@ -94,17 +94,11 @@ def _dims(ty: Any) -> list[Any] | None:
     return None if values is None else list(values)
 
 
-def _static(d: Any) -> int | None:
-    from tvm import tirx
-
-    return int(d) if isinstance(d, (int, tirx.IntImm)) else None
-
-
 def _same(a: Any, b: Any) -> bool:
     """Two dims known equal: the same constant or the same symbol."""
     from tvm import tirx
 
-    sa, sb = _static(a), _static(b)
+    sa, sb = static_dim(a), static_dim(b)
     if sa is not None or sb is not None:
         return sa == sb
     return isinstance(a, tirx.Var) and a.same_as(b)
@@ -118,14 +112,14 @@ def covered(a_ty: Any, b_ty: Any) -> str | None:
     if str(a_ty.dtype) != "float32" or str(b_ty.dtype) != "float32":
         return None
     # two symbolic depths are equal by the frontend's own check; a static one must match
-    if not _same(da[-1], db[-2]) and not (_static(da[-1]) is None and _static(db[-2]) is None):
+    if not _same(da[-1], db[-2]) and not (static_dim(da[-1]) is None and static_dim(db[-2]) is None):
         return None
-    rows, n = [_static(d) for d in da[:-1]], db[-1]
+    rows, n = [static_dim(d) for d in da[:-1]], db[-1]
     if all(r is not None for r in rows) and prod(rows) < MIN_ROWS:
         return None
-    if _static(n) is not None and _static(n) < MIN_ROWS:
+    if static_dim(n) is not None and static_dim(n) < MIN_ROWS:
         return None
-    if all(_static(d) == 1 for d in db[:-2]):
+    if all(static_dim(d) == 1 for d in db[:-2]):
         return "matrix" if len(db) <= len(da) else None
     if len(da) == len(db) and all(_same(x, y) for x, y in zip(da[:-2], db[:-2])):
         return "batched"
@@ -146,10 +140,10 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
     else:
         batch_dims, m_dims = da[:-2], da[-2:-1]
     out_shape = [*da[:-1], n_dim]
-    static = all(_static(d) is not None for d in [*da, *db])
+    static = all(static_dim(d) is not None for d in [*da, *db])
 
     def flat(dims: list[Any]) -> int:      # of static dims
-        return prod([_static(d) for d in dims])
+        return prod([static_dim(d) for d in dims])
 
     idx = "int32" if static and max(flat(da), flat(db), flat(out_shape)) < 2**31 else "int64"
 
@@ -158,7 +152,7 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
 
     def size(d: Any) -> Any:
         """A dim as an index value: a constant, or the symbol cast to the index type."""
-        return i(_static(d)) if _static(d) is not None else i(d)
+        return i(static_dim(d)) if static_dim(d) is not None else i(d)
 
     def product(dims: list[Any]) -> Any:
         out: Any = i(1)
@@ -167,7 +161,7 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
         return out
 
     if static:
-        batch_s, m_s, n_s = flat(batch_dims), flat(m_dims), _static(n_dim)
+        batch_s, m_s, n_s = flat(batch_dims), flat(m_dims), static_dim(n_dim)
         tiles = [TILES[choose_tile(TILES, lambda t: batch_s * -(-m_s // t.bm) * -(-n_s // t.bn))]]
     else:
         tiles = list(dict.fromkeys(TILES))
@@ -223,7 +217,7 @@ def _gemm(a: Any, b: Any, form: str) -> Any:
                     # grid against that). In 64 bits nvcc tests the operands' width and branches to
                     # an inline 32-bit division or, past 2^32, a called routine; this is the
                     # division alone.
-                    if idx == "int64" and _static(n_dim) is None:
+                    if idx == "int64" and static_dim(n_dim) is None:
                         blk32, tiles_n32 = T.bind(tirx.Cast("int32", bx.var)), T.bind(tirx.Cast("int32", tiles_n))
                         z = T.bind(i(tirx.truncdiv(blk32, tiles_n32)))
                         n_tile = T.bind(i(tirx.truncmod(blk32, tiles_n32)))

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .lowering import static_dim
+
 # The trailing static dims must hold at least this many elements, a multiple of a warp, for the
 # rule to take a function (fewer would leave lanes idle where the Fallback's flat index keeps
 # them busy).
@@ -41,12 +43,6 @@ MAX_THREADS = 1024
 MAX_GRID_Y = 65535
 # Rows (warps) a block takes where the last dim is a run-time one.
 ROWS_PER_BLOCK = 4
-
-
-def _static(extent: Any) -> int | None:
-    from tvm import tirx
-
-    return int(extent) if isinstance(extent, (int, tirx.IntImm)) else None
 
 
 def threads_for(inner: int) -> int | None:
@@ -87,7 +83,7 @@ def symbolic_injective_rule() -> Any:
             loops = sch.get_loops(block)
             if not loops or any(sch.get(loop).thread_binding is not None for loop in loops):
                 return None
-            extents = [_static(sch.get(loop).extent) for loop in loops]
+            extents = [static_dim(sch.get(loop).extent) for loop in loops]
             symbolic = [j for j, e in enumerate(extents) if e is None]
             if not symbolic:
                 return None

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from .errors import BridgeError
-from .lowering import thread_per_item
+from .lowering import static_dim, thread_per_item
 
 # One thread per state column on the GPU; False (the CPU checks of pytest, TVM's llvm target): the
 # same arithmetic in a serial loop over the columns.
@@ -41,12 +41,7 @@ def _each_column(count: Any) -> Iterator[Any]:
 
 def _last_dim(x: Any) -> int | None:
     """The static last dim of a Relax tensor, or None (absent input, or symbolic)."""
-    from tvm import tirx
-
-    if x is None:
-        return None
-    d = x.ty.shape.values[-1]
-    return int(d) if isinstance(d, (int, tirx.IntImm)) else None
+    return None if x is None else static_dim(x.ty.shape.values[-1])
 
 
 def _text(value: Any, default: str) -> str:

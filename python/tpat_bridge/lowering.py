@@ -8,14 +8,20 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 
-def static_shape(ty: Any) -> list[int] | None:
-    """The dims of a tensor type when every one is a constant, else None."""
+def static_dim(d: Any) -> int | None:
+    """A dim's (or a loop extent's) value when it is a constant, else None (a run-time size)."""
     from tvm import tirx
 
+    return int(d) if isinstance(d, (int, tirx.IntImm)) else None
+
+
+def static_shape(ty: Any) -> list[int] | None:
+    """The dims of a tensor type when every one is a constant, else None."""
     values = getattr(getattr(ty, "shape", None), "values", None)
-    if values is None or not all(isinstance(d, (int, tirx.IntImm)) for d in values):
+    if values is None:
         return None
-    return [int(d) for d in values]
+    dims = [static_dim(d) for d in values]
+    return None if any(d is None for d in dims) else dims
 
 
 def prod(xs: list[int]) -> int:

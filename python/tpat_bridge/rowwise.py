@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .lowering import call_kernel, default_legalizer, prod, static_shape
+from .lowering import call_kernel, default_legalizer, prod, static_dim, static_shape
 
 WARPS_PER_BLOCK = 4
 MAX_ROW = 2048          # 64 values a lane, kept in registers
@@ -382,7 +382,7 @@ def _rows_and_length(dims: list[Any]) -> tuple[Any, Any]:
     def as64(d: Any) -> Any:
         return tirx.const(int(d), "int64") if isinstance(d, (int, tirx.IntImm)) else tirx.Cast("int64", d)
 
-    static = [int(d) if isinstance(d, (int, tirx.IntImm)) else None for d in dims]
+    static = [static_dim(d) for d in dims]
     if all(d is not None for d in static):
         return prod(static[:-1]), static[-1]
     rows: Any = tirx.const(1, "int64")
